@@ -1,0 +1,291 @@
+"""Machinery shared by the noise callbacks: amounts and schedules, seeded generators, stage gating, state.
+
+Subclasses decide *where* noise goes (``_attach``/``_detach`` install and remove hooks); this module decides
+*when* it is on and *which* random numbers it uses.
+
+Randomness. Each callback owns one ``torch.Generator`` per device. At the start of every batch in an active
+stage the generator is re-seeded with a hash of (base seed, callback identity, rank, stage, batch counter).
+The noise of a batch is therefore a pure function of those values: a run resumed from a checkpoint draws
+exactly the noise an uninterrupted run would have drawn, whatever device the generator lives on, and the
+global RNG is never touched. The base seed is ``seed=`` when given, else the seed passed to
+``lightning.seed_everything`` (``PL_GLOBAL_SEED``), else fresh entropy; rank 0's value is broadcast at
+``setup`` and it is saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lightning_noise.schedules import Schedule, ScheduleLike, as_schedule
+
+Stage = Literal["train", "validate", "test", "predict"]
+STAGES: tuple[str, ...] = ("train", "validate", "test", "predict")
+_STAGE_CODES = {stage: code for code, stage in enumerate(STAGES, start=1)}
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """Hash integers into one 63-bit seed (SplitMix64 finalizer applied per value); stable across runs."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (int(value) & _MASK64)) & _MASK64
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        state = z ^ (z >> 31)
+    return state >> 1
+
+
+def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(stages, str):
+        stages = (stages,)
+    stages = tuple(stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise ValueError(f"`stages` must be a non-empty subset of {list(STAGES)}, got {list(stages)}.")
+    return stages
+
+
+def check_amount(
+    argument: str, schedule: Schedule | Callable[[int], float], check: Callable[[float, str], None]
+) -> None:
+    """Check every value ``schedule`` can take (its ``bounds()``), or its first value for a plain callable."""
+    values = schedule.bounds() if isinstance(schedule, Schedule) else (float(schedule(0)),)
+    for value in values:
+        check(value, argument)
+
+
+def non_negative(value: float, argument: str) -> None:
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"`{argument}` must be >= 0, got {value}.")
+
+
+class NoiseCallback(Callback):
+    """Base class of the noise callbacks. Not used directly.
+
+    Args:
+        name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
+        amounts: the amount arguments by name (``{"std": 0.1}``), each a float or a schedule.
+        stages: stages in which noise is applied.
+        seed: base seed; ``None`` takes the global seed or fresh entropy.
+        unit: whether schedules count optimizer steps or epochs.
+        log_amounts: log the current amounts at every training step.
+        per_rank: draw different noise on each distributed rank (per-sample noise); ``False`` gives every
+            rank the same noise (noise on synchronized quantities).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        amounts: Mapping[str, ScheduleLike],
+        stages: Iterable[Stage] = ("train",),
+        seed: int | None = None,
+        unit: Literal["step", "epoch"] = "step",
+        log_amounts: bool = True,
+        per_rank: bool = True,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"`seed` must be a non-negative integer or None, got {seed!r}.")
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"`unit` must be 'step' or 'epoch', got {unit!r}.")
+        self.name = name
+        self.stages = check_stages(stages)
+        self.seed = seed
+        self.unit = unit
+        self.log_amounts = bool(log_amounts)
+        self.per_rank = per_rank
+        self.schedules = {arg: as_schedule(value, arg) for arg, value in amounts.items()}
+        self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
+        self._base_seed: int | None = None
+        self._batch_seed = 0
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._active_stage: str | None = None
+        self._rank = 0
+        self._train_batches = 0
+        self._calls = 0
+        self._verify_pending = False
+
+    # ----------------------------------------------------------------------------------------------- subclass API
+    def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Install hooks. Called at ``setup``."""
+
+    def _detach(self) -> None:
+        """Remove hooks. Called at ``teardown`` and on exceptions."""
+
+    def _no_call_message(self) -> str:
+        return f"{type(self).__name__} saw no call during the first training batch, so it added no noise."
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    @property
+    def active_stage(self) -> str | None:
+        """The stage whose batch is running with noise on, or ``None`` when noise is off."""
+        return self._active_stage
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The callback's generator on ``device``, seeded for the current batch."""
+        generator = self._generators.get(device)
+        if generator is None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self._batch_seed)
+            self._generators[device] = generator
+        return generator
+
+    def reseed(self, *key: int) -> None:
+        """Seed every generator from (base seed, callback identity, rank if per-rank, *key)."""
+        rank = self._rank if self.per_rank else 0
+        self._batch_seed = mix_seed(self._base_seed or 0, self._identity, rank, *key)
+        for generator in self._generators.values():
+            generator.manual_seed(self._batch_seed)
+
+    def schedule_step(self, trainer: pl.Trainer) -> int:
+        return trainer.global_step if self.unit == "step" else trainer.current_epoch
+
+    def update_amounts(self, step: int) -> dict[str, float]:
+        for argument, schedule in self.schedules.items():
+            self.amounts[argument] = float(schedule(step))
+        return self.amounts
+
+    # ----------------------------------------------------------------------------------------------- state
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name, **self._state_key_fields())
+
+    def _state_key_fields(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def _identity(self) -> int:
+        return zlib.crc32(self.state_key.encode())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self._base_seed, "train_batches": self._train_batches, **self._extra_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        seed = state_dict.get("seed")
+        if seed is not None:
+            self._base_seed = int(seed)
+        self._train_batches = int(state_dict.get("train_batches", self._train_batches))
+        self._load_extra_state(state_dict)
+
+    # ----------------------------------------------------------------------------------------------- lifecycle
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._rank = trainer.global_rank
+        self._base_seed = self._resolve_seed(trainer)
+        self._generators.clear()
+        self._active_stage = None
+        self._detach()
+        self._attach(trainer, pl_module)
+
+    def _resolve_seed(self, trainer: pl.Trainer) -> int:
+        if self.seed is not None:
+            seed = self.seed
+        elif os.environ.get("PL_GLOBAL_SEED"):
+            seed = int(os.environ["PL_GLOBAL_SEED"])
+        else:
+            seed = int.from_bytes(os.urandom(8), "little") >> 1
+        if trainer.world_size > 1:
+            seed = int(trainer.strategy.broadcast(seed, src=0))
+        return seed
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._active_stage = None
+        self._detach()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._active_stage = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._calls = 0
+        self._verify_pending = "train" in self.stages
+
+    # ----------------------------------------------------------------------------------------------- gating
+    def _begin(self, trainer: pl.Trainer, stage: str, *key: int) -> None:
+        if stage not in self.stages:
+            return
+        self.reseed(_STAGE_CODES[stage], *key)
+        self.update_amounts(self.schedule_step(trainer))
+        self._active_stage = stage
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._begin(trainer, "train", self._train_batches)
+        self._train_batches += 1
+        if self.log_amounts and self._active_stage == "train" and trainer.loggers:
+            for argument, value in self.amounts.items():
+                pl_module.log(f"noise/{self.name}_{argument}", value, on_step=True, on_epoch=False, batch_size=1)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._active_stage = None
+        if self._verify_pending:
+            self._verify_pending = False
+            if self._calls == 0:
+                raise RuntimeError(self._no_call_message())
+
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._begin(trainer, "validate", trainer.current_epoch, dataloader_idx, batch_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._active_stage = None
+
+    def on_test_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._begin(trainer, "test", dataloader_idx, batch_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._active_stage = None
+
+    def on_predict_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._begin(trainer, "predict", dataloader_idx, batch_idx)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._active_stage = None
+
+    def _is_on(self, module: torch.nn.Module) -> bool:
+        """Whether a hook on ``module`` should add noise now: an active stage and, in training, train mode."""
+        stage = self._active_stage
+        return stage is not None and (stage != "train" or module.training)
+
+
+def resolve_kind_amount(owner: str, kind: Any, **given: ScheduleLike | None) -> tuple[Any, str, ScheduleLike]:
+    """Pick the noise kind and its one amount argument among ``std=``, ``p=``, ``snr_db=`` and ``amount=``.
+
+    Returns the registered kind, the name of its amount (``std``, ``p`` or ``snr_db``) and the amount given.
+
+    Raises:
+        ValueError: unknown kind, no amount, several amounts, or an amount the kind does not take.
+    """
+    from lightning_noise.functional import get_noise
+
+    noise_kind = get_noise(kind)
+    provided = {argument: value for argument, value in given.items() if value is not None}
+    if len(provided) != 1 or next(iter(provided)) not in (noise_kind.amount, "amount"):
+        got = ", ".join(f"{k}={v!r}" for k, v in provided.items()) or "no amount"
+        raise ValueError(
+            f"{owner}: {noise_kind.name!r} noise takes its amount as `{noise_kind.amount}=` (or `amount=`), got {got}."
+        )
+    return noise_kind, noise_kind.amount, next(iter(provided.values()))

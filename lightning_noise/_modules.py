@@ -1,0 +1,69 @@
+"""Selecting submodules by qualified-name glob or class name."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+from torch import nn
+
+
+def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> tuple[str, ...]:
+    """Validate a pattern list at ``__init__`` time: a non-empty list of non-empty strings."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    patterns = tuple(patterns) if patterns is not None else ()
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ValueError(
+            f"`{argument}` must be a non-empty list of qualified-name globs or class names, got {list(patterns)!r}."
+        )
+    return patterns
+
+
+def _describe(root: nn.Module, limit: int = 40) -> str:
+    rows = [f"{name} ({type(m).__name__})" for name, m in root.named_modules() if name]
+    more = f", ... ({len(rows) - limit} more)" if len(rows) > limit else ""
+    return ", ".join(rows[:limit]) + more if rows else "(the model has no submodules)"
+
+
+def select_modules(root: nn.Module, patterns: Sequence[str], argument: str = "modules") -> list[tuple[str, nn.Module]]:
+    """Submodules of ``root`` whose qualified name matches a glob or whose class name equals a pattern.
+
+    The root itself is never selected. Every pattern must match at least one submodule.
+
+    Args:
+        root: the module to search (usually the LightningModule).
+        patterns: globs over qualified names (``"encoder.*"``, ``"lstm"``) or class names (``"Linear"``).
+        argument: the argument's name, for error messages.
+
+    Raises:
+        ValueError: a pattern matches no submodule; the message lists the submodules that exist.
+    """
+    named = [(name, module) for name, module in root.named_modules() if name]
+    selected: dict[str, nn.Module] = {}
+    unmatched = []
+    for pattern in patterns:
+        hits = [
+            (name, module)
+            for name, module in named
+            if fnmatch.fnmatchcase(name, pattern) or type(module).__name__ == pattern
+        ]
+        if not hits:
+            unmatched.append(pattern)
+        selected.update(hits)
+    if unmatched:
+        raise ValueError(
+            f"`{argument}` pattern(s) {unmatched} match no submodule of {type(root).__name__}. Patterns are globs "
+            f"over qualified names or class names. Submodules: {_describe(root)}."
+        )
+    return [(name, module) for name, module in named if name in selected]
+
+
+def get_submodule(root: nn.Module, name: str, argument: str = "module") -> nn.Module:
+    """``root.get_submodule(name)`` with an error that lists the names that exist."""
+    try:
+        return root.get_submodule(name)
+    except AttributeError:
+        raise ValueError(
+            f"`{argument}`={name!r} is not a submodule of {type(root).__name__}. Submodules: {_describe(root)}."
+        ) from None

@@ -1,0 +1,237 @@
+"""InputNoise: noise on the inputs of the model's ``forward`` (input jitter)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from lightning_noise._base import NoiseCallback, Stage, check_amount, resolve_kind_amount
+from lightning_noise._modules import get_submodule
+from lightning_noise._stats import RunningStd
+from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
+from lightning_noise.functional import NoiseKind
+from lightning_noise.schedules import ScheduleLike
+
+
+class InputNoise(NoiseCallback):
+    r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
+
+    A forward pre-hook replaces the floating-point tensors among the arguments of ``forward`` with noisy copies.
+    Only what ``forward`` sees changes: the batch held by ``training_step`` stays clean, so a loss computed
+    against the batch (a denoising autoencoder's reconstruction target) sees clean data. The dataset is never
+    modified.
+
+    Noise is drawn independently per element (per sample and per feature) at every call, from the callback's
+    own generator, re-seeded at each batch from (seed, rank, batch counter): different on each DDP rank,
+    identical on a resumed run. By default it is on only in training batches while the module is in train
+    mode: never in the sanity check, validation, test or predict, unless ``stages`` says otherwise.
+
+    Args:
+        std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
+        kind: a registered noise kind: ``gaussian`` (default), ``uniform``, ``multiplicative``,
+            ``salt_and_pepper``, ``dropout``, ``snr`` or one added with ``functional.register_noise``.
+        p: fraction of elements, for ``salt_and_pepper`` and ``dropout``.
+        snr_db: signal-to-noise ratio in dB, for ``snr``.
+        amount: the amount under its generic name, for kinds registered by users.
+        kind_kwargs: extra keyword arguments of the noise function (``{"low": -1.0, "high": 1.0}``).
+        module: qualified name of the submodule whose inputs get noise; default the LightningModule itself.
+        inputs: which arguments get noise: positional indices, keyword names, or keys of a dict argument.
+            Default: every floating-point tensor among the arguments.
+        relative: scale the noise by each feature's standard deviation, estimated from the clean training
+            inputs seen so far (for inputs that are not standardized). Additive and multiplicative kinds only.
+        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
+        unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        name: name used in logged metrics and in the checkpoint state key.
+
+    Raises:
+        ValueError: a bad amount, kind, stage or seed (in ``__init__``); ``module`` that does not exist (at
+            ``setup``).
+        TypeError: the selected inputs hold no floating-point tensor (at the first forward call, which the
+            sanity check usually makes before training).
+        RuntimeError: no forward call reached the hook during the first training batch.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_noise import InputNoise, schedules
+        >>> trainer = Trainer(callbacks=[InputNoise(std=0.1)])                                # input jitter
+        >>> trainer = Trainer(callbacks=[InputNoise(std=schedules.Linear(0.2, 0.0, steps=1000))])
+        >>> trainer = Trainer(callbacks=[InputNoise(p=0.05, kind="salt_and_pepper")])
+        >>> trainer = Trainer(callbacks=[InputNoise(std=0.1, stages=["test"])])  # test-time robustness
+    """
+
+    def __init__(
+        self,
+        std: ScheduleLike | None = None,
+        *,
+        kind: str = "gaussian",
+        p: ScheduleLike | None = None,
+        snr_db: ScheduleLike | None = None,
+        amount: ScheduleLike | None = None,
+        kind_kwargs: Mapping[str, Any] | None = None,
+        module: str | None = None,
+        inputs: Sequence[int | str] | None = None,
+        relative: bool = False,
+        stages: Iterable[Stage] = ("train",),
+        seed: int | None = None,
+        unit: Literal["step", "epoch"] = "step",
+        log_amounts: bool = True,
+        name: str = "input",
+    ) -> None:
+        noise_kind, argument, value = resolve_kind_amount(
+            type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
+        )
+        super().__init__(
+            name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+        )
+        check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        if relative and not noise_kind.elementwise_scale:
+            raise ValueError(
+                f"`relative=True` needs a kind whose amount scales per feature "
+                f"(gaussian, uniform, multiplicative), got kind={noise_kind.name!r}."
+            )
+        if inputs is not None:
+            if isinstance(inputs, (str, int)):
+                inputs = [inputs]
+            if not inputs or not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in inputs):
+                raise ValueError(
+                    f"`inputs` must be None or a non-empty list of positional indices and argument or key names, "
+                    f"got {inputs!r}."
+                )
+        if module is not None and (not isinstance(module, str) or not module):
+            raise ValueError(f"`module` must be a submodule's qualified name or None, got {module!r}.")
+        self.kind: NoiseKind = noise_kind
+        self.amount_name = argument
+        self.kind_kwargs = dict(kind_kwargs or {})
+        self.module = module
+        self.inputs = tuple(inputs) if inputs is not None else None
+        self.relative = bool(relative)
+        self._stats: dict[str, RunningStd] = {}
+        self._handle: RemovableHandle | None = None
+        self._target_name = ""
+        self._validated = False
+
+    def _state_key_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind.name, "module": self.module, "inputs": self.inputs}
+
+    # ---------------------------------------------------------------------------------------------- hooks
+    def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        target = pl_module if self.module is None else get_submodule(pl_module, self.module, "module")
+        self._target_name = type(pl_module).__name__ + ("" if self.module is None else f".{self.module}")
+        self._validated = False
+        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+
+    def _detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        self._calls += 1
+        if not self._validated:
+            self._validate(args, kwargs)
+        if not self._is_on(module):
+            return None
+        new_args = []
+        for index, arg in enumerate(args):
+            if self._selected(index):
+                arg = self._noise_item(index, arg)
+            elif isinstance(arg, Mapping):
+                arg = self._select_from_mapping(index, arg)
+            new_args.append(arg)
+        new_kwargs = {k: self._noise_item(k, v) if self._selected(k) else v for k, v in kwargs.items()}
+        return tuple(new_args), new_kwargs
+
+    def _selected(self, key: int | str) -> bool:
+        return self.inputs is None or key in self.inputs
+
+    def _noise_item(self, key: int | str, item: Any) -> Any:
+        return map_floating(item, lambda t, i: self._noise_tensor(f"{key}.{i}", t))
+
+    def _select_from_mapping(self, key: int, item: Mapping) -> Any:
+        """Noise the selected keys of a dict passed as a positional argument."""
+        wanted = [k for k in self.inputs or () if isinstance(k, str) and k in item]
+        if not wanted:
+            return item
+        out = dict(item)
+        for k in wanted:
+            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}.{i}", t))
+        return type(item)(out) if not isinstance(item, dict) else out
+
+    def _noise_tensor(self, path: str, x: Tensor) -> Tensor:
+        value = self.amounts[self.amount_name]
+        if self.relative:
+            value = value * self._feature_std(path, x)
+        return self.kind.fn(x, value, self.generator(x.device), **self.kind_kwargs)
+
+    def _feature_std(self, path: str, x: Tensor) -> Tensor:
+        stats = self._stats.setdefault(path, RunningStd())
+        if self._active_stage == "train":
+            stats.update(x)
+        if stats.count < 2:
+            fresh = RunningStd()
+            fresh.update(x)
+            stats = fresh if fresh.count >= 2 else stats
+        if stats.count < 2:
+            raise RuntimeError(
+                "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
+                "the first batch had one. Use a batch size of 2 or more."
+            )
+        return stats.std().to(x.dtype)
+
+    # ---------------------------------------------------------------------------------------------- checks
+    def _validate(self, args: tuple, kwargs: dict) -> None:
+        """Check once, at the first call in any stage, that the selected inputs hold floating-point tensors."""
+        if self.inputs is not None:
+            known = set(range(len(args))) | set(kwargs) | {
+                k for a in args if isinstance(a, Mapping) for k in a
+            }
+            missing = [k for k in self.inputs if k not in known]
+            if missing:
+                raise ValueError(
+                    f"InputNoise `inputs` {missing} are not among the arguments of {self._target_name}.forward: "
+                    f"{len(args)} positional, keywords {sorted(kwargs)}, dict keys "
+                    f"{sorted(k for a in args if isinstance(a, Mapping) for k in a)}."
+                )
+        chosen = self._chosen(args, kwargs)
+        if not any(t.is_floating_point() for t in tensors_in(chosen)):
+            raise TypeError(
+                f"InputNoise found no floating-point tensor to noise among the inputs of {self._target_name}.forward "
+                f"(got {describe_dtypes(chosen)}). Integer inputs such as token ids cannot take "
+                f"{self.kind.name} noise: noise the embedding output instead, e.g. "
+                "ActivationNoise(std=..., modules=['Embedding'])."
+            )
+        self._validated = True
+
+    def _chosen(self, args: tuple, kwargs: dict) -> list[Any]:
+        if self.inputs is None:
+            return [list(args), kwargs]
+        chosen: list[Any] = []
+        for key in self.inputs:
+            if isinstance(key, int) and key < len(args):
+                chosen.append(args[key])
+            elif key in kwargs:
+                chosen.append(kwargs[key])
+            chosen.extend(a[key] for a in args if isinstance(a, Mapping) and key in a)
+        return chosen
+
+    def _no_call_message(self) -> str:
+        return (
+            f"InputNoise hooks {self._target_name}.forward, but nothing called it during the first training batch, "
+            "so no noise would be added. If training_step calls a submodule directly (e.g. self.model(x)), either "
+            "call self(x) instead or pass module='model' so the hook sits on the module that runs."
+        )
+
+    # ---------------------------------------------------------------------------------------------- state
+    def _extra_state(self) -> dict[str, Any]:
+        return {"feature_stats": {k: s.state_dict() for k, s in self._stats.items()}} if self.relative else {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        for key, stats in state.get("feature_stats", {}).items():
+            self._stats.setdefault(key, RunningStd()).load_state_dict(stats)
