@@ -9,8 +9,10 @@ Example::
 
 from lightning_noise import functional, schedules
 from lightning_noise.activation_noise import ActivationNoise
+from lightning_noise.gradient_noise import GradientNoise
 from lightning_noise.input_noise import InputNoise
+from lightning_noise.weight_noise import WeightNoise
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationNoise", "InputNoise", "functional", "schedules", "__version__"]
+__all__ = ["ActivationNoise", "GradientNoise", "InputNoise", "WeightNoise", "functional", "schedules", "__version__"]
