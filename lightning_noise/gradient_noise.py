@@ -12,7 +12,7 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_noise._base import NoiseCallback, check_amount, non_negative
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, fill_standard_, flat_groups
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, flat_groups, standard_noise
 from lightning_noise.schedules import Annealed, ScheduleLike
 
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
@@ -216,22 +216,19 @@ class GradientNoise(NoiseCallback):
         """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters (one draw per flat group)."""
         table = self._noise_table() if self.sampler == "table" else None
         for number, group in enumerate(plan.groups):
-            fill_standard_(
-                group.buffer,
-                distribution="normal",
-                generator=self.generator(group.device),
-                table=table,
-                key=self._batch_seed + number,
-            )
             grads = [plan.params[i].grad for i in group.indices]
-            if any(g is None for g in grads):
-                pairs = [(g, v) for g, v in zip(grads, group.views) if g is not None]
-                if not pairs:
-                    continue
-                grads, noise = [g for g, _ in pairs], [v for _, v in pairs]
-            else:
-                noise = group.views
-            torch._foreach_add_(grads, noise, alpha=std)
+            present = [g is not None for g in grads]
+            if not any(present):
+                continue
+            terms = standard_noise(
+                group, distribution="normal", generator=self.generator(group.device), table=table,
+                key=self._batch_seed + number,
+            )  # fmt: skip
+            if not all(present):
+                grads = [g for g, keep in zip(grads, present) if keep]
+                terms = [([v for v, keep in zip(views, present) if keep], sign) for views, sign in terms]
+            for views, sign in terms:
+                torch._foreach_add_(grads, views, alpha=sign * std)
 
     def _noise_table(self) -> NoiseTable:
         seed = self._base_seed or 0

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, check_amount, non_negative
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, fill_standard_, flat_groups
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, flat_groups, standard_noise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
 
@@ -152,7 +152,8 @@ class WeightNoise(NoiseCallback):
         self._params = [param for _, param in chosen.values()]
         detached = [p.detach() for p in self._params]
         self._groups = flat_groups(detached)
-        self._noise = flat_groups(detached)
+        # The table sampler reads views of the table and needs no noise buffer, only the layout.
+        self._noise = self._groups if self.sampler == "table" else flat_groups(detached)
         self._group_params = [[self._params[i] for i in group.indices] for group in self._groups]
         self._perturbed = False
         self._register_state_dict_hooks(pl_module)
@@ -201,17 +202,18 @@ class WeightNoise(NoiseCallback):
         for number, (clean, noise, params) in enumerate(zip(self._groups, self._noise, self._group_params)):
             with torch.no_grad():
                 torch._foreach_copy_(clean.views, params)
-                fill_standard_(
-                    noise.buffer,
+                terms = standard_noise(
+                    noise,
                     distribution=distribution,
                     generator=self.generator(noise.device),
                     table=table,
                     key=self._batch_seed + number,
                 )
-                if self.kind == "multiplicative":
-                    torch._foreach_addcmul_(params, clean.views, noise.views, value=std)
-                else:
-                    torch._foreach_add_(params, noise.views, alpha=std)
+                for views, sign in terms:
+                    if self.kind == "multiplicative":
+                        torch._foreach_addcmul_(params, clean.views, views, value=sign * std)
+                    else:
+                        torch._foreach_add_(params, views, alpha=sign * std)
         self._perturbed = True
 
     def restore(self) -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lightning_noise._flat import NoiseTable, flat_groups
+from lightning_noise._flat import NoiseTable, flat_groups, standard_noise
 
 N = 200_000
 
@@ -76,3 +76,15 @@ def test_flat_groups_views_share_one_buffer():
     assert [g.indices for g in groups] == [[0, 1], [2]]
     groups[0].buffer.copy_(torch.arange(17.0))
     assert groups[0].views[0].shape == (3, 4) and groups[0].views[1].tolist() == [12.0, 13.0, 14.0, 15.0, 16.0]
+
+
+def test_windows_are_the_draw_cut_like_the_group():
+    """What the callbacks add (two foreach terms over views of the table) equals the draw ``fill_`` writes."""
+    tensors = [torch.zeros(30, 40), torch.zeros(7)]
+    group = flat_groups(tensors)[0]
+    table = NoiseTable(4096, seed=6)
+    terms = standard_noise(group, distribution="normal", generator=torch.Generator(), table=table, key=11)
+    total = [sum(sign * views[i] for views, sign in terms) for i in range(2)]
+    expected = draw(table, 11, 1207)
+    assert torch.allclose(torch.cat([t.flatten() for t in total]), expected, atol=1e-6)
+    assert all(views[0].data_ptr() != group.buffer.data_ptr() for views, _ in terms), "views of the table"
