@@ -28,7 +28,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_noise._base import mix_seed
+from lightning_noise._base import NoiseCallback, check_amount, mix_seed, non_negative
+from lightning_noise.schedules import ScheduleLike
 
 Sampler = Literal["exact", "table"]
 SAMPLERS: tuple[str, ...] = ("exact", "table")
@@ -162,3 +163,44 @@ def standard_noise(
         return [(first, 1.0), (second, sign)]
     group.buffer.normal_(generator=generator)
     return [(group.views, 1.0)]
+
+
+class ParameterNoise(NoiseCallback):
+    """Shared base of WeightNoise and GradientNoise: one ``std`` amount, training only, the same noise on every
+    rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint).
+    """
+
+    def __init__(
+        self,
+        *,
+        std: ScheduleLike,
+        sampler: Sampler,
+        table_size: int,
+        seed: int | None,
+        unit: Literal["step", "epoch"],
+        log_amounts: bool,
+        name: str,
+    ) -> None:
+        check_sampler(sampler, table_size, type(self).__name__)
+        super().__init__(
+            name=name,
+            amounts={"std": std},
+            stages=("train",),
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+            per_rank=False,
+        )
+        check_amount("std", self.schedules["std"], non_negative)
+        self.sampler = sampler
+        self.table_size = table_size
+        self._table: NoiseTable | None = None
+
+    def _noise_table(self) -> NoiseTable | None:
+        """The table drawn from the current base seed, or ``None`` for the exact sampler."""
+        if self.sampler != "table":
+            return None
+        seed = self._base_seed or 0
+        if self._table is None or self._table.seed != seed:
+            self._table = NoiseTable(self.table_size, seed)
+        return self._table

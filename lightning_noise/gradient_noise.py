@@ -11,8 +11,14 @@ import lightning.pytorch as pl
 import torch
 from torch.optim import Optimizer
 
-from lightning_noise._base import NoiseCallback, check_amount, non_negative
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, flat_groups, standard_noise
+from lightning_noise._flat import (
+    DEFAULT_TABLE_SIZE,
+    FlatGroup,
+    ParameterNoise,
+    Sampler,
+    flat_groups,
+    standard_noise,
+)
 from lightning_noise.schedules import Annealed, ScheduleLike
 
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
@@ -36,7 +42,7 @@ class _Plan:
     groups: list[FlatGroup]
 
 
-class GradientNoise(NoiseCallback):
+class GradientNoise(ParameterNoise):
     r"""Add Gaussian noise to the gradients before every optimizer step (Neelakantan et al., 2015).
 
     At each optimizer step ``t`` (the number of optimizer steps taken so far, ``trainer.global_step``), every
@@ -116,7 +122,6 @@ class GradientNoise(NoiseCallback):
             raise ValueError(f"GradientNoise: `gamma` goes with `eta`, got gamma={gamma!r} with std={std!r}.")
         if eta is not None:
             std = Annealed(_check_number(eta, "eta"), _check_number(0.55 if gamma is None else gamma, "gamma"))
-        check_sampler(sampler, table_size, "GradientNoise")
         if param_groups is not None:
             param_groups = [param_groups] if isinstance(param_groups, int) else list(param_groups)
             if not param_groups or not all(
@@ -126,19 +131,9 @@ class GradientNoise(NoiseCallback):
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
         super().__init__(
-            name=name,
-            amounts={"std": std},
-            stages=("train",),
-            seed=seed,
-            unit=unit,
-            log_amounts=log_amounts,
-            per_rank=False,
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
         )
-        check_amount("std", self.schedules["std"], non_negative)
         self.param_groups = tuple(sorted(set(param_groups))) if param_groups is not None else None
-        self.sampler = sampler
-        self.table_size = table_size
-        self._table: NoiseTable | None = None
         self._plans: dict[int, _Plan] = {}
         self._step_handles: list[Any] = []
         self._optimizer_steps = 0
@@ -215,7 +210,7 @@ class GradientNoise(NoiseCallback):
 
     def add_noise_(self, plan: _Plan, std: float) -> None:
         """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters (one draw per flat group)."""
-        table = self._noise_table() if self.sampler == "table" else None
+        table = self._noise_table()
         for number, group in enumerate(plan.groups):
             grads = [plan.params[i].grad for i in group.indices]
             present = [g is not None for g in grads]
@@ -230,12 +225,6 @@ class GradientNoise(NoiseCallback):
                 terms = [([v for v, keep in zip(views, present) if keep], sign) for views, sign in terms]
             for views, sign in terms:
                 torch._foreach_add_(grads, views, alpha=sign * std)
-
-    def _noise_table(self) -> NoiseTable:
-        seed = self._base_seed or 0
-        if self._table is None or self._table.seed != seed:
-            self._table = NoiseTable(self.table_size, seed)
-        return self._table
 
     def _plan(self, optimizer: Optimizer) -> _Plan:
         """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change."""

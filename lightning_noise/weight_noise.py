@@ -10,8 +10,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_noise._base import NoiseCallback, check_amount, non_negative
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, FlatGroup, NoiseTable, Sampler, check_sampler, flat_groups, standard_noise
+from lightning_noise._flat import (
+    DEFAULT_TABLE_SIZE,
+    FlatGroup,
+    ParameterNoise,
+    Sampler,
+    flat_groups,
+    standard_noise,
+)
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
 
@@ -19,7 +25,7 @@ Kind = Literal["gaussian", "uniform", "multiplicative"]
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
 
 
-class WeightNoise(NoiseCallback):
+class WeightNoise(ParameterNoise):
     r"""Train on noisy weights: the loss and its gradients are computed at ``w + noise``, the update applies to ``w``.
 
     At the start of every training batch (``on_train_batch_start``) the selected parameters are copied into a
@@ -89,26 +95,15 @@ class WeightNoise(NoiseCallback):
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"WeightNoise: `kind` must be one of {list(KINDS)}, got {kind!r}.")
-        check_sampler(sampler, table_size, "WeightNoise")
         if sampler == "table" and kind == "uniform":
             raise ValueError("WeightNoise: `sampler='table'` holds normal numbers; use it with kind 'gaussian' or "
                              "'multiplicative', got kind='uniform'.")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
         super().__init__(
-            name=name,
-            amounts={"std": std},
-            stages=("train",),
-            seed=seed,
-            unit=unit,
-            log_amounts=log_amounts,
-            per_rank=False,
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
         )
-        check_amount("std", self.schedules["std"], non_negative)
         self.kind = kind
         self.biases = bool(biases)
-        self.sampler = sampler
-        self.table_size = table_size
-        self._table: NoiseTable | None = None
         self._params: list[nn.Parameter] = []
         self._names: list[str] = []
         self._groups: list[FlatGroup] = []  # clean copies
@@ -198,7 +193,7 @@ class WeightNoise(NoiseCallback):
         std = self.amounts["std"]
         if self._active_stage != "train" or std == 0 or not self._params:
             return
-        table = self._noise_table() if self.sampler == "table" else None
+        table = self._noise_table()
         distribution = "uniform" if self.kind == "uniform" else "normal"
         for number, (clean, noise, params) in enumerate(zip(self._groups, self._noise, self._group_params)):
             with torch.no_grad():
@@ -225,12 +220,6 @@ class WeightNoise(NoiseCallback):
             for clean, params in zip(self._groups, self._group_params):
                 torch._foreach_copy_(params, clean.views)
         self._perturbed = False
-
-    def _noise_table(self) -> NoiseTable:
-        seed = self._base_seed or 0
-        if self._table is None or self._table.seed != seed:
-            self._table = NoiseTable(self.table_size, seed)
-        return self._table
 
     # ---------------------------------------------------------------------------------------------- restore
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_noise import GradientNoise, WeightNoise
+from tests.helpers import trainer as quiet_trainer
 
 
 class TwoLayers(pl.LightningModule):
@@ -44,17 +45,8 @@ def main(out: Path) -> None:
     per_rank = GradientNoise(std=0.05, param_groups=[1], name="per_rank_control")
     per_rank.per_rank = True  # the control: independent noise on each rank, what the library must not do
     callbacks = [GradientNoise(eta=0.01, param_groups=[0]), per_rank, WeightNoise(std=0.05, biases=True)]
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
-        max_steps=6,
-        accumulate_grad_batches=2,
-        callbacks=callbacks,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
+    trainer = quiet_trainer(
+        devices=2, strategy="ddp", max_steps=6, max_epochs=None, accumulate_grad_batches=2, callbacks=callbacks
     )
     model = TwoLayers()
     trainer.fit(model, data)
