@@ -80,14 +80,14 @@ def flat_groups(tensors: Sequence[Tensor]) -> list[FlatGroup]:
 class NoiseTable:
     """A fixed table of standard normal numbers, read as the signed sum of two windows at keyed offsets.
 
-    The table holds ``size`` numbers drawn once from ``seed`` (on the CPU, so every device sees the same
-    table), standardized to mean 0 and variance 1/2 over the table. A draw of ``n`` numbers under an integer
-    key is ``table[o1:o1+n] + s * table[o2:o2+n]``, with ``o1 != o2`` and the sign ``s`` derived from the key
-    by hashing: no random number is generated per draw and no value goes from the device to the host.
+    The table holds ``size`` numbers drawn once from ``seed`` (on the CPU, so every device sees the same table),
+    standardized to mean 0 and variance 1/2 over the table. A draw of ``n`` numbers under an integer key is
+    ``table[o1:o1+n] + s * table[o2:o2+n]``, with ``o1 != o2`` and the sign ``s`` derived from the key by
+    hashing: no random number is generated per draw and no value goes from the device to the host.
     :meth:`windows` returns the two windows as views cut like a :class:`FlatGroup` (callers add them with two
-    foreach ops); :meth:`fill_` writes the sum into a buffer. Each element of a draw is a sum of two distinct table entries, so within a
-    draw the elements are independent and ~N(0, 1) (as far as the table is a sample of N(0, 1)); across draws
-    they are not independent, since windows overlap.
+    foreach ops); :meth:`fill_` writes the sum into a buffer. Each element of a draw is a sum of two distinct
+    table entries, so within a draw the elements are independent and ~N(0, 1) (as far as the table is a sample
+    of N(0, 1)); across draws they are not independent, since windows overlap.
 
     Args:
         size: number of entries; grown to ``2 * n`` (plus one) when a buffer of ``n`` elements is filled.

@@ -154,7 +154,8 @@ class GradientNoise(ParameterNoise):
             self.per_rank = True  # each rank owns different shards: identical noise would repeat across them
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         for index, optimizer in enumerate(trainer.optimizers):
-            if scaler is not None and _optimizer_handles_unscaling is not None and _optimizer_handles_unscaling(optimizer):
+            fused = _optimizer_handles_unscaling is not None and _optimizer_handles_unscaling(optimizer)
+            if scaler is not None and fused:
                 raise ValueError(
                     f"GradientNoise needs unscaled gradients, but optimizer {index} ({type(optimizer).__name__}) "
                     "unscales inside its step (fused) under 16-bit AMP. Use a non-fused optimizer or bf16."
