@@ -10,7 +10,9 @@ Example::
 from lightning_noise import functional, schedules
 from lightning_noise.activation_noise import ActivationNoise
 from lightning_noise.input_noise import InputNoise
+from lightning_noise.label_noise import LabelNoise
+from lightning_noise.target_noise import TargetNoise
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationNoise", "InputNoise", "functional", "schedules", "__version__"]
+__all__ = ["ActivationNoise", "InputNoise", "LabelNoise", "TargetNoise", "functional", "schedules", "__version__"]
