@@ -344,7 +344,8 @@ class LabelNoise(LossTargetCallback):
             target = flip_labels(target, k, self.amounts["flip"], generator, ignore_index=ignore_index)
         if eps == 0:
             return target
-        dtype = input.dtype if input.is_floating_point() else torch.float32
+        # At least float32, so 1 - eps is not rounded to bfloat16; cross-entropy promotes bf16/fp16 logits to match.
+        dtype = torch.promote_types(input.dtype, torch.float32) if input.is_floating_point() else torch.float32
         soft = smooth_labels(
             target, k, eps, style=self.style, class_dim=class_dim, ignore_index=ignore_index, dtype=dtype
         )

@@ -352,3 +352,9 @@ def test_flipping_with_nll_loss_works():
     fit(LabelNoise(flip=0.5, seed=0), model)
     clean, seen = train_targets(model)
     assert (seen != clean).any() and seen.dtype == torch.int64
+
+
+def test_bf16_mixed_precision_keeps_float32_soft_targets():
+    model, _ = fit(LabelNoise(smoothing=0.1, seed=0), precision="bf16-mixed")
+    target = model.loss.calls("train")[0][1]
+    assert target.dtype == torch.float32 and torch.equal(target.max(dim=1).values, torch.full((16,), 0.9))
