@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.modules.loss import _Loss
 from torch.utils.hooks import RemovableHandle
 
@@ -114,7 +114,9 @@ class LossTargetCallback(NoiseCallback):
         log_amounts: bool,
     ) -> None:
         if loss is not None and (not isinstance(loss, str) or not loss):
-            raise ValueError(f"`loss` must be the attribute path of the loss module (e.g. 'loss') or None, got {loss!r}.")
+            raise ValueError(
+                f"`loss` must be the attribute path of the loss module (e.g. 'loss') or None, got {loss!r}."
+            )
         super().__init__(name=name, amounts=amounts, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts)
         self.loss = loss
         self._handle: RemovableHandle | None = None

@@ -36,6 +36,7 @@ def smooth_labels(
 
     Example::
 
+        >>> import torch
         >>> smooth_labels(torch.tensor([0, 2]), 3, 0.1)
         tensor([[0.9000, 0.0500, 0.0500],
                 [0.0500, 0.0500, 0.9000]])
@@ -53,7 +54,9 @@ def smooth_labels(
     return out if valid is None else out * valid.unsqueeze(class_dim)
 
 
-def smooth_probabilities(target: Tensor, num_classes: int, smoothing: float, *, style: SmoothingStyle = "book") -> Tensor:
+def smooth_probabilities(
+    target: Tensor, num_classes: int, smoothing: float, *, style: SmoothingStyle = "book"
+) -> Tensor:
     """Smooth probability (or binary) targets: the same formulas as :func:`smooth_labels`, applied elementwise.
 
     ``book``: ``y * (1 - eps) + (1 - y) * eps / (k - 1)``; ``uniform``: ``y * (1 - eps) + eps / k``. For binary
@@ -307,7 +310,9 @@ class LabelNoise(LossTargetCallback):
             return
         class_dim = 1 if input.ndim > 1 else 0
         k = input.shape[class_dim] if input.ndim else 0
-        expected = tuple(input.shape) if form == "probabilities" else tuple(input.shape[:class_dim] + input.shape[class_dim + 1 :])
+        expected = tuple(input.shape)
+        if form != "probabilities":
+            expected = expected[:class_dim] + expected[class_dim + 1 :]
         if tuple(target.shape) != expected:
             raise ValueError(
                 f"LabelNoise: targets of shape {tuple(target.shape)} do not fit logits of shape {tuple(input.shape)} "
@@ -363,7 +368,9 @@ class LabelNoise(LossTargetCallback):
         return target if eps == 0 else smooth_probabilities(target, 2, eps, style=self.style)
 
 
-def _index_mean_correction(target: Tensor, weight: Tensor | None, ignore_index: int | None, dtype: torch.dtype) -> Tensor:
+def _index_mean_correction(
+    target: Tensor, weight: Tensor | None, ignore_index: int | None, dtype: torch.dtype
+) -> Tensor:
     """Factor that turns the probability-target mean (over all N positions) into the index-target mean.
 
     ``CrossEntropyLoss`` divides by ``N`` for probability targets but by ``sum(weight[y])`` over non-ignored

@@ -76,7 +76,13 @@ class TargetNoise(LossTargetCallback):
             type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
         )
         super().__init__(
-            loss=loss, name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            loss=loss,
+            name=name,
+            amounts={argument: value},
+            stages=stages,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
         )
         check_amount(argument, self.schedules[argument], noise_kind.check_amount)
         self.kind: NoiseKind = noise_kind

@@ -67,7 +67,8 @@ def test_smooth_labels_equal_formula_exactly(k, style, dtype):
 def test_loss_sees_formula_and_equals_pytorch_label_smoothing(k, style):
     eps_torch = 0.1
     eps = eps_torch * (k - 1) / k if style == "book" else eps_torch  # eps_book = eps_torch * (k - 1) / k
-    model, _ = fit(LabelNoise(smoothing=eps, style=style, seed=0), Classifier(classes=k), classification_data(classes=k))
+    callback = LabelNoise(smoothing=eps, style=style, seed=0)
+    model, _ = fit(callback, Classifier(classes=k), classification_data(classes=k))
     reference = nn.CrossEntropyLoss(label_smoothing=eps_torch)
     calls = model.loss.calls("train")
     clean = [y for s, y in model.clean if s == "train"]
