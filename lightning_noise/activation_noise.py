@@ -108,9 +108,9 @@ class ActivationNoise(NoiseCallback):
         self._validated = set()
         for name, module in selected:
             if self.where == "output":
-                handle = module.register_forward_hook(self._make_output_hook(name))
+                handle = module.register_forward_hook(self._make_output_hook(name), prepend=True)
             else:
-                handle = module.register_forward_pre_hook(self._make_input_hook(name))
+                handle = module.register_forward_pre_hook(self._make_input_hook(name), prepend=True)
             self._handles.append(handle)
 
     def _detach(self) -> None:

@@ -125,7 +125,7 @@ class InputNoise(NoiseCallback):
         target = pl_module if self.module is None else get_submodule(pl_module, self.module, "module")
         self._target_name = type(pl_module).__name__ + ("" if self.module is None else f".{self.module}")
         self._validated = False
-        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True, prepend=True)
 
     def _detach(self) -> None:
         if self._handle is not None:
