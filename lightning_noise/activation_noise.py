@@ -39,7 +39,7 @@ class ActivationNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
@@ -125,6 +125,8 @@ class ActivationNoise(NoiseCallback):
                 self._validate(name, module, output)
             if not self._is_on(module):
                 return None
+            if isinstance(output, Tensor):
+                return self._noise(output, 0)
             return map_floating(output, self._noise)
 
         return hook

@@ -46,7 +46,7 @@ class InputNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
@@ -152,7 +152,9 @@ class InputNoise(NoiseCallback):
         return self.inputs is None or key in self.inputs
 
     def _noise_item(self, key: int | str, item: Any) -> Any:
-        return map_floating(item, lambda t, i: self._noise_tensor(f"{key}.{i}", t))
+        if isinstance(item, Tensor):
+            return self._noise_tensor(key, 0, item) if item.is_floating_point() else item
+        return map_floating(item, lambda t, i: self._noise_tensor(key, i, t))
 
     def _select_from_mapping(self, key: int, item: Mapping) -> Any:
         """Noise the selected keys of a dict passed as a positional argument."""
@@ -161,13 +163,13 @@ class InputNoise(NoiseCallback):
             return item
         out = dict(item)
         for k in wanted:
-            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}.{i}", t))
+            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}", i, t))
         return type(item)(out) if not isinstance(item, dict) else out
 
-    def _noise_tensor(self, path: str, x: Tensor) -> Tensor:
+    def _noise_tensor(self, key: int | str, index: int, x: Tensor) -> Tensor:
         value = self.amounts[self.amount_name]
         if self.relative:
-            value = value * self._feature_std(path, x)
+            value = value * self._feature_std(f"{key}.{index}", x)
         return self.kind.fn(x, value, self.generator(x.device), **self.kind_kwargs)
 
     def _feature_std(self, path: str, x: Tensor) -> Tensor:
