@@ -17,6 +17,18 @@ from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
+def _is_step_redirection(module: nn.Module) -> bool:
+    """Whether this call of a LightningModule is Lightning's forward redirection, not a real ``forward``.
+
+    Under DDP, FSDP and DeepSpeed, Lightning runs ``training_step`` through the wrapper's ``forward``: it patches
+    the module's ``forward`` with a function that calls ``training_step`` and calls the module with the step's
+    arguments (the batch). A pre-hook must let that call through untouched, or it would noise the batch that
+    ``training_step`` receives, and again the inputs of the real ``self(x)``.
+    """
+    patched = module.__dict__.get("forward")
+    return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
+
+
 class InputNoise(NoiseCallback):
     r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
 
@@ -133,6 +145,8 @@ class InputNoise(NoiseCallback):
             self._handle = None
 
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if _is_step_redirection(module):
+            return None
         self._calls += 1
         if not self._validated:
             self._validate(args, kwargs)
