@@ -150,7 +150,7 @@ class LossTargetCallback(NoiseCallback):
         self._check_loss(name, module)
         self._argument_names = forward_argument_names(module)
         self._loss_name, self._loss_module = name, module
-        self._handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+        self._handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True, prepend=True)
 
     def _detach(self) -> None:
         if self._handle is not None:
