@@ -10,6 +10,7 @@ Example::
 from lightning_noise import functional, schedules
 from lightning_noise.activation_noise import ActivationNoise
 from lightning_noise.input_noise import InputNoise
+from lightning_noise.robustness import RobustnessEvaluation, evaluate_robustness
 
 __version__ = "0.1.0"
 

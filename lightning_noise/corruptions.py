@@ -14,7 +14,8 @@ Presets (:func:`get_corruption`):
 name                definition                                     levels (severity 1..5)
 =================== ============================================== ===========================================
 ``gaussian``        ``x + N(0, std^2)``, not clipped (any data)    std 0.1, 0.2, 0.3, 0.5, 1.0
-``salt_and_pepper`` fraction ``p`` set to 0 or 1 (half each)       p 0.02, 0.05, 0.1, 0.2, 0.3
+``salt_and_pepper`` fraction ``p`` set to 0 or 1 (half each),       p 0.02, 0.05, 0.1, 0.2, 0.3
+                    not clipped
 ``gaussian_noise``  CIFAR-10-C: ``clip(x + N(0, c^2))``            c 0.04, 0.06, 0.08, 0.09, 0.10
 ``shot_noise``      CIFAR-10-C: ``clip(Poisson(x * c) / c)``       c 500, 250, 100, 75, 50
 ``impulse_noise``   CIFAR-10-C: salt-and-pepper, fraction c        c 0.01, 0.02, 0.03, 0.05, 0.07
@@ -158,6 +159,8 @@ class Corruption:
         fn: ``fn(x, level, generator) -> Tensor``, out of place, same shape, dtype and device.
         levels: the amount at severities 1, 2, ...; a non-empty sequence of non-negative numbers.
         amount: what a level measures, for display (``"std"``, ``"p"``, ``"rate"``).
+        unit_range: the corruption expects inputs in [0, 1] (images) and clips to it; robustness evaluation
+            warns when the inputs fall outside.
 
     Raises:
         ValueError: empty or negative ``levels``, or an empty ``name``.
@@ -176,6 +179,7 @@ class Corruption:
     fn: Callable[[Tensor, float, torch.Generator | None], Tensor]
     levels: tuple[float, ...]
     amount: str = "std"
+    unit_range: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -214,25 +218,29 @@ def _unclipped_gaussian(x: Tensor, std: float, generator: torch.Generator | None
     return gaussian_noise(x, std, generator, clip=None)
 
 
-def _check_fraction(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    def checked(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
-        if p > 1:
-            raise ValueError(f"A salt-and-pepper fraction must be in [0, 1], got {p}.")
-        return fn(x, p, generator)
+def _check_fraction(p: float) -> None:
+    if p > 1:
+        raise ValueError(f"A salt-and-pepper fraction must be in [0, 1], got {p}.")
 
-    checked.__name__ = fn.__name__
-    return checked
+
+def _unclipped_salt_and_pepper(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    _check_fraction(p)
+    return F.salt_and_pepper(x, p, generator)
+
+
+def _clipped_impulse(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    _check_fraction(p)
+    return impulse_noise(x, p, generator)
 
 
 def _presets() -> dict[str, Corruption]:
-    impulse = _check_fraction(impulse_noise)
     return {
         "gaussian": Corruption("gaussian", _unclipped_gaussian, (0.1, 0.2, 0.3, 0.5, 1.0), "std"),
-        "salt_and_pepper": Corruption("salt_and_pepper", impulse, (0.02, 0.05, 0.1, 0.2, 0.3), "p"),
-        "gaussian_noise": Corruption("gaussian_noise", gaussian_noise, (0.04, 0.06, 0.08, 0.09, 0.10), "std"),
-        "shot_noise": Corruption("shot_noise", shot_noise, (500, 250, 100, 75, 50), "rate"),
-        "impulse_noise": Corruption("impulse_noise", impulse, (0.01, 0.02, 0.03, 0.05, 0.07), "p"),
-        "speckle_noise": Corruption("speckle_noise", speckle_noise, (0.06, 0.10, 0.12, 0.16, 0.20), "std"),
+        "salt_and_pepper": Corruption("salt_and_pepper", _unclipped_salt_and_pepper, (0.02, 0.05, 0.1, 0.2, 0.3), "p"),
+        "gaussian_noise": Corruption("gaussian_noise", gaussian_noise, (0.04, 0.06, 0.08, 0.09, 0.10), "std", True),
+        "shot_noise": Corruption("shot_noise", shot_noise, (500, 250, 100, 75, 50), "rate", True),
+        "impulse_noise": Corruption("impulse_noise", _clipped_impulse, (0.01, 0.02, 0.03, 0.05, 0.07), "p", True),
+        "speckle_noise": Corruption("speckle_noise", speckle_noise, (0.06, 0.10, 0.12, 0.16, 0.20), "std", True),
     }
 
 
