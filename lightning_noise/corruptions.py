@@ -74,7 +74,9 @@ def _clip(x: Tensor, clip: Clip) -> Tensor:
     return x if clip is None else x.clamp(clip[0], clip[1])
 
 
-def gaussian_noise(x: Tensor, std: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)) -> Tensor:
+def gaussian_noise(
+    x: Tensor, std: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)
+) -> Tensor:
     """Additive Gaussian noise ``x + N(0, std^2)`` per element, then clipped to ``clip``.
 
     Args:
@@ -132,7 +134,9 @@ def impulse_noise(
     return _clip(F.salt_and_pepper(x, p, generator, low=low, high=high), clip) if p else x
 
 
-def speckle_noise(x: Tensor, std: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)) -> Tensor:
+def speckle_noise(
+    x: Tensor, std: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)
+) -> Tensor:
     """Speckle (multiplicative) noise ``x + x * N(0, std^2)`` per element, then clipped to ``clip``.
 
     Before clipping, each element has mean ``x`` and standard deviation ``std * |x|``
@@ -187,7 +191,9 @@ class Corruption:
         try:
             levels = tuple(float(level) for level in self.levels)
         except (TypeError, ValueError):
-            raise ValueError(f"Corruption {self.name!r}: `levels` must be a sequence of numbers, got {self.levels!r}.") from None
+            raise ValueError(
+                f"Corruption {self.name!r}: `levels` must be a sequence of numbers, got {self.levels!r}."
+            ) from None
         if not levels or any(math.isnan(level) or level < 0 for level in levels):
             raise ValueError(
                 f"Corruption {self.name!r}: `levels` must be a non-empty sequence of non-negative numbers, "
@@ -207,7 +213,8 @@ class Corruption:
     def __call__(self, x: Tensor, severity: int, generator: torch.Generator | None = None) -> Tensor:
         if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= len(self.levels):
             raise ValueError(
-                f"`severity` of corruption {self.name!r} must be an integer in [0, {len(self.levels)}], got {severity!r}."
+                f"`severity` of corruption {self.name!r} must be an integer in [0, {len(self.levels)}], "
+                f"got {severity!r}."
             )
         if severity == 0:
             return x

@@ -331,7 +331,8 @@ class ComparisonReport:
         """Columns and text rows of the main table for ``metric`` (default the report's metric)."""
         metric = metric or self.metric
         level = f"{self.confidence:.0%}"
-        columns = ["configuration", "n", "mean", "std", f"{level} CI", "Δ vs baseline", f"{level} CI of Δ", "test", "p"]
+        columns = ["configuration", "n", "mean", "std", f"{level} CI", "Δ vs baseline", f"{level} CI of Δ"]
+        columns += ["test", "p"]
         rows = []
         for s in self.summaries[metric]:
             c = self.comparison(s.group, metric)
@@ -341,7 +342,8 @@ class ComparisonReport:
             if c is None:
                 row += ["", "", "", ""]
             else:
-                row += [_fmt(c.diff, signed=True), _interval(c.ci_low, c.ci_high, signed=True), c.test, _fmt_p(c.p_value)]
+                row += [_fmt(c.diff, signed=True), _interval(c.ci_low, c.ci_high, signed=True)]
+                row += [c.test, _fmt_p(c.p_value)]
             rows.append(row)
         return columns, rows
 
@@ -364,7 +366,8 @@ class ComparisonReport:
 
     def _best_line(self) -> str:
         s = self.summary(self.best)
-        line = f"Best configuration: {self.best} ({self.metric} {_fmt(s.mean)}, {self.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
+        line = f"Best configuration: {self.best} ({self.metric} {_fmt(s.mean)}, "
+        line += f"{self.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
         c = self.comparison(self.best)
         if c is not None:
             line += f"; {_fmt(c.diff, signed=True)} vs {self.baseline} ({c.test}, p = {_fmt_p(c.p_value)})"
@@ -422,7 +425,8 @@ class ComparisonReport:
             if s is not baseline and s.amount is not None:
                 families.setdefault(s.family, []).append(s)
         if baseline is not None:
-            ax.axhline(baseline.mean, color="black", linestyle="--", label=f"{baseline.group} (baseline, n={baseline.n})")
+            label = f"{baseline.group} (baseline, n={baseline.n})"
+            ax.axhline(baseline.mean, color="black", linestyle="--", label=label)
             if not math.isnan(baseline.ci_low):
                 ax.axhspan(baseline.ci_low, baseline.ci_high, color="black", alpha=0.1)
         if families:
@@ -443,7 +447,8 @@ class ComparisonReport:
             ax.set_xlabel("noise amount")
         else:  # no numeric amounts: one point per configuration
             others = [s for s in summaries if s is not baseline]
-            ax.errorbar(range(len(others)), [s.mean for s in others], yerr=_yerr(others), fmt="o", capsize=4, label="configurations")
+            means = [s.mean for s in others]
+            ax.errorbar(range(len(others)), means, yerr=_yerr(others), fmt="o", capsize=4, label="configurations")
             ax.set_xticks(range(len(others)), [s.group for s in others], rotation=30, ha="right")
             ax.set_xlabel("configuration")
         ax.set_ylabel(f"{self.metric} (mean, {self.confidence:.0%} CI over seeds)")
@@ -470,7 +475,8 @@ class ComparisonReport:
                 half = [(h - l) / 2 if not math.isnan(h) else 0.0 for l, h in zip(curve["ci_low"], curve["ci_high"])]
                 style = dict(color="black", linestyle="--") if group == self.baseline else {}
                 ax.errorbar(curve["severity"], curve["mean"], yerr=half, marker="o", capsize=3, label=group, **style)
-            ax.set_xticks(sorted({s for per in self.robustness.values() if corruption in per for s in per[corruption]["severity"]}))
+            ticks = {s for per in self.robustness.values() for s in per.get(corruption, {}).get("severity", [])}
+            ax.set_xticks(sorted(ticks))
             ax.set_title(corruption)
             ax.set_xlabel("severity (0 = clean)")
             ax.set_ylabel(f"{self.robustness_metric} (mean, {self.confidence:.0%} CI)")
@@ -753,9 +759,9 @@ def main(argv: Sequence[str] | None = None) -> ComparisonReport:
         description="Compare configurations over seeds from run records (metrics.json files).",
     )
     parser.add_argument("sources", nargs="+", help="multirun directories, metrics.json files or glob patterns")
-    parser.add_argument("--metric", default="test/acc", help="metric deciding the best configuration (default test/acc)")
+    parser.add_argument("--metric", default="test/acc", help="metric deciding the best configuration")
     parser.add_argument("--baseline", default=None, help="group to compare against (default: the group without noise)")
-    parser.add_argument("--mode", choices=("max", "min"), default="max", help="max if higher is better (default), min for losses")
+    parser.add_argument("--mode", choices=("max", "min"), default="max", help="max: higher is better; min for losses")
     parser.add_argument("--out", default=None, help="output directory (default: FIRST_SOURCE/report)")
     parser.add_argument("--pattern", default="**/metrics.json", help="file pattern searched in directories")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")

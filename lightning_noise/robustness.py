@@ -154,7 +154,8 @@ class RobustnessResult:
         columns, rows = self.table_rows()
         box = require("rich.box", "Printing the robustness table", "rich")
         table = rich_table.Table(
-            title=f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity (0 = clean), seed {self.seed}",
+            title=f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity "
+            f"(0 = clean), seed {self.seed}",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
@@ -171,7 +172,8 @@ class RobustnessResult:
         ax = fig.subplots()
         for name, curve in self.curves.items():
             levels = ", ".join(f"{v:g}" for v in curve.level[1:])
-            ax.plot(curve.severity, curve.metric, marker="o", label=f"{name} ({curve.amount} {levels}); AUC {curve.auc:.3f}")
+            label = f"{name} ({curve.amount} {levels}); AUC {curve.auc:.3f}"
+            ax.plot(curve.severity, curve.metric, marker="o", label=label)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(f"test {self.metric_name}")
         ax.set_xticks(range(max(len(c.severity) for c in self.curves.values())))
@@ -215,7 +217,8 @@ def _accuracy_counts(preds: Tensor, targets: Tensor) -> Tensor:
             f"{tuple(targets.shape)}. Pass metric=callable(preds, targets) or a torchmetrics metric."
         )
     correct = (labels == targets.long()).sum()
-    return torch.stack([correct.to(torch.float64), torch.tensor(float(labels.numel()), dtype=torch.float64, device=correct.device)])
+    total = torch.tensor(float(labels.numel()), dtype=torch.float64, device=correct.device)
+    return torch.stack([correct.to(torch.float64), total])
 
 
 def _is_torchmetric(metric: Any) -> bool:
@@ -233,11 +236,11 @@ def _metric_name(metric: MetricLike, metric_name: str | None) -> str:
 
 def check_metric(metric: MetricLike) -> None:
     """Raise ``ValueError`` unless ``metric`` is ``"accuracy"``, a callable or a torchmetrics-style metric."""
-    if isinstance(metric, str):
-        if metric != "accuracy":
-            raise ValueError(f"`metric` must be 'accuracy', a callable(preds, targets) or a torchmetrics metric, got {metric!r}.")
-    elif not (callable(metric) or _is_torchmetric(metric)):
-        raise ValueError(f"`metric` must be 'accuracy', a callable(preds, targets) or a torchmetrics metric, got {metric!r}.")
+    valid = metric == "accuracy" if isinstance(metric, str) else callable(metric) or _is_torchmetric(metric)
+    if not valid:
+        raise ValueError(
+            f"`metric` must be 'accuracy', a callable(preds, targets) or a torchmetrics metric, got {metric!r}."
+        )
 
 
 class _Accumulator:
@@ -608,7 +611,9 @@ class RobustnessEvaluation(Callback):
             self.files["png"] = result.plot(out / "robustness.png")
         if self.print_table:
             result.print_table()
-        rank_zero_info(f"Robustness results written to {out} (mean AUC of {result.metric_name}: {result.mean_auc:.4f}).")
+        rank_zero_info(
+            f"Robustness results written to {out} (mean AUC of {result.metric_name}: {result.mean_auc:.4f})."
+        )
         if not self.log:
             return
         wandb_logger = _wandb_logger_type()

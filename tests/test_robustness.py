@@ -148,7 +148,10 @@ def test_wandb_logger_gets_table_and_image(trained, tmp_path, monkeypatch):
     from lightning.pytorch.loggers import WandbLogger
 
     logged = {}
-    monkeypatch.setattr(WandbLogger, "log_table", lambda self, key, columns=None, data=None, **kw: logged.update({key: (columns, data)}))
+    def log_table(self, key, columns=None, data=None, **kw):
+        logged[key] = (columns, data)
+
+    monkeypatch.setattr(WandbLogger, "log_table", log_table)
     monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
     monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
     callback = RobustnessEvaluation("salt_and_pepper", print_table=False, output_dir=tmp_path)
@@ -181,7 +184,7 @@ def test_bad_arguments_are_refused(monkeypatch):
     import lightning_noise._optional as optional
 
     monkeypatch.setattr(optional, "available", lambda module: module != "matplotlib")
-    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib.*lightning-noise\[recipes\]"):
+    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib.*noise\[recipes\]"):
         RobustnessEvaluation()
     with pytest.raises(ValueError, match=r"needs class logits of shape \[N, C\]"):
         evaluate_robustness(nn.Linear(2, 3), [(torch.zeros(4, 2), torch.zeros(4, 2))], corruptions="gaussian")
