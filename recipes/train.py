@@ -62,6 +62,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     best = utils.best_epoch(trainer)
     for logger in loggers:
         logger.log_metrics({"best_epoch": best}, step=trainer.global_step)
+    utils.finish_loggers(loggers)
 
     output_dir = Path(cfg.paths.output_dir)
     overrides = utils.task_overrides()

@@ -337,8 +337,6 @@ class CSVDataModule(ArrayDataModule):
         self.path, self.target, self.requested_task = Path(path), target, task
         self.name = self.path.stem
         self.task = "classification" if task == "auto" else task  # settled in `columns()` for auto
-        if self.path.exists():
-            self.columns()
 
     def columns(self) -> tuple[list[str], list[list[str]]]:
         """Read the file, check the target column and settle the task; returns header and rows."""

@@ -142,11 +142,21 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     return [hydra.utils.instantiate(node) for node in _nodes(cfg, "logger").values()]
 
 
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close W&B runs, so the offline files are complete and the next job of a sweep starts a new run."""
+    for logger in loggers:
+        logger.finalize("success")
+        if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
+            logger.experiment.finish()
+
+
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without Hydra's own node, as plain containers."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("hydra", None)
-    return container
+    return {
+        str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items_ex(resolve=True)
+        if key != "hydra"
+    }
 
 
 # ---------------------------------------------------------------------------------------------- results
