@@ -423,6 +423,7 @@ class FashionMNISTDataModule(ArrayDataModule):
     FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
     def __init__(self, *, root: str, **kwargs) -> None:
+        kwargs.setdefault("test_size", None)  # keep the official test set
         super().__init__(**kwargs)
         self.root = Path(root)
 
@@ -458,6 +459,7 @@ class UCRDataModule(ArrayDataModule):
     kind = "sequence"
 
     def __init__(self, *, dataset: str, **kwargs) -> None:
+        kwargs.setdefault("test_size", None)  # keep the official test set
         super().__init__(**kwargs)
         self.name = dataset
 
