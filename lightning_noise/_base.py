@@ -78,7 +78,7 @@ class NoiseCallback(Callback):
         stages: stages in which noise is applied.
         seed: base seed; ``None`` takes the global seed or fresh entropy.
         unit: whether schedules count optimizer steps or epochs.
-        log_amounts: log the current amounts at every training step.
+        log_amounts: log the current amounts to the trainer's loggers every ``log_every_n_steps`` steps.
         per_rank: draw different noise on each distributed rank (per-sample noise); ``False`` gives every
             rank the same noise (noise on synchronized quantities).
     """
@@ -116,6 +116,7 @@ class NoiseCallback(Callback):
         self._train_batches = 0
         self._calls = 0
         self._verify_pending = False
+        self._last_logged_step = -1
 
     # ----------------------------------------------------------------------------------------------- subclass API
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -228,9 +229,22 @@ class NoiseCallback(Callback):
     ) -> None:
         self._begin(trainer, "train", self._train_batches)
         self._train_batches += 1
-        if self.log_amounts and self._active_stage == "train" and trainer.loggers:
-            for argument, value in self.amounts.items():
-                pl_module.log(f"noise/{self.name}_{argument}", value, on_step=True, on_epoch=False, batch_size=1)
+        if self.log_amounts and self._active_stage == "train":
+            self._log_amounts(trainer)
+
+    def _log_amounts(self, trainer: pl.Trainer) -> None:
+        """Send the current amounts to the loggers once per optimizer step, every ``log_every_n_steps`` steps.
+
+        This goes to the loggers directly: ``LightningModule.log`` costs about half a millisecond per call, as
+        much as a whole training step of a small MLP on CPU.
+        """
+        step = trainer.global_step
+        if not trainer.loggers or step == self._last_logged_step or step % max(trainer.log_every_n_steps, 1):
+            return
+        self._last_logged_step = step
+        metrics = {f"noise/{self.name}_{argument}": value for argument, value in self.amounts.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

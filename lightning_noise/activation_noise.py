@@ -39,7 +39,7 @@ class ActivationNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
@@ -108,9 +108,9 @@ class ActivationNoise(NoiseCallback):
         self._validated = set()
         for name, module in selected:
             if self.where == "output":
-                handle = module.register_forward_hook(self._make_output_hook(name))
+                handle = module.register_forward_hook(self._make_output_hook(name), prepend=True)
             else:
-                handle = module.register_forward_pre_hook(self._make_input_hook(name))
+                handle = module.register_forward_pre_hook(self._make_input_hook(name), prepend=True)
             self._handles.append(handle)
 
     def _detach(self) -> None:
@@ -125,6 +125,8 @@ class ActivationNoise(NoiseCallback):
                 self._validate(name, module, output)
             if not self._is_on(module):
                 return None
+            if isinstance(output, Tensor):
+                return self._noise(output, 0)
             return map_floating(output, self._noise)
 
         return hook

@@ -17,6 +17,18 @@ from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
+def _is_step_redirection(module: nn.Module) -> bool:
+    """Whether this call of a LightningModule is Lightning's forward redirection, not a real ``forward``.
+
+    Under DDP, FSDP and DeepSpeed, Lightning runs ``training_step`` through the wrapper's ``forward``: it patches
+    the module's ``forward`` with a function that calls ``training_step`` and calls the module with the step's
+    arguments (the batch). A pre-hook must let that call through untouched, or it would noise the batch that
+    ``training_step`` receives, and again the inputs of the real ``self(x)``.
+    """
+    patched = module.__dict__.get("forward")
+    return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
+
+
 class InputNoise(NoiseCallback):
     r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
 
@@ -46,7 +58,7 @@ class InputNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
@@ -125,7 +137,7 @@ class InputNoise(NoiseCallback):
         target = pl_module if self.module is None else get_submodule(pl_module, self.module, "module")
         self._target_name = type(pl_module).__name__ + ("" if self.module is None else f".{self.module}")
         self._validated = False
-        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True, prepend=True)
 
     def _detach(self) -> None:
         if self._handle is not None:
@@ -133,6 +145,8 @@ class InputNoise(NoiseCallback):
             self._handle = None
 
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if _is_step_redirection(module):
+            return None
         self._calls += 1
         if not self._validated:
             self._validate(args, kwargs)
@@ -152,7 +166,9 @@ class InputNoise(NoiseCallback):
         return self.inputs is None or key in self.inputs
 
     def _noise_item(self, key: int | str, item: Any) -> Any:
-        return map_floating(item, lambda t, i: self._noise_tensor(f"{key}.{i}", t))
+        if isinstance(item, Tensor):
+            return self._noise_tensor(key, 0, item) if item.is_floating_point() else item
+        return map_floating(item, lambda t, i: self._noise_tensor(key, i, t))
 
     def _select_from_mapping(self, key: int, item: Mapping) -> Any:
         """Noise the selected keys of a dict passed as a positional argument."""
@@ -161,13 +177,13 @@ class InputNoise(NoiseCallback):
             return item
         out = dict(item)
         for k in wanted:
-            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}.{i}", t))
+            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}", i, t))
         return type(item)(out) if not isinstance(item, dict) else out
 
-    def _noise_tensor(self, path: str, x: Tensor) -> Tensor:
+    def _noise_tensor(self, key: int | str, index: int, x: Tensor) -> Tensor:
         value = self.amounts[self.amount_name]
         if self.relative:
-            value = value * self._feature_std(path, x)
+            value = value * self._feature_std(f"{key}.{index}", x)
         return self.kind.fn(x, value, self.generator(x.device), **self.kind_kwargs)
 
     def _feature_std(self, path: str, x: Tensor) -> Tensor:

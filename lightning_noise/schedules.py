@@ -273,4 +273,6 @@ def as_schedule(value: ScheduleLike, argument: str = "amount") -> Schedule | Cal
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{argument}` must be a float or a schedule, got {type(value).__name__} {value!r}.")
+    if math.isnan(value):
+        raise ValueError(f"`{argument}` must be a number, got nan.")
     return Constant(float(value))

@@ -1,0 +1,116 @@
+"""TargetNoise: jitter on the continuous targets a regression loss sees."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from lightning_noise._base import Stage, check_amount, resolve_kind_amount
+from lightning_noise._loss_hook import CLASSIFICATION_LOSSES, LossTargetCallback
+from lightning_noise.functional import NoiseKind
+from lightning_noise.schedules import ScheduleLike
+
+
+class TargetNoise(LossTargetCallback):
+    r"""Add noise to the floating-point targets of a regression loss (MSE, L1, Huber, SmoothL1, ...) while training.
+
+    A forward pre-hook on the LightningModule's loss module (``self.loss = nn.MSELoss()``; found automatically
+    when it holds exactly one ``torch.nn`` loss, else named with ``loss=``) replaces the target argument (the
+    second argument of the loss) with a noisy copy: ``y + std * N(0, 1)`` by default. The dataset and the batch
+    held by ``training_step`` are never modified. Class labels are not targets for this callback: use
+    :class:`~lightning_noise.LabelNoise` to smooth or flip them.
+
+    Noise is drawn independently per target element at every call of the loss, from the callback's generator
+    re-seeded per batch from (seed, rank, batch counter): different on each DDP rank, identical on a resumed run.
+    It is on only in training batches, unless ``stages`` says otherwise.
+
+    Args:
+        std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
+        kind: a registered noise kind (``gaussian`` default, ``uniform``, ``multiplicative``, ``snr``, ... see
+            :mod:`lightning_noise.functional`).
+        p: fraction of elements, for ``salt_and_pepper`` and ``dropout``.
+        snr_db: signal-to-noise ratio in dB, for ``snr``.
+        amount: the amount under its generic name, for kinds registered by users.
+        kind_kwargs: extra keyword arguments of the noise function.
+        loss: attribute path of the loss module; default: the only ``torch.nn.modules.loss._Loss`` submodule.
+        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
+        unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        name: name used in logged metrics and in the checkpoint state key.
+
+    Raises:
+        ValueError: a bad amount or kind (in ``__init__``); no loss module or several (at ``setup``).
+        TypeError: a classification loss such as ``CrossEntropyLoss`` (at ``setup``), or integer targets (at
+            the first call of the loss); both point to ``LabelNoise``.
+        RuntimeError: the loss module was not called during the first training batch.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_noise import TargetNoise, schedules
+        >>> trainer = Trainer(callbacks=[TargetNoise(std=0.05)])
+        >>> trainer = Trainer(callbacks=[TargetNoise(std=schedules.Linear(0.1, 0.0, steps=500), loss="criterion")])
+        >>> trainer = Trainer(callbacks=[TargetNoise(std=0.05, kind="multiplicative")])  # 5% relative jitter
+    """
+
+    def __init__(
+        self,
+        std: ScheduleLike | None = None,
+        *,
+        kind: str = "gaussian",
+        p: ScheduleLike | None = None,
+        snr_db: ScheduleLike | None = None,
+        amount: ScheduleLike | None = None,
+        kind_kwargs: Mapping[str, Any] | None = None,
+        loss: str | None = None,
+        stages: Iterable[Stage] = ("train",),
+        seed: int | None = None,
+        unit: Literal["step", "epoch"] = "step",
+        log_amounts: bool = True,
+        name: str = "target",
+    ) -> None:
+        noise_kind, argument, value = resolve_kind_amount(
+            type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
+        )
+        super().__init__(
+            loss=loss,
+            name=name,
+            amounts={argument: value},
+            stages=stages,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+        )
+        check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self.kind: NoiseKind = noise_kind
+        self.amount_name = argument
+        self.kind_kwargs = dict(kind_kwargs or {})
+
+    def _state_key_fields(self) -> dict[str, Any]:
+        return {"loss": self.loss, "kind": self.kind.name}
+
+    def _check_loss(self, name: str, module: nn.Module) -> None:
+        if isinstance(module, CLASSIFICATION_LOSSES):
+            raise TypeError(
+                f"TargetNoise jitters continuous regression targets, but the loss module {name!r} is "
+                f"{type(module).__name__}, whose targets are class labels. Use LabelNoise(smoothing=..., flip=...) "
+                "for labels."
+            )
+
+    def _check_call(self, module: nn.Module, input: Any, target: Any) -> None:
+        if not isinstance(target, Tensor) or not target.is_floating_point():
+            got = f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
+            raise TypeError(
+                f"TargetNoise needs floating-point targets, but the loss module {self._loss_name!r} "
+                f"({type(module).__name__}) received {got}. Integer targets are class labels: use "
+                "LabelNoise(smoothing=..., flip=...) for them."
+            )
+
+    def _noisy_target(self, module: nn.Module, input: Any, target: Tensor) -> Tensor:
+        amount = self.amounts[self.amount_name]
+        if amount == self.kind.zero:
+            return target
+        return self.kind.fn(target, amount, self.generator(target.device), **self.kind_kwargs)

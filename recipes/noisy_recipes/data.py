@@ -1,0 +1,561 @@
+"""LightningDataModules for the recipes. Nothing is downloaded: every dataset is generated, ships inside an
+installed package (scikit-learn, sktime, statsmodels), or is read from files the user points at.
+
+Splits are explicit and seeded. A dataset without an official test split is one pool from which the test set,
+then the validation set, then the training set are drawn (stratified for classification), so changing
+``train_size`` leaves the test and validation sets unchanged. A dataset with an official split (sktime's UCR
+archives, Fashion-MNIST) keeps its test set and carves validation from its training set. Features (and
+regression targets) are standardized with statistics of the training split only.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+Kind = Literal["tabular", "image", "sequence"]
+Task = Literal["classification", "regression"]
+Size = int | float | None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about the data: built by the data module at ``setup``."""
+
+    name: str
+    kind: Kind
+    task: Task
+    input_shape: tuple[int, ...]  # of one sample: (features,), (channels, H, W) or (time, channels)
+    out_features: int  # number of classes, or of regression targets
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.kind} {self.input_shape}, {self.task} ({self.out_features} outputs)"
+
+
+@dataclass
+class Pool:
+    """Arrays as loaded: one pool, or a training pool plus an official test set."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+def _count(size: Size, n: int, argument: str) -> int | None:
+    """Turn a size (count, fraction of ``n`` or None) into a count; None stays None."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise ValueError(f"`data.{argument}` must be a count, a fraction in (0, 1) or null, got {size!r}.")
+    if isinstance(size, float) and not size.is_integer():
+        if not 0.0 < size < 1.0:
+            raise ValueError(f"`data.{argument}` as a fraction must be in (0, 1), got {size!r}.")
+        return max(1, round(size * n))
+    if size < 0:
+        raise ValueError(f"`data.{argument}` must be >= 0, got {size!r}.")
+    return int(size)
+
+
+def _take(idx: np.ndarray, y: np.ndarray, k: int, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into ``k`` drawn indices and the rest; stratified by ``y`` when it can be."""
+    if k == len(idx):
+        return idx, idx[:0]
+    if k == 0:
+        return idx[:0], idx
+    from sklearn.model_selection import train_test_split
+
+    labels = y[idx] if stratify else None
+    if labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        classes = len(counts)
+        if counts.min() < 2 or k < classes or len(idx) - k < classes:
+            labels = None  # too few samples per class to stratify: plain seeded draw
+    taken, rest = train_test_split(idx, train_size=k, random_state=seed, stratify=labels)
+    return np.sort(taken), np.sort(rest)
+
+
+def _encode_labels(*parts: np.ndarray) -> list[np.ndarray]:
+    classes = np.unique(np.concatenate([np.asarray(p).ravel() for p in parts]))
+    return [np.searchsorted(classes, np.asarray(p).ravel()).astype(np.int64) for p in parts]
+
+
+class ArrayDataModule(pl.LightningDataModule):
+    """Base data module: loads arrays (``load``), splits, standardizes, serves ``TensorDataset`` loaders.
+
+    Args:
+        train_size: training samples (count, fraction of what remains after test and validation, or null
+            for all of it).
+        val_size: validation samples, drawn from the pool (or the official training set).
+        test_size: test samples drawn from the pool; with an official test set, null keeps all of it and a
+            number subsamples it.
+        batch_size: mini-batch size of every loader.
+        standardize: standardize inputs (and regression targets) with training-split statistics.
+        seed: seed of the splits and of the training loader's shuffling.
+    """
+
+    kind: Kind = "tabular"
+    task: Task = "classification"
+    name = "data"
+
+    def __init__(
+        self,
+        *,
+        train_size: Size = None,
+        val_size: Size = 0.2,
+        test_size: Size = 0.2,
+        batch_size: int = 32,
+        standardize: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`data.batch_size` must be a positive integer, got {batch_size!r}.")
+        self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
+        self.batch_size = batch_size
+        self.standardize = bool(standardize)
+        self.seed = int(seed)
+        self.datasets: dict[str, TensorDataset] = {}
+        self._spec: DataSpec | None = None
+
+    # ------------------------------------------------------------------------------------------ subclass API
+    def load(self) -> Pool:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------ splits
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        pool = self.load()
+        x, y = np.asarray(pool.x, dtype=np.float32), np.asarray(pool.y)
+        stratify = self.task == "classification"
+        if stratify:
+            parts = [y] if pool.y_test is None else [y, pool.y_test]
+            encoded = _encode_labels(*parts)
+            y = encoded[0]
+            if pool.y_test is not None:
+                pool.y_test = encoded[1]
+        idx = np.arange(len(x))
+        if pool.x_test is None:
+            test_k = _count(self.test_size, len(x), "test_size")
+            val_k = _count(self.val_size, len(x), "val_size") or 0
+            train_k = _count(self.train_size, len(x), "train_size")
+            if test_k is None:
+                test_k = len(x) - val_k - (train_k or 0)
+            self._check_total(len(x), train_k, val_k, test_k)
+            test_idx, rest = _take(idx, y, test_k, self.seed, stratify)
+            x_test, y_test = x[test_idx], y[test_idx]
+        else:
+            x_test, y_test = np.asarray(pool.x_test, dtype=np.float32), np.asarray(pool.y_test)
+            test_k = _count(self.test_size, len(x_test), "test_size")
+            if test_k is not None and test_k < len(x_test):
+                keep, _ = _take(np.arange(len(x_test)), y_test, test_k, self.seed, stratify)
+                x_test, y_test = x_test[keep], y_test[keep]
+            val_k = _count(self.val_size, len(x), "val_size") or 0
+            train_k = _count(self.train_size, len(x), "train_size")
+            self._check_total(len(x), train_k, val_k, 0)
+            rest = idx
+        val_idx, rest = _take(rest, y, val_k, self.seed + 1, stratify)
+        train_idx, _ = _take(rest, y, len(rest) if train_k is None else train_k, self.seed + 2, stratify)
+        if len(train_idx) == 0 or len(val_idx) == 0 or len(x_test) == 0:
+            raise ValueError(
+                f"{self.name}: every split needs samples, got train {len(train_idx)}, validation {len(val_idx)}, "
+                f"test {len(x_test)}. Set data.train_size, data.val_size and data.test_size to positive sizes."
+            )
+        arrays = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x_test, y_test)}
+        if self.standardize:
+            arrays = self._standardize(arrays)
+        self.datasets = {split: self._tensors(*xy) for split, xy in arrays.items()}
+        self._spec = self._make_spec(arrays["train"][0], arrays, y if pool.y_test is None else np.r_[y, y_test])
+
+    def _check_total(self, n: int, train_k: int | None, val_k: int, test_k: int) -> None:
+        if (train_k or 0) + val_k + test_k > n:
+            raise ValueError(
+                f"{self.name}: train_size ({train_k}) + val_size ({val_k}) + test_size ({test_k}) exceed the {n} "
+                "samples available. Lower data.train_size, data.val_size or data.test_size."
+            )
+
+    def _stat_axes(self) -> tuple[int, ...]:
+        return {"tabular": (0,), "image": tuple(range(4)), "sequence": (0, 1)}[self.kind]
+
+    def _standardize(self, arrays: dict) -> dict:
+        x_train, y_train = arrays["train"]
+        axes = self._stat_axes()
+        mean = x_train.mean(axis=axes, keepdims=True)
+        std = x_train.std(axis=axes, keepdims=True)
+        std = np.where(std > 1e-8, std, 1.0)
+        if self.task == "regression":
+            y_mean, y_std = y_train.mean(axis=0, keepdims=True), y_train.std(axis=0, keepdims=True)
+            y_std = np.where(y_std > 1e-8, y_std, 1.0)
+        out = {}
+        for split, (x, y) in arrays.items():
+            x = ((x - mean) / std).astype(np.float32)
+            if self.task == "regression":
+                y = ((y - y_mean) / y_std).astype(np.float32)
+            out[split] = (x, y)
+        return out
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        if self.task == "classification":
+            target = torch.as_tensor(y, dtype=torch.long)
+        else:
+            target = torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
+        return TensorDataset(torch.as_tensor(x, dtype=torch.float32), target)
+
+    def _make_spec(self, x_train: np.ndarray, arrays: dict, all_labels: np.ndarray) -> DataSpec:
+        if self.task == "classification":
+            out = int(len(np.unique(all_labels)))
+        else:
+            out = int(np.asarray(arrays["train"][1]).reshape(len(x_train), -1).shape[1])
+        return DataSpec(self.name, self.kind, self.task, tuple(int(s) for s in x_train.shape[1:]), out)
+
+    # ------------------------------------------------------------------------------------------ access
+    @property
+    def spec(self) -> DataSpec:
+        """Shapes and task of the data (loads and splits the data on first access)."""
+        self.setup()
+        assert self._spec is not None
+        return self._spec
+
+    def split_sizes(self) -> dict[str, int]:
+        self.setup()
+        return {split: len(ds) for split, ds in self.datasets.items()}
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def eval_dataloaders(self) -> dict[str, DataLoader]:
+        """Unshuffled loaders of every split, for the final clean evaluation of the best checkpoint."""
+        return {split: self._loader(split) for split in ("train", "val", "test")}
+
+
+# ---------------------------------------------------------------------------------------------- tabular
+class CirclesDataModule(ArrayDataModule):
+    """scikit-learn's two concentric circles (``make_circles``): the classic small-data case.
+
+    100 points with noise 0.1: 30 for training and 70 held out, of which 20 validate (early stopping) and 50
+    test, so the training set is the classic 30 points and no training point is spent on validation.
+
+    Args:
+        n_samples: points generated.
+        noise: standard deviation of the Gaussian noise ``make_circles`` adds to the points.
+        factor: radius of the inner circle relative to the outer one.
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+    """
+
+    name = "circles"
+
+    def __init__(self, *, n_samples: int = 100, noise: float = 0.1, factor: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_samples, self.noise, self.factor = n_samples, noise, factor
+
+    def load(self) -> Pool:
+        from sklearn.datasets import make_circles
+
+        x, y = make_circles(n_samples=self.n_samples, noise=self.noise, factor=self.factor, random_state=self.seed)
+        return Pool(x, y)
+
+
+SKLEARN_DATASETS: dict[str, tuple[str, Task]] = {
+    "breast_cancer": ("load_breast_cancer", "classification"),
+    "wine": ("load_wine", "classification"),
+    "iris": ("load_iris", "classification"),
+    "diabetes": ("load_diabetes", "regression"),
+    "linnerud": ("load_linnerud", "regression"),
+}
+
+
+class SklearnDataModule(ArrayDataModule):
+    """A tabular dataset bundled with scikit-learn, by name (no download).
+
+    Args:
+        dataset: one of ``breast_cancer``, ``wine``, ``iris`` (classification), ``diabetes``, ``linnerud``
+            (regression).
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+
+    Raises:
+        ValueError: unknown dataset name (the message lists the known ones).
+    """
+
+    def __init__(self, *, dataset: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if dataset not in SKLEARN_DATASETS:
+            raise ValueError(f"`data.dataset` must be one of {sorted(SKLEARN_DATASETS)}, got {dataset!r}.")
+        self.name = dataset
+        self.task = SKLEARN_DATASETS[dataset][1]
+
+    def load(self) -> Pool:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, SKLEARN_DATASETS[self.name][0])()
+        return Pool(bunch.data, bunch.target)
+
+
+class CSVDataModule(ArrayDataModule):
+    """A CSV file of the user's own: a header row, numeric feature columns and one target column.
+
+    Args:
+        path: the CSV file.
+        target: name of the target column.
+        task: ``classification`` (target values are class labels, any strings), ``regression`` (numeric
+            targets), or ``auto``: classification when the target is non-numeric or takes at most 20 integer
+            values, else regression.
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``target`` is not a column (the message lists them), or a feature is not numeric.
+    """
+
+    def __init__(
+        self, *, path: str, target: str, task: Literal["auto", "classification", "regression"] = "auto", **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        if task not in ("auto", "classification", "regression"):
+            raise ValueError(f"`data.task` must be 'auto', 'classification' or 'regression', got {task!r}.")
+        self.path, self.target, self.requested_task = Path(path), target, task
+        self.name = self.path.stem
+        self.task = "classification" if task == "auto" else task  # settled in `columns()` for auto
+
+    def columns(self) -> tuple[list[str], list[list[str]]]:
+        """Read the file, check the target column and settle the task; returns header and rows."""
+        if not self.path.is_file():
+            raise FileNotFoundError(f"`data.path`: no CSV file at {str(self.path)!r}.")
+        with self.path.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+        header = [h.strip() for h in rows[0]]
+        if self.target not in header:
+            raise ValueError(
+                f"`data.target`={self.target!r} is not a column of {self.path.name}; its columns are {header}. "
+                f"Set data.target to one of them."
+            )
+        if self.requested_task == "auto":
+            values = [row[header.index(self.target)].strip() for row in rows[1:]]
+            try:
+                numbers = np.array(values, dtype=np.float64)
+                integral = np.all(numbers == np.round(numbers))
+                self.task = "classification" if integral and len(np.unique(numbers)) <= 20 else "regression"
+            except ValueError:
+                self.task = "classification"
+        return header, rows[1:]
+
+    def load(self) -> Pool:
+        header, rows = self.columns()
+        t = header.index(self.target)
+        features = [i for i in range(len(header)) if i != t]
+        try:
+            x = np.array([[float(row[i]) for i in features] for row in rows], dtype=np.float32)
+        except ValueError as err:
+            raise ValueError(
+                f"{self.path.name}: every column except the target must be numeric ({err}). Encode categorical "
+                "features as numbers first."
+            ) from None
+        y = [row[t].strip() for row in rows]
+        return Pool(x, np.array(y, dtype=np.float32) if self.task == "regression" else np.array(y))
+
+
+# ---------------------------------------------------------------------------------------------- images
+class DigitsDataModule(ArrayDataModule):
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes) as ``(1, 8, 8)`` images."""
+
+    kind = "image"
+    name = "digits"
+
+    def load(self) -> Pool:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return Pool(bunch.images[:, None].astype(np.float32), bunch.target)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte idx file (magic {data[:4].hex()}).")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != math.prod(shape):
+        raise ValueError(f"{path}: header says shape {shape}, file holds {array.size} values.")
+    return array.reshape(shape)
+
+
+class FashionMNISTDataModule(ArrayDataModule):
+    """Fashion-MNIST read from its four standard idx files in ``root`` (plain or ``.gz``).
+
+    Debian's ``dataset-fashion-mnist`` package installs them; nothing is downloaded.
+
+    Args:
+        root: folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
+            and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``).
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names it and the folder).
+    """
+
+    kind = "image"
+    name = "fashion_mnist"
+    FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+    def __init__(self, *, root: str, **kwargs) -> None:
+        kwargs.setdefault("test_size", None)  # keep the official test set
+        super().__init__(**kwargs)
+        self.root = Path(root)
+
+    def _file(self, stem: str) -> Path:
+        for candidate in (self.root / stem, self.root / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(
+            f"`data.root`={str(self.root)!r} has no {stem} (or {stem}.gz). Point data.root at the folder with the "
+            "four Fashion-MNIST idx files (e.g. the one Debian's dataset-fashion-mnist package installs)."
+        )
+
+    def load(self) -> Pool:
+        x, y, x_test, y_test = (read_idx(self._file(stem)) for stem in self.FILES)
+        return Pool(x[:, None].astype(np.float32), y, x_test[:, None].astype(np.float32), y_test)
+
+
+# ---------------------------------------------------------------------------------------------- sequences
+class UCRDataModule(ArrayDataModule):
+    """A time-series classification dataset bundled with sktime, by name, with its official train/test split.
+
+    Samples are ``(time, channels)`` sequences; each channel is standardized with training statistics.
+
+    Args:
+        dataset: a dataset shipped in ``sktime/datasets/data`` (``ItalyPowerDemand``, ``GunPoint``,
+            ``BasicMotions``, ``ArrowHead``, ``OSULeaf``, ``JapaneseVowels`` (unequal lengths, not supported)...).
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+
+    Raises:
+        ValueError: a dataset sktime does not ship (the message lists those it does).
+    """
+
+    kind = "sequence"
+
+    def __init__(self, *, dataset: str, **kwargs) -> None:
+        kwargs.setdefault("test_size", None)  # keep the official test set
+        super().__init__(**kwargs)
+        self.name = dataset
+
+    @staticmethod
+    def available() -> list[str]:
+        import sktime.datasets
+
+        root = Path(sktime.datasets.__file__).parent / "data"
+        return sorted(p.name for p in root.iterdir() if (p / f"{p.name}_TRAIN.ts").is_file())
+
+    def load(self) -> Pool:
+        from sktime.datasets import load_UCR_UEA_dataset
+
+        if self.name not in self.available():
+            raise ValueError(f"`data.dataset` must be one of sktime's bundled {self.available()}, got {self.name!r}.")
+        x, y = load_UCR_UEA_dataset(self.name, split="train", return_type="numpy3D")
+        x_test, y_test = load_UCR_UEA_dataset(self.name, split="test", return_type="numpy3D")
+        # sktime gives (samples, channels, time); the models take (samples, time, channels).
+        return Pool(x.transpose(0, 2, 1), y, x_test.transpose(0, 2, 1), y_test)
+
+
+STATSMODELS_SERIES: dict[str, str] = {
+    "sunspots": "SUNACTIVITY",
+    "nile": "volume",
+    "co2": "co2",
+    "elnino": "",  # the 12 monthly columns, read row by row
+}
+
+
+class ForecastDataModule(ArrayDataModule):
+    """Forecasting windows over a univariate series bundled with statsmodels: predict the next ``horizon``
+    values from the previous ``window``.
+
+    The split is chronological, never shuffled across time: the first windows train, the next validate, the
+    last test (``val_size``/``test_size`` as fractions or counts of windows). Values are standardized with the
+    mean and standard deviation of the training part of the series.
+
+    Args:
+        dataset: ``sunspots`` (yearly, 309), ``nile`` (yearly, 100), ``co2`` (weekly, gaps interpolated),
+            ``elnino`` (monthly sea temperature).
+        window: input length.
+        horizon: values predicted.
+        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+    """
+
+    kind = "sequence"
+    task = "regression"
+
+    def __init__(self, *, dataset: str, window: int = 24, horizon: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if dataset not in STATSMODELS_SERIES:
+            raise ValueError(f"`data.dataset` must be one of {sorted(STATSMODELS_SERIES)}, got {dataset!r}.")
+        if window < 1 or horizon < 1:
+            raise ValueError(f"`data.window` and `data.horizon` must be >= 1, got {window} and {horizon}.")
+        self.name, self.window, self.horizon = dataset, int(window), int(horizon)
+
+    def series(self) -> np.ndarray:
+        import importlib
+
+        frame = importlib.import_module(f"statsmodels.datasets.{self.name}").load_pandas().data
+        if self.name == "elnino":
+            values = frame.drop(columns=["YEAR"]).to_numpy(dtype=np.float64).ravel()
+        else:
+            values = frame[STATSMODELS_SERIES[self.name]].interpolate(limit_direction="both").to_numpy(np.float64)
+        return values
+
+    def load(self) -> Pool:
+        return Pool(*self._windows(self.series()))
+
+    def _windows(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(values) - self.window - self.horizon + 1
+        if n < 3:
+            raise ValueError(f"{self.name}: {len(values)} values are too few for window {self.window}.")
+        x = np.stack([values[i : i + self.window] for i in range(n)])[:, :, None]
+        y = np.stack([values[i + self.window : i + self.window + self.horizon] for i in range(n)])
+        return x, y
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        values = self.series()
+        x, y = self._windows(values)
+        n = len(x)
+        test_k = _count(self.test_size, n, "test_size") or 0
+        val_k = _count(self.val_size, n, "val_size") or 0
+        end = n - test_k - val_k
+        start = 0 if self.train_size is None else max(0, end - (_count(self.train_size, n, "train_size") or 0))
+        if end - start < 1 or val_k < 1 or test_k < 1:
+            raise ValueError(
+                f"{self.name}: {n} windows leave train {end - start}, validation {val_k}, test {test_k}; "
+                "every split needs windows. Lower data.window or change data.val_size/test_size."
+            )
+        # Training statistics from the values the training windows can see (inputs and targets).
+        train_values = values[start : end + self.window + self.horizon - 1]
+        mean, std = (train_values.mean(), train_values.std() or 1.0) if self.standardize else (0.0, 1.0)
+        x, y = ((x - mean) / std).astype(np.float32), ((y - mean) / std).astype(np.float32)
+        bounds = {"train": (start, end), "val": (end, end + val_k), "test": (end + val_k, n)}
+        self.datasets = {split: self._tensors(x[a:b], y[a:b]) for split, (a, b) in bounds.items()}
+        self._spec = DataSpec(self.name, "sequence", "regression", (self.window, 1), self.horizon)

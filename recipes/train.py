@@ -1,0 +1,104 @@
+"""Train a model with noise injection, configured by Hydra (configs in ``conf/``).
+
+    python recipes/train.py                                          # circles + MLP + input noise, W&B offline
+    python recipes/train.py data=digits model=cnn noise=activation schedule=annealed
+    python recipes/train.py 'noise=[input,gradient]' logger=csv
+    python recipes/train.py -m noise.input.std.amount=0,0.1,0.3 seed=0,1,2
+    python recipes/train.py experiment=circles_input_noise
+
+``train(cfg)`` is the testable part: it checks the configuration before training (data and model fit, each
+noise fits the task, no ``-m`` with the subprocess ``ddp`` launcher), trains with early stopping on the clean
+validation loss, evaluates the best checkpoint on every split with noise off, writes ``metrics.json`` in the
+run directory, prints a summary and returns the metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run from a checkout without installing: make `lightning_noise` (repo root) importable, like rootutils does.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+import lightning.pytorch as pl  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from noisy_recipes import utils  # noqa: E402
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train and evaluate one configuration; returns the final metrics (``train/acc``, ``test/loss``...).
+
+    Raises:
+        ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
+            CSV column, ``-m`` with ``trainer=ddp``), before any training step.
+    """
+    utils.check_ddp_multirun(cfg)
+    utils.configure_threads(cfg.get("threads"))
+    utils.quiet_wandb()
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    spec = datamodule.spec  # loads and splits the data now, so data errors come first
+    hydra.utils.get_class(cfg.model._target_).check_data(spec)
+    model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(spec)
+    noise = utils.instantiate_noise(cfg.get("noise"), model.task)
+    loggers = utils.instantiate_loggers(cfg.get("logger"))
+    callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
+    callbacks += list(noise.values())
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(utils.plain_config(cfg))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    evaluation = datamodule.eval_dataloaders()
+    model.eval_splits = list(evaluation)
+    results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
+    metrics = {key: float(value) for result in results for key, value in result.items()}
+    best = utils.best_epoch(trainer)
+    for logger in loggers:
+        logger.log_metrics({"best_epoch": best}, step=trainer.global_step)
+    utils.finish_loggers(loggers)
+
+    output_dir = Path(cfg.paths.output_dir)
+    overrides = utils.task_overrides()
+    utils.write_record(
+        output_dir / "metrics.json",
+        {
+            "name": cfg.name,
+            "group": utils.group_label(overrides),
+            "seed": cfg.get("seed"),
+            "overrides": overrides,
+            "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
+            "metrics": metrics,
+            "best_epoch": best,
+            "epochs": trainer.current_epoch,
+            "splits": datamodule.split_sizes(),
+            "data": spec.describe(),
+        },
+    )
+    utils.print_summary(
+        title=f"{cfg.name}: {spec.name} + {type(model).__name__}",
+        metrics=metrics,
+        noise=utils.noise_settings(noise),
+        splits=datamodule.split_sizes(),
+        best=best,
+        epochs=trainer.current_epoch,
+        output_dir=str(output_dir),
+    )
+    return metrics
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna."""
+    metrics = train(cfg)
+    return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Multiruns, Optuna, DDP on 2 CPU processes and the experiment files, each as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import lightning_noise
+from tests.recipes.conftest import CONF, FAST, options, run_recipe
+from train import train
+
+QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+
+
+def _records(root):
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
+
+
+def test_two_job_sweep_over_the_noise_amount(tmp_path):
+    result = run_recipe(
+        ["-m", "noise.input.std.amount=0.1,0.3", *FAST, f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(tmp_path)
+    assert sorted(r["noise"]["input"]["std"]["amount"] for r in records) == [0.1, 0.3]
+    assert len({r["group"] for r in records}) == 2 and all(r["seed"] == 0 for r in records)
+
+
+def test_optuna_two_trials(tmp_path):
+    result = run_recipe(
+        [
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            "hydra.sweeper.params.noise='choice(none,input,activation)'",
+            *FAST,
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(_records(tmp_path)) == 2
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    assert "best_value" in best and "noise_scale" in best
+
+
+@pytest.mark.slow
+def test_ddp_cpu_two_processes(tmp_path):
+    """trainer=ddp_cpu: Lightning re-runs the command for rank 1; one record, written by rank 0."""
+    result = run_recipe(
+        [*QUIET, "trainer=ddp_cpu", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(tmp_path)
+    assert len(records) == 1
+    assert "test/acc" in records[0]["metrics"] and records[0]["splits"]["train"] == 30
+    assert result.stdout.count("best epoch (restored for evaluation)") == 1  # the summary from rank 0 only
+
+
+@pytest.mark.slow
+def test_multirun_with_ddp_is_refused_on_the_command_line(tmp_path):
+    result = run_recipe(["-m", *FAST, "trainer=ddp_cpu", "seed=0,1", f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "ddp_spawn" in result.stderr and not _records(tmp_path)
+
+
+def _experiment_cases():
+    for name in options("experiment"):
+        slow = name in {"lstm_weight_noise", "sunspots_forecast", "gradient_annealed"}
+        yield pytest.param(name, marks=pytest.mark.slow) if slow else name
+
+
+@pytest.mark.parametrize("name", list(_experiment_cases()))
+def test_experiment_runs_a_few_steps(name, compose_cfg):
+    cfg = compose_cfg([f"experiment={name}", *FAST])
+    for node in (cfg.noise or {}).values():
+        if not hasattr(lightning_noise, node._target_.rsplit(".", 1)[-1]):
+            pytest.skip(f"{node._target_} is not in this branch yet")
+    metrics = train(cfg)
+    assert cfg.optimized_metric in metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["circles_baseline", "circles_input_noise"])
+def test_experiment_trains_fully(name, compose_cfg):
+    """The full circles experiments (early stopping, a few hundred epochs): the MLP learns the circles."""
+    metrics = train(compose_cfg([f"experiment={name}", *QUIET]))
+    assert metrics["test/acc"] >= 0.9

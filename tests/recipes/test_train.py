@@ -1,0 +1,159 @@
+"""A few training steps of every model with every noise option, the run record, and bad overrides."""
+
+from __future__ import annotations
+
+import json
+
+import hydra
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import open_dict, read_write
+
+import lightning_noise
+from noisy_recipes import utils
+from tests.recipes.conftest import FAST, options, write_csv
+from train import train
+
+# The data each model trains on in the smoke tests, by task the noise needs.
+DATA = {
+    ("mlp", "classification"): ["data=circles"],
+    ("mlp", "regression"): ["data=diabetes"],
+    ("cnn", "classification"): ["data=digits", "data.train_size=64"],
+    ("lstm", "classification"): ["data=ucr", "data.dataset=ItalyPowerDemand"],
+    ("lstm", "regression"): ["data=forecast", "data.dataset=nile", "data.window=8"],
+    ("autoencoder", "reconstruction"): ["data=digits", "data.train_size=64"],
+}
+NOISE_TASK = {"label_smoothing": "classification", "label_flip": "classification", "target": "regression"}
+
+
+def _skip_missing(cfg) -> None:
+    for node in (cfg.noise or {}).values():
+        name = node._target_.rsplit(".", 1)[-1]
+        if not hasattr(lightning_noise, name):
+            pytest.skip(f"lightning_noise.{name} is not in this branch yet")
+
+
+def _cases():
+    for model in options("model"):
+        for noise in options("noise"):
+            task = "reconstruction" if model == "autoencoder" else NOISE_TASK.get(noise, "classification")
+            if (model, task) in DATA and not (model == "autoencoder" and noise in NOISE_TASK):
+                yield model, noise, DATA[(model, task)]
+
+
+@pytest.mark.parametrize("model,noise,data", list(_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_model_trains_with_noise(model, noise, data, compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, f"model={model}", f"noise={noise}", *data])
+    _skip_missing(cfg)
+    metrics = train(cfg)
+    metric = "mse" if model == "autoencoder" or NOISE_TASK.get(noise) == "regression" else "acc"
+    for split in ("train", "val", "test"):
+        assert f"{split}/{metric}" in metrics and f"{split}/loss" in metrics
+        assert metrics[f"{split}/loss"] == metrics[f"{split}/loss"]  # not NaN
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["metrics"] == pytest.approx(metrics)
+
+
+def test_several_noises_at_once(compose_cfg):
+    cfg = compose_cfg([*FAST, "noise=[input,activation]", "schedule=linear"])
+    assert set(cfg.noise) == {"input", "activation"}
+    train(cfg)
+
+
+def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
+    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "trainer.max_epochs=3", "trainer.limit_train_batches=1"]
+    cfg = compose_cfg(overrides)
+    metrics = train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["name"] == "train" and record["seed"] == 3
+    assert record["overrides"] == overrides
+    assert record["group"] == " ".join(sorted(o for o in overrides if not o.startswith("seed=")))
+    assert record["noise"]["input"]["std"]["amount"] == 0.3
+    assert set(record["metrics"]) == {f"{s}/{m}" for s in ("train", "val", "test") for m in ("acc", "loss")}
+    assert record["metrics"] == pytest.approx(metrics)
+    assert 0 <= record["best_epoch"] < 3 and record["splits"] == {"train": 30, "val": 20, "test": 50}
+
+
+def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
+    cfg = compose_cfg(["logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=6", "noise=none"])
+    metrics = train(cfg)
+    checkpoints = list((tmp_path / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 1
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert checkpoints[0].name == f"epoch_{record['best_epoch']:03d}.ckpt"
+    assert metrics["val/loss"] == pytest.approx(record["metrics"]["val/loss"])
+
+
+def test_same_seed_same_metrics(compose_cfg, tmp_path):
+    runs = [train(compose_cfg([*FAST, "seed=7"], run_dir=tmp_path / str(i))) for i in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_csv_logger_writes_the_noise_amount(compose_cfg, tmp_path):
+    cfg = compose_cfg(["trainer=debug", "logger=csv"])
+    train(cfg)
+    header = next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
+    assert "noise/input_std" in header and "val/loss" in header
+
+
+def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # tests elsewhere disable W&B; this one runs it offline
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_cfg(["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25"])
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((tmp_path / "wandb").iterdir())
+    data = next(runs[0].glob("*.wandb")).read_bytes()
+    assert b"noise/input_std" in data and b"test/acc" in data and b"best_epoch" in data  # logged metrics
+    assert b'"amount":0.25' in data and b"InputNoise" in data  # the logged config
+
+
+# ---------------------------------------------------------------------------------------------- bad overrides
+def test_unknown_noise_option_lists_the_options(compose_cfg):
+    with pytest.raises(MissingConfigException, match=r"(?s)noise/gaussian.*Available options.*input"):
+        compose_cfg(["noise=gaussian"])
+
+
+def test_model_incompatible_with_data_fails_before_training(compose_cfg):
+    cfg = compose_cfg([*FAST, "model=cnn"])
+    with pytest.raises(ValueError, match=r"model=cnn takes image data, but data 'circles' is tabular.*data=digits"):
+        train(cfg)
+
+
+def test_missing_csv_column_names_the_columns(compose_cfg, tmp_path):
+    path = write_csv(tmp_path / "d.csv")
+    cfg = compose_cfg([*FAST, "data=csv", f"data.path={path}", "data.target=class"])
+    with pytest.raises(ValueError, match=r"`data.target`='class' is not a column .*\['a', 'b', 'c', 'label'\]"):
+        train(cfg)
+
+
+def test_csv_data_trains(compose_cfg, tmp_path):
+    path = write_csv(tmp_path / "d.csv")
+    cfg = compose_cfg([*FAST, "data=csv", f"data.path={path}", "data.target=label"])
+    assert "test/acc" in train(cfg)
+
+
+def test_label_noise_on_regression_fails_before_training(compose_cfg):
+    cfg = compose_cfg([*FAST, "data=diabetes", "noise=label_smoothing"])
+    with pytest.raises(ValueError, match=r"noise=label_smoothing \(LabelNoise\) needs a classification model"):
+        train(cfg)
+
+
+def test_required_value_left_out(compose_cfg):
+    cfg = compose_cfg([*FAST, "data=csv"])
+    with pytest.raises(Exception, match=r"Missing mandatory value: data.path"):
+        train(cfg)
+
+
+def test_ddp_under_multirun_is_refused(compose_cfg):
+    cfg = compose_cfg([*FAST, "trainer=ddp_cpu"])
+    utils.check_ddp_multirun(cfg)  # a single run is fine
+    cfg = compose_cfg([*FAST, "trainer=ddp_cpu", "hydra.mode=MULTIRUN"])
+    from hydra.core.hydra_config import HydraConfig
+
+    assert HydraConfig.get().mode == RunMode.MULTIRUN
+    with pytest.raises(ValueError, match=r"multirun \(-m\) cannot use trainer.strategy='ddp'.*ddp_spawn"):
+        train(cfg)
+    cfg = compose_cfg([*FAST, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn", "hydra.mode=MULTIRUN"])
+    utils.check_ddp_multirun(cfg)  # ddp_spawn is allowed

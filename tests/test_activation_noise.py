@@ -1,0 +1,173 @@
+"""ActivationNoise: module selection, noise level, stages, tuple outputs, errors, mixed precision."""
+
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+
+from lightning_noise import ActivationNoise
+from tests.helpers import RecordingMLP, loader, regression_data, trainer
+
+
+class Probe(pl.LightningModule):
+    """x -> Identity ("probe") -> Linear; records the probe's clean input and what the Linear receives."""
+
+    def __init__(self, features=64):
+        super().__init__()
+        self.probe = nn.Identity()
+        self.out = nn.Linear(features, 1)
+        self.received = []
+        self.out.register_forward_pre_hook(lambda m, a: self.received.append(a[0].detach().clone()))
+
+    def forward(self, x):
+        return self.out(self.probe(x))
+
+    def training_step(self, batch, batch_idx):
+        return self(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.parametrize("kind,amount,expected_std", [("gaussian", 0.3, 0.3), ("uniform", 0.3, 0.3),
+                                                      ("multiplicative", 0.3, 0.3 * 2.0)])
+def test_noise_level_on_a_probe(kind, amount, expected_std):
+    x = torch.full((512, 64), 2.0)
+    model = Probe()
+    trainer(callbacks=[ActivationNoise(std=amount, kind=kind, modules=["probe"])]).fit(
+        model, loader(torch.utils.data.TensorDataset(x), batch_size=128)
+    )
+    noise = torch.cat(model.received) - x
+    n = noise.numel()
+    assert abs(noise.std().item() / expected_std - 1) < 5 / math.sqrt(2 * n)
+    assert abs(noise.mean().item()) < 5 * expected_std / math.sqrt(n)
+
+
+def test_dropout_kind_and_input_side():
+    x = torch.ones(256, 64)
+    model = Probe()
+    trainer(callbacks=[ActivationNoise(p=0.25, kind="dropout", modules=["out"], where="input")]).fit(
+        model, loader(torch.utils.data.TensorDataset(x), batch_size=128)
+    )
+    received = torch.cat(model.received)
+    assert torch.allclose(received.unique(), torch.tensor([0.0, 1 / 0.75]))
+    assert abs((received == 0).float().mean().item() - 0.25) < 5 * math.sqrt(0.25 * 0.75 / received.numel())
+
+
+def test_selection_by_glob_and_class_name():
+    model = RecordingMLP()
+    callback = ActivationNoise(std=0.1, modules=["encoder.*", "Linear"])
+    trainer(callbacks=[callback]).fit(model, loader(regression_data(n=16)))
+    assert callback.matched_modules == ["encoder.0", "encoder.1", "head"]
+
+
+def test_pattern_that_matches_nothing_lists_the_modules():
+    with pytest.raises(ValueError, match=r"pattern\(s\) \['decoder\.\*'\] match no submodule of RecordingMLP.*encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(ReLU\), head \(Linear\)"):
+        trainer(callbacks=[ActivationNoise(std=0.1, modules=["encoder.*", "decoder.*"])]).fit(
+            RecordingMLP(), loader(regression_data(n=16))
+        )
+
+
+def test_hidden_noise_in_training_only():
+    data = regression_data(n=32)
+    model = RecordingMLP()
+    t = trainer(callbacks=[ActivationNoise(std=0.5, modules=["encoder.1"])], num_sanity_val_steps=1)
+    t.fit(model, loader(data), loader(data))
+    assert min(h.min().item() for s, h in model.hidden if s == "train") < 0  # noisy ReLU outputs
+    model.hidden.clear()
+    t.validate(model, loader(data))
+    t.test(model, loader(data))
+    t.predict(model, loader(data))
+    with torch.no_grad():
+        clean = model.encoder(data.tensors[0]).split(16)
+    for stage in ("validate", "test", "predict"):
+        seen = [h for s, h in model.hidden if s == stage]
+        assert len(seen) == 2 and all(torch.equal(h, c) for h, c in zip(seen, clean)), stage
+
+
+def test_sanity_check_is_clean():
+    data = regression_data(n=32)
+    model = RecordingMLP()
+    trainer(callbacks=[ActivationNoise(std=0.5, modules=["encoder.1"])], num_sanity_val_steps=2, max_steps=0).fit(
+        model, loader(data), loader(data)
+    )
+    sanity = [h for s, h in model.hidden if s == "sanity_check"]
+    assert len(sanity) == 2 and all(h.min() >= 0 for h in sanity)
+
+
+class LSTMModel(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, ids):
+        out, _ = self.lstm(self.embedding(ids))
+        return self.out(out[:, -1])
+
+    def training_step(self, batch, batch_idx):
+        return self(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _token_data():
+    return torch.utils.data.TensorDataset(torch.randint(0, 20, (16, 5), generator=torch.Generator().manual_seed(0)))
+
+
+def test_tuple_outputs_and_embeddings():
+    callback = ActivationNoise(std=0.1, modules=["embedding", "lstm"])
+    trainer(callbacks=[callback]).fit(LSTMModel(), loader(_token_data()))
+    assert callback.matched_modules == ["embedding", "lstm"]
+
+
+def test_integer_module_input_fails_before_training():
+    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), whose input holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
+        trainer(callbacks=[ActivationNoise(std=0.1, modules=["embedding"], where="input")]).fit(
+            LSTMModel(), loader(_token_data()), loader(_token_data())
+        )
+
+
+def test_modules_that_never_run_are_an_error():
+    class Unused(RecordingMLP):
+        def __init__(self):
+            super().__init__()
+            self.spare = nn.Linear(4, 4)
+
+    with pytest.raises(RuntimeError, match=r"hooks \['spare'\], but none of them ran during the first training batch"):
+        trainer(callbacks=[ActivationNoise(std=0.1, modules=["spare"])]).fit(Unused(), loader(regression_data()))
+
+
+def test_bf16_mixed_noise_has_the_activation_dtype():
+    seen = []
+
+    class Model(RecordingMLP):
+        def __init__(self):
+            super().__init__()
+            self.head.register_forward_pre_hook(lambda m, a: seen.append(a[0].dtype))
+
+    model = Model()
+    trainer(precision="bf16-mixed", callbacks=[ActivationNoise(std=0.5, modules=["encoder.0"])]).fit(
+        model, loader(regression_data(n=32))
+    )
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    assert min(h.float().min().item() for s, h in model.hidden if s == "train") == 0  # ReLU after noise: clean path
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [(dict(std=0.1, modules=[]), r"`modules` must be a non-empty list"),
+     (dict(std=0.1, modules=[""]), r"`modules` must be a non-empty list"),
+     (dict(std=0.1, modules=["Linear"], where="inside"), r"`where` must be 'output' or 'input', got 'inside'"),
+     (dict(std=-1.0, modules=["Linear"]), r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -1.0")],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ActivationNoise(**kwargs)

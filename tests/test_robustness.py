@@ -1,0 +1,195 @@
+"""Robustness evaluation: clean metric at severity 0, degradation with severity, seeding, reporting."""
+
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_noise import RobustnessEvaluation, evaluate_robustness
+from lightning_noise.corruptions import get_corruption
+from lightning_noise.robustness import normalized_auc
+from tests.helpers import trainer as make_trainer
+
+CENTERS = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
+
+
+def blobs(n: int, seed: int) -> TensorDataset:
+    """Three well-separated Gaussian blobs (std 0.4, centres >= 3.2 apart): a tiny net reaches ~100% accuracy."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    return TensorDataset(CENTERS[y] + 0.4 * torch.randn(n, 2, generator=g), y)
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(-1) == y).float().mean(), reduce_fx="mean")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Classifier:
+    torch.manual_seed(0)
+    model = Classifier()
+    make_trainer(max_epochs=40).fit(model, DataLoader(blobs(300, 0), batch_size=300))
+    return model
+
+
+def eval_loader(n: int = 1500) -> DataLoader:
+    return DataLoader(blobs(n, 1), batch_size=n)  # one batch: test_step's mean accuracy is the dataset accuracy
+
+
+def test_clean_metric_at_severity_zero_and_no_improvement_with_severity(trained, tmp_path):
+    callback = RobustnessEvaluation(["gaussian", "salt_and_pepper"], output_dir=tmp_path, print_table=False, plot=False)
+    (logged,) = make_trainer(callbacks=[callback]).test(trained, eval_loader(), verbose=False)
+    result = callback.result
+    assert logged["test_acc"] > 0.98
+    for name, curve in result.curves.items():
+        assert curve.metric[0] == pytest.approx(logged["test_acc"], abs=1e-6), name
+        assert all(b <= a for a, b in zip(curve.metric, curve.metric[1:])), (name, curve.metric)
+    # The largest Gaussian (std 1.0 against blobs 3.2 apart) and 30% salt-and-pepper must cost accuracy.
+    assert result.curves["gaussian"].metric[-1] < logged["test_acc"] - 0.05
+    assert result.curves["salt_and_pepper"].metric[-1] < logged["test_acc"] - 0.05
+    stored = json.loads((tmp_path / "robustness.json").read_text())
+    assert stored["corruptions"]["gaussian"]["metric"] == result.curves["gaussian"].metric
+    assert stored["corruptions"]["gaussian"]["level"] == [None, 0.1, 0.2, 0.3, 0.5, 1.0]
+    assert stored["model"] == "Classifier" and stored["dataset"] == "TensorDataset" and stored["metric"] == "accuracy"
+
+
+def test_auc_is_normalized_trapezoid():
+    assert normalized_auc([0.9, 0.9, 0.9]) == pytest.approx(0.9)
+    assert normalized_auc([1.0, 0.8, 0.4]) == pytest.approx((0.5 + 0.8 + 0.2) / 2)
+    with pytest.raises(ValueError, match="at least two severities"):
+        normalized_auc([1.0])
+
+
+def test_seeded_order_independent_and_leaves_global_rng_and_mode(trained):
+    # The loader gets its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG.
+    data = DataLoader(blobs(600, 1), batch_size=200, generator=torch.Generator().manual_seed(0))
+    trained.train()
+    state = torch.get_rng_state()
+    a = evaluate_robustness(trained, data, corruptions=["gaussian", "salt_and_pepper"], seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert trained.training
+    b = evaluate_robustness(trained, data, corruptions=["salt_and_pepper", "gaussian"], seed=3)
+    c = evaluate_robustness(trained, data, corruptions=["gaussian"], seed=4)
+    assert a.to_dict() == {k: b.to_dict()[k] for k in a.to_dict()}
+    assert a.curves["gaussian"].metric[1:] != c.curves["gaussian"].metric[1:]
+    assert a.curves["gaussian"].metric[0] == c.curves["gaussian"].metric[0]
+
+
+def test_callable_and_torchmetrics_metrics_agree_with_accuracy(trained):
+    torchmetrics = pytest.importorskip("torchmetrics")
+    data = DataLoader(blobs(500, 2), batch_size=64)  # several batches, last one partial
+    kwargs = dict(corruptions=[get_corruption("gaussian", [0.5, 1.0])], seed=0)
+    reference = evaluate_robustness(trained, data, **kwargs).curves["gaussian"].metric
+
+    def acc(preds, targets):
+        return (preds.argmax(-1) == targets).float().mean()
+
+    by_callable = evaluate_robustness(trained, data, metric=acc, **kwargs)
+    metric = torchmetrics.classification.MulticlassAccuracy(num_classes=3, average="micro")
+    by_torchmetrics = evaluate_robustness(trained, data, metric=metric, **kwargs)
+    assert by_callable.curves["gaussian"].metric == pytest.approx(reference, abs=1e-6)
+    assert by_torchmetrics.curves["gaussian"].metric == pytest.approx(reference, abs=1e-6)
+    assert by_callable.metric_name == "acc" and by_torchmetrics.metric_name == "MulticlassAccuracy"
+
+
+def test_binary_logits_and_custom_batch_split():
+    x = torch.linspace(-1, 1, 200)[:, None]
+    data = DataLoader([{"x": xi, "y": float(xi > 0)} for xi in x], batch_size=50)
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(10.0), model.bias.zero_()
+    result = evaluate_robustness(
+        model, data, corruptions="gaussian", batch_to_inputs_targets=lambda b: (b["x"], b["y"][:, None])
+    )
+    assert result.clean == 1.0
+    with pytest.raises(TypeError, match=r"batch is a dict with keys \['x', 'y'\]. Pass batch_to_inputs_targets"):
+        evaluate_robustness(model, data, corruptions="gaussian")
+
+
+def test_reports_png_table_and_logger_scalars(trained, tmp_path, capsys):
+    logger = CSVLogger(tmp_path, name="run")
+    callback = RobustnessEvaluation("gaussian", max_batches=1)
+    make_trainer(callbacks=[callback], logger=logger).test(trained, eval_loader(300), verbose=False)
+    png = callback.files["png"]
+    assert png.parent == tmp_path / "run" / "version_0"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).ndim == 3
+    out = capsys.readouterr().out
+    assert "Robustness of Classifier on TensorDataset" in out and "AUC" in out
+    logger.save()
+    header = (tmp_path / "run" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "robustness/gaussian/severity_5" in header and "robustness/gaussian/auc" in header
+
+
+def test_wandb_logger_gets_table_and_image(trained, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged = {}
+    def log_table(self, key, columns=None, data=None, **kw):
+        logged[key] = (columns, data)
+
+    monkeypatch.setattr(WandbLogger, "log_table", log_table)
+    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    callback = RobustnessEvaluation("salt_and_pepper", print_table=False, output_dir=tmp_path)
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
+    make_trainer(callbacks=[callback], logger=logger).test(trained, eval_loader(300), verbose=False)
+    columns, rows = logged["robustness/table"]
+    assert columns[:3] == ["corruption", "levels", "0"] and rows[0][0] == "salt_and_pepper"
+    assert logged["robustness/plot"] == [str(tmp_path / "robustness.png")]
+    assert "robustness/salt_and_pepper/auc" in logged
+
+
+def test_manual_mode_runs_only_when_called(trained, tmp_path):
+    callback = RobustnessEvaluation("gaussian", when="manual", plot=False, print_table=False, output_dir=tmp_path)
+    trainer = make_trainer(callbacks=[callback])
+    trainer.test(trained, eval_loader(300), verbose=False)
+    assert callback.result is None
+    result = callback.evaluate(trainer, trained, DataLoader(blobs(90, 5), batch_size=30))
+    assert callback.result is result and (tmp_path / "robustness.json").exists()
+
+
+def test_bad_arguments_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="`metric` must be 'accuracy', a callable"):
+        RobustnessEvaluation(metric="f1")
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0, got -1"):
+        RobustnessEvaluation(seed=-1)
+    with pytest.raises(ValueError, match="`when` must be 'test_end' or 'manual', got 'fit_end'"):
+        RobustnessEvaluation(when="fit_end")
+    with pytest.raises(ValueError, match="Unknown corruption 'fog'"):
+        RobustnessEvaluation(["fog"])
+    import lightning_noise._optional as optional
+
+    monkeypatch.setattr(optional, "available", lambda module: module != "matplotlib")
+    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib.*noise\[recipes\]"):
+        RobustnessEvaluation()
+    with pytest.raises(ValueError, match=r"needs class logits of shape \[N, C\]"):
+        evaluate_robustness(nn.Linear(2, 3), [(torch.zeros(4, 2), torch.zeros(4, 2))], corruptions="gaussian")
+
+
+def test_image_corruption_on_data_outside_unit_range_warns(trained):
+    with pytest.warns(UserWarning, match=r"'shot_noise' expects inputs in \[0, 1\].*first batch has values in \[-"):
+        evaluate_robustness(trained, eval_loader(60), corruptions="shot_noise", max_batches=1)
