@@ -1,6 +1,6 @@
-"""Two-process CPU DDP run (gloo) with GradientNoise and WeightNoise; launched by tests/test_ddp.py.
+"""Two-process CPU DDP run (gloo) with GradientNoise and WeightNoise; launched by tests/test_ddp_parameter_noise.py.
 
-Usage: ``python tests/ddp_scripts/noise_ddp.py OUT_DIR``. Lightning's ``ddp`` launcher re-runs this command
+Usage: ``python tests/scripts/ddp_parameter_noise.py OUT_DIR``. Lightning's ``ddp`` launcher re-runs this command
 line for rank 1, so it must be a script, not code inside pytest's process.
 
 The optimizer has two parameter groups. Group 0 (``hidden``) gets GradientNoise as the library draws it, the
