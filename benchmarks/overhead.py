@@ -112,6 +112,9 @@ CASES: dict[str, Callable[[list[str], Amount], pl.Callback | None]] = {
     "baseline": lambda hidden, a: None,
     "InputNoise(std=0.1)": lambda hidden, a: InputNoise(std=a(0.1), seed=0),
     "ActivationNoise(std=0.1, hidden)": lambda hidden, a: ActivationNoise(std=a(0.1), modules=hidden, seed=0),
+    "ActivationNoise(std=0.1, hidden, sampler='table')": lambda hidden, a: ActivationNoise(
+        std=a(0.1), modules=hidden, sampler="table", seed=0
+    ),
     "WeightNoise(std=0.05)": lambda hidden, a: WeightNoise(std=a(0.05), seed=0),
     "WeightNoise(std=0.05, sampler='table')": lambda hidden, a: WeightNoise(std=a(0.05), sampler="table", seed=0),
     "GradientNoise(eta=0.3)": lambda hidden, a: GradientNoise(std=a(Annealed(0.3)), seed=0),

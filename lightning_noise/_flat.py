@@ -165,7 +165,58 @@ def standard_noise(
     return [(group.views, 1.0)]
 
 
-class ParameterNoise(NoiseCallback):
+def add_table_noise(x: Tensor, std: float | Tensor, table: NoiseTable, key: int, *, multiplicative: bool = False) -> Tensor:
+    """``x + std * n`` (or ``x * (1 + std * n)``) with ``n`` ~ N(0, 1) read from ``table`` under ``key``; out of place.
+
+    ``n`` is the signed sum of two windows of the table shaped like ``x``: two elementwise passes, nothing drawn.
+    """
+    if not isinstance(std, Tensor) and std == 0:
+        return x
+    numel = x.numel()
+    values = table._table(numel, x.device, x.dtype)
+    o1, o2, sign = table.offsets(numel, key)
+    first, second = values[o1 : o1 + numel].view(x.shape), values[o2 : o2 + numel].view(x.shape)
+    if multiplicative or isinstance(std, Tensor):
+        noise = torch.add(first, second, alpha=sign)
+        if multiplicative:
+            return x * (noise.mul_(std) if isinstance(std, Tensor) else noise.mul_(float(std))).add_(1.0)
+        return torch.addcmul(x, noise, std.to(x.dtype))
+    return torch.add(x, first, alpha=float(std)).add_(second, alpha=float(std) * sign)
+
+
+class TableSampling:
+    """Mixin for noise callbacks: the ``sampler`` choice and the noise table drawn from the base seed.
+
+    The table is rebuilt when the base seed changes (a new ``setup``, or loading a checkpoint).
+    """
+
+    sampler: Sampler
+    table_size: int
+    _table: NoiseTable | None
+
+    def _init_sampler(self, sampler: Sampler, table_size: int, kind: str | None = None) -> None:
+        owner = type(self).__name__
+        check_sampler(sampler, table_size, owner)
+        if sampler == "table" and kind is not None and kind not in ("gaussian", "multiplicative"):
+            raise ValueError(
+                f"{owner}: `sampler='table'` holds normal numbers; use it with kind 'gaussian' or 'multiplicative', "
+                f"got kind={kind!r}."
+            )
+        self.sampler = sampler
+        self.table_size = table_size
+        self._table = None
+
+    def _noise_table(self) -> NoiseTable | None:
+        """The table drawn from the current base seed, or ``None`` for the exact sampler."""
+        if self.sampler != "table":
+            return None
+        seed = self._base_seed or 0  # type: ignore[attr-defined]
+        if self._table is None or self._table.seed != seed:
+            self._table = NoiseTable(self.table_size, seed)
+        return self._table
+
+
+class ParameterNoise(TableSampling, NoiseCallback):
     """Shared base of WeightNoise and GradientNoise: one ``std`` amount, training only, the same noise on every
     rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint).
     """
@@ -181,7 +232,6 @@ class ParameterNoise(NoiseCallback):
         log_amounts: bool,
         name: str,
     ) -> None:
-        check_sampler(sampler, table_size, type(self).__name__)
         super().__init__(
             name=name,
             amounts={"std": std},
@@ -192,15 +242,4 @@ class ParameterNoise(NoiseCallback):
             per_rank=False,
         )
         check_amount("std", self.schedules["std"], non_negative)
-        self.sampler = sampler
-        self.table_size = table_size
-        self._table: NoiseTable | None = None
-
-    def _noise_table(self) -> NoiseTable | None:
-        """The table drawn from the current base seed, or ``None`` for the exact sampler."""
-        if self.sampler != "table":
-            return None
-        seed = self._base_seed or 0
-        if self._table is None or self._table.seed != seed:
-            self._table = NoiseTable(self.table_size, seed)
-        return self._table
+        self._init_sampler(sampler, table_size)
