@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_noise import ActivationNoise
+from lightning_noise import ActivationNoise, InputNoise
 from tests.helpers import RecordingMLP, loader, regression_data, trainer
 
 
@@ -199,3 +199,20 @@ def test_table_sampler_needs_a_normal_kind():
         ActivationNoise(p=0.1, kind="dropout", modules=["Linear"], sampler="table")
     with pytest.raises(ValueError, match=r"`sampler` must be one of \['exact', 'table'\], got 'fast'"):
         ActivationNoise(std=0.1, modules=["Linear"], sampler="fast")
+
+
+def test_hooks_are_removed_at_teardown_and_reinstalled_on_the_next_fit():
+    model = RecordingMLP()
+    noise = [ActivationNoise(std=0.5, modules=["encoder.1"]), InputNoise(std=0.5)]
+    hooks_before = {name: (len(m._forward_hooks), len(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    t = trainer(callbacks=noise)
+    t.fit(model, loader(regression_data(n=32)))
+    hooks_after = {name: (len(m._forward_hooks), len(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    assert hooks_after == hooks_before
+    x = regression_data(n=32).tensors[0]
+    with torch.no_grad():
+        model.train()
+        assert torch.equal(model(x), model.head(model.encoder(x)))  # outside the trainer: clean, even in train mode
+    model.hidden.clear()
+    trainer(callbacks=noise).fit(model, loader(regression_data(n=32)))  # the same instances work again
+    assert min(h.min().item() for s, h in model.hidden if s == "train") < 0
