@@ -14,6 +14,7 @@ global RNG is never touched. The base seed is ``seed=`` when given, else the see
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import zlib
@@ -108,6 +109,7 @@ class NoiseCallback(Callback):
         self.per_rank = per_rank
         self.schedules = {arg: as_schedule(value, arg) for arg, value in amounts.items()}
         self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
+        self._runtime_checks: dict[str, Callable[[float, str], None]] = {}
         self._base_seed: int | None = None
         self._batch_seed = 0
         self._draws = 0
@@ -165,9 +167,21 @@ class NoiseCallback(Callback):
     def schedule_step(self, trainer: pl.Trainer) -> int:
         return trainer.global_step if self.unit == "step" else trainer.current_epoch
 
+    def check_amount(self, argument: str, check: Callable[[float, str], None]) -> None:
+        """Check the amount ``argument`` with ``check(value, argument)``: now over the schedule's ``bounds()`` (or
+        its first value), and at every step for a plain callable, whose range cannot be known in advance."""
+        schedule = self.schedules[argument]
+        check_amount(argument, schedule, check)
+        if not isinstance(schedule, Schedule):
+            self._runtime_checks[argument] = check
+
     def update_amounts(self, step: int) -> dict[str, float]:
         for argument, schedule in self.schedules.items():
-            self.amounts[argument] = float(schedule(step))
+            value = float(schedule(step))
+            check = self._runtime_checks.get(argument)
+            if check is not None:
+                check(value, f"{argument} (its schedule at step {step})")
+            self.amounts[argument] = value
         return self.amounts
 
     # ----------------------------------------------------------------------------------------------- state
@@ -180,7 +194,11 @@ class NoiseCallback(Callback):
 
     @property
     def _identity(self) -> int:
-        return zlib.crc32(self.state_key.encode())
+        # The state key depends on constructor arguments only: hash it once, not at every batch.
+        identity = self.__dict__.get("_identity_cache")
+        if identity is None:
+            identity = self.__dict__["_identity_cache"] = zlib.crc32(self.state_key.encode())
+        return identity
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self._base_seed, "train_batches": self._train_batches, **self._extra_state()}
@@ -217,7 +235,10 @@ class NoiseCallback(Callback):
         self._detach()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # Lightning does not call `teardown` when fit/validate/test raise: remove the hooks here, or they would
+        # stay on the user's model after the failed run.
         self._active_stage = None
+        self._detach()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._calls = 0
@@ -310,3 +331,21 @@ def resolve_kind_amount(owner: str, kind: Any, **given: ScheduleLike | None) -> 
             f"{owner}: {noise_kind.name!r} noise takes its amount as `{noise_kind.amount}=` (or `amount=`), got {got}."
         )
     return noise_kind, noise_kind.amount, next(iter(provided.values()))
+
+
+def check_kind_kwargs(owner: str, noise_kind: Any, kind_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check that ``kind_kwargs`` fit the signature of the kind's noise function, before training.
+
+    Raises:
+        ValueError: an argument the function does not take; the message shows its signature.
+    """
+    kwargs = dict(kind_kwargs or {})
+    signature = inspect.signature(noise_kind.fn)
+    try:
+        signature.bind(None, None, None, **kwargs)
+    except TypeError as error:
+        raise ValueError(
+            f"{owner}: `kind_kwargs` {kwargs} do not fit {noise_kind.name!r} noise ({error}); its function takes "
+            f"({', '.join(signature.parameters)})."
+        ) from None
+    return kwargs

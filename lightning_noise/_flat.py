@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_noise._base import NoiseCallback, check_amount, mix_seed, non_negative
+from lightning_noise._base import NoiseCallback, mix_seed, non_negative
 from lightning_noise.schedules import ScheduleLike
 
 Sampler = Literal["exact", "table"]
@@ -78,48 +78,54 @@ def flat_groups(tensors: Sequence[Tensor]) -> list[FlatGroup]:
 
 
 class NoiseTable:
-    """A fixed table of standard normal numbers, read as the signed sum of two windows at keyed offsets.
+    """A fixed table of standard normal numbers, read as the signed sum of two disjoint windows at keyed offsets.
 
-    The table holds ``size`` numbers drawn once from ``seed`` (on the CPU, so every device sees the same table),
-    standardized to mean 0 and variance 1/2 over the table. A draw of ``n`` numbers under an integer key is
-    ``table[o1:o1+n] + s * table[o2:o2+n]``, with ``o1 != o2`` and the sign ``s`` derived from the key by
-    hashing: no random number is generated per draw and no value goes from the device to the host.
-    :meth:`windows` returns the two windows as views cut like a :class:`FlatGroup` (callers add them with two
-    foreach ops); :meth:`fill_` writes the sum into a buffer. Each element of a draw is a sum of two distinct
-    table entries, so within a draw the elements are independent and ~N(0, 1) (as far as the table is a sample
-    of N(0, 1)); across draws they are not independent, since windows overlap.
+    A draw of ``n`` numbers under an integer key is ``table[o1:o1+n] + s * table[o2:o2+n]``, with the first
+    window in the lower half of the table, the second in the upper half (so the two never share an entry), and
+    the offsets and the sign ``s`` derived from the key by hashing: no random number is generated per draw and
+    no value goes from the device to the host. :meth:`windows` returns the two windows as views cut like a
+    :class:`FlatGroup` (callers add them with two foreach ops); :meth:`fill_` writes the sum into a buffer.
+
+    Within a draw, every element is the sum of two table entries that no other element of the draw uses, so the
+    elements are independent and ~N(0, 1) (as far as the table is a sample of N(0, 1)). Across draws they are
+    not independent: windows of different draws overlap and reuse entries at shifted positions.
+
+    The table a draw reads is a pure function of ``(seed, size)``: ``size`` entries, or the smallest power of
+    two >= ``2 * n`` for a larger draw, each standardized to mean 0 and variance 1/2. So a draw depends only on
+    (seed, n, key), never on which draws came before: resumed runs draw the same numbers.
 
     Args:
-        size: number of entries; grown to ``2 * n`` (plus one) when a buffer of ``n`` elements is filled.
+        size: number of entries of the table for draws of up to ``size // 2`` numbers.
         seed: seed of the table.
     """
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = int(size)
         self.seed = int(seed)
-        self._tables: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+        self._tables: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
+
+    def table_size(self, n: int) -> int:
+        """Entries of the table that a draw of ``n`` numbers reads."""
+        return self.size if 2 * n <= self.size else 1 << (2 * n - 1).bit_length()
 
     def _table(self, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        table = self._tables.get((device, dtype))
-        if table is not None and table.numel() > n:
-            return table
-        size = max(self.size, 2 * n + 1)
-        if size != self.size:
-            self.size = size
-            self._tables.clear()
-        generator = torch.Generator().manual_seed(self.seed)
-        values = torch.randn(size, generator=generator, dtype=torch.float64)
-        values = (values - values.mean()) / values.std() * math.sqrt(0.5)
-        table = values.to(device=device, dtype=dtype)
-        self._tables[(device, dtype)] = table
+        size = self.table_size(n)
+        table = self._tables.get((size, device, dtype))
+        if table is None:
+            generator = torch.Generator().manual_seed(mix_seed(self.seed, size))
+            values = torch.randn(size, generator=generator, dtype=torch.float64)
+            values = (values - values.mean()) / values.std() * math.sqrt(0.5)
+            table = values.to(device=device, dtype=dtype)
+            self._tables[(size, device, dtype)] = table
         return table
 
     def offsets(self, n: int, key: int) -> tuple[int, int, float]:
-        """The two window offsets and the sign used for a draw of ``n`` numbers under ``key``."""
-        span = max(self.size, 2 * n + 1) - n + 1
+        """The two window offsets (lower half, upper half) and the sign of a draw of ``n`` numbers under ``key``."""
+        half = self.table_size(n) // 2
+        span = half - n + 1
         first = mix_seed(key, 1)
         o1 = first % span
-        o2 = (o1 + 1 + mix_seed(key, 2) % (span - 1)) % span
+        o2 = half + mix_seed(key, 2) % span
         sign = 1.0 if (first >> 61) & 1 else -1.0
         return o1, o2, sign
 
@@ -241,5 +247,5 @@ class ParameterNoise(TableSampling, NoiseCallback):
             log_amounts=log_amounts,
             per_rank=False,
         )
-        check_amount("std", self.schedules["std"], non_negative)
+        self.check_amount("std", non_negative)
         self._init_sampler(sampler, table_size)

@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_noise._base import NoiseCallback, Stage, check_amount, resolve_kind_amount
+from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
@@ -93,11 +93,11 @@ class ActivationNoise(TableSampling, NoiseCallback):
         super().__init__(
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount)
         self._init_sampler(sampler, table_size, noise_kind.name)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
-        self.kind_kwargs = dict(kind_kwargs or {})
+        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
         self._handles: list[RemovableHandle] = []
         self._matched: list[str] = []
         self._validated: set[str] = set()

@@ -143,8 +143,8 @@ def salt_and_pepper(
         return x
     _require_floating(x, "salt_and_pepper")
     u = torch.rand(x.shape, generator=generator, device=x.device)
-    out = torch.where(u < p / 2, torch.tensor(high, dtype=x.dtype, device=x.device), x)
-    return torch.where((u >= p / 2) & (u < p), torch.tensor(low, dtype=x.dtype, device=x.device), out)
+    out = torch.where(u < p / 2, high, x)
+    return torch.where((u >= p / 2) & (u < p), low, out)
 
 
 def dropout(x: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:

@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_noise._base import NoiseCallback, Stage, check_amount, resolve_kind_amount
+from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import get_submodule
 from lightning_noise._stats import RunningStd
@@ -56,6 +56,8 @@ class InputNoise(TableSampling, NoiseCallback):
             Default: every floating-point tensor among the arguments.
         relative: scale the noise by each feature's standard deviation, estimated from the clean training
             inputs seen so far (for inputs that are not standardized). Additive and multiplicative kinds only.
+            Under DDP each rank keeps its own estimate from the batches it sees, and a checkpoint (written by
+            rank 0) restores rank 0's estimate on every rank.
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
@@ -110,7 +112,7 @@ class InputNoise(TableSampling, NoiseCallback):
         super().__init__(
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount)
         self._init_sampler(sampler, table_size, noise_kind.name)
         if relative and not noise_kind.elementwise_scale:
             raise ValueError(
@@ -129,7 +131,7 @@ class InputNoise(TableSampling, NoiseCallback):
             raise ValueError(f"`module` must be a submodule's qualified name or None, got {module!r}.")
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
-        self.kind_kwargs = dict(kind_kwargs or {})
+        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
         self.module = module
         self.inputs = tuple(inputs) if inputs is not None else None
         self.relative = bool(relative)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_noise._base import Stage, check_amount
+from lightning_noise._base import Stage
 from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss, may_exceed_zero
 from lightning_noise.schedules import ScheduleLike
 
@@ -237,7 +237,7 @@ class LabelNoise(LossTargetCallback):
             loss=loss, name=name, amounts=amounts, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
         for argument in amounts:
-            check_amount(argument, self.schedules[argument], _unit_interval)
+            self.check_amount(argument, _unit_interval)
         self.style: SmoothingStyle = style
         self.transition = None if transition is None else _check_transition(transition)
         self._format = "index"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from lightning_noise._base import Stage, check_amount, resolve_kind_amount
+from lightning_noise._base import Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._loss_hook import CLASSIFICATION_LOSSES, LossTargetCallback
 from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
@@ -84,10 +84,10 @@ class TargetNoise(LossTargetCallback):
             unit=unit,
             log_amounts=log_amounts,
         )
-        check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
-        self.kind_kwargs = dict(kind_kwargs or {})
+        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss, "kind": self.kind.name}

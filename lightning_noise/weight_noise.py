@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
@@ -43,6 +44,9 @@ class WeightNoise(ParameterNoise):
     Kinds: ``gaussian`` ``w + std * N(0, 1)``; ``uniform`` ``w + U(-a, a)`` with standard deviation ``std``;
     ``multiplicative`` ``w * (1 + std * N(0, 1))`` (relative to each weight's size), the same maths as
     :mod:`lightning_noise.functional` applied to all selected weights at once.
+
+    Manual optimization. The weights are restored after the first ``manual_backward`` of a batch, so only the
+    first forward/backward pass of each ``training_step`` sees noisy weights (a warning says so at fit start).
 
     Distributed. The noise is the same on every rank (keyed by seed and batch counter, not rank), as if the
     global batch ran on one device; the clean weights stay identical across replicas in any case.
@@ -128,6 +132,12 @@ class WeightNoise(ParameterNoise):
     # ---------------------------------------------------------------------------------------------- selection
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._detach()
+        if not pl_module.automatic_optimization:
+            rank_zero_warn(
+                "WeightNoise with manual optimization perturbs the weights at the start of each batch and restores "
+                "them after the first `manual_backward`: later forward/backward passes in the same training_step "
+                "(a second optimizer, say) run on the clean weights."
+            )
         if self.modules is None:
             roots = [("", pl_module)]
         else:

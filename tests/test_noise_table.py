@@ -46,26 +46,29 @@ def test_same_key_same_draw_and_offsets_differ():
     assert not torch.equal(draw(table, 5, 1000), draw(table, 6, 1000))
     for key in range(200):
         o1, o2, sign = table.offsets(1000, key)
-        assert o1 != o2 and 0 <= min(o1, o2) and max(o1, o2) + 1000 <= table.size and sign in (1.0, -1.0)
+        half = table.table_size(1000) // 2
+        assert 0 <= o1 and o1 + 1000 <= half <= o2 and o2 + 1000 <= 2 * half and sign in (1.0, -1.0)
 
 
 def test_table_grows_for_large_buffers_and_is_seeded():
     table = NoiseTable(16, seed=3)
     x = draw(table, 0, 1000)
-    assert table.size == 2001 and x.std().item() == pytest.approx(1.0, abs=0.15)
+    assert table.table_size(1000) == 2048 and table.table_size(8) == 16
+    assert x.std().item() == pytest.approx(1.0, abs=0.15)
     assert torch.equal(draw(NoiseTable(16, seed=3), 0, 1000), x)
     assert not torch.equal(draw(NoiseTable(16, seed=4), 0, 1000), x)
 
 
 def test_the_trade_off_draws_share_table_entries():
-    """The documented limit: every draw is made of signed pairwise sums of the same T table entries, so at
-    most 2T(T - 1) distinct values ever appear (here T = 2n + 1 = 201), where exact draws essentially never repeat."""
+    """The documented limit: every value is a signed sum of one entry of the table's lower half and one of its
+    upper half, so at most 2 (T/2)^2 distinct values ever appear (here T = 256), where exact draws never repeat."""
     table = NoiseTable(16, seed=5)
     n = 100
     draws = [draw(table, key, n) for key in range(2000)]
     values = torch.cat(draws)
-    # 200,000 numbers, at most 2 * 201 * 200 = 80,400 distinct signed sums of two of the 201 table entries.
-    assert torch.unique(values).numel() <= 2 * table.size * (table.size - 1) < values.numel()
+    size = table.table_size(n)
+    # 200,000 numbers, at most 2 * 128 * 128 = 32,768 distinct signed sums.
+    assert torch.unique(values).numel() <= 2 * (size // 2) ** 2 < values.numel()
     exact = torch.randn(2000 * n, generator=torch.Generator().manual_seed(0))
     assert torch.unique(exact).numel() > 0.99 * exact.numel()
 
@@ -88,3 +91,26 @@ def test_windows_are_the_draw_cut_like_the_group():
     expected = draw(table, 11, 1207)
     assert torch.allclose(torch.cat([t.flatten() for t in total]), expected, atol=1e-6)
     assert all(views[0].data_ptr() != group.buffer.data_ptr() for views, _ in terms), "views of the table"
+
+
+def test_windows_of_one_draw_never_overlap_so_elements_are_uncorrelated_at_every_lag():
+    """Overlapping windows would make x[i] and x[i + d] share a table entry (correlation +-0.5 at lag d)."""
+    n = 1 << 14
+    table = NoiseTable(1 << 16, seed=7)
+    for key in range(20):
+        o1, o2, _ = table.offsets(n, key)
+        lag = o2 - o1
+        assert lag >= n  # disjoint: no lag inside the draw pairs two copies of one entry
+    # The largest draw the table serves, n = size / 2: windows are exactly the two halves.
+    x = draw(table, 3, 1 << 15)
+    for lag in (1, 7, 1000, 1 << 14):
+        corr = torch.corrcoef(torch.stack([x[:-lag], x[lag:]]))[0, 1].item()
+        assert abs(corr) < 5 / math.sqrt(x.numel() - lag)
+
+
+def test_a_draw_does_not_depend_on_earlier_draws():
+    """A larger draw must not grow or re-standardize the table that smaller draws read (resume would differ)."""
+    fresh = draw(NoiseTable(1 << 10, seed=9), 4, 100)
+    table = NoiseTable(1 << 10, seed=9)
+    draw(table, 1, 5000)  # needs a larger table
+    assert torch.equal(draw(table, 4, 100), fresh)

@@ -271,3 +271,8 @@ def test_optimizer_updates_the_clean_weights_with_the_gradient_at_the_noisy_ones
     assert torch.equal(model.weight_at_step, init["layer.weight"]), "weights not restored before the step"
     assert not torch.allclose(model.grad_at_step, clean_grad), "gradient was not taken at the noisy weights"
     assert torch.equal(model.layer.weight.detach(), init["layer.weight"].add(model.grad_at_step, alpha=-0.1))
+
+
+def test_manual_optimization_warns_that_only_the_first_backward_is_noisy():
+    with pytest.warns(UserWarning, match=r"restores them after the first `manual_backward`"):
+        trainer(callbacks=[WeightNoise(std=0.1, seed=2)], max_epochs=1).fit(Net(lr=0.0, manual=True), data(2))

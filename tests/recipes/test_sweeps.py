@@ -7,7 +7,7 @@ import json
 import pytest
 
 import lightning_noise
-from tests.recipes.conftest import CONF, FAST, options, run_recipe
+from tests.recipes.conftest import FAST, options, run_recipe
 from train import train
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import hydra
 import pytest
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import MissingConfigException
 from hydra.types import RunMode
-from omegaconf import open_dict, read_write
 
 import lightning_noise
 from noisy_recipes import utils
