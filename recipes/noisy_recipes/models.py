@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -155,10 +155,29 @@ class MLP(NoisyModule):
     Args:
         hidden: widths of the hidden layers (ReLU after each).
         dropout: dropout after each hidden ReLU.
+        init: ``"default"`` (PyTorch's ``Linear`` init: weights and biases uniform in +-1/sqrt(fan_in)) or
+            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default).
+
+    Raises:
+        ValueError: an unknown ``init``.
     """
 
-    def build(self, spec: DataSpec, hidden: Sequence[int] = (32, 32), dropout: float = 0.0) -> nn.Module:
-        return nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
+    def build(
+        self,
+        spec: DataSpec,
+        hidden: Sequence[int] = (32, 32),
+        dropout: float = 0.0,
+        init: Literal["default", "glorot"] = "default",
+    ) -> nn.Module:
+        if init not in ("default", "glorot"):
+            raise ValueError(f"`model.init` must be 'default' or 'glorot', got {init!r}.")
+        net = nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
+        if init == "glorot":
+            for layer in net.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
+        return net
 
 
 class CNN(NoisyModule):

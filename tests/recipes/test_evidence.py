@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+import torch
 
 from tests.recipes.conftest import FAST
 from train import train
@@ -65,3 +67,102 @@ def test_robustness_logged_to_wandb_offline(compose_cfg, tmp_path, monkeypatch):
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     data = next(run.glob("*.wandb")).read_bytes()
     assert b"robustness/gaussian/auc" in data and b"robustness/table" in data and b"robustness/plot" in data
+
+
+# ---------------------------------------------------------------------------------------------- compare.py
+def test_compare_runs_a_sweep_and_writes_the_report(tmp_path, capsys):
+    """A real 2-configuration x 2-seed sweep through ``recipes/train.py -m``, then the report on its runs."""
+    import compare
+
+    out = tmp_path / "report"
+    report = compare.main(
+        ["--out", str(out), "--title", "tiny sweep", "--sweep", "trainer=debug", "logger=none", "noise=none,input",
+         "eval.robustness=true", "seed=0,1"]
+    )
+    records = sorted((out / "runs").rglob("metrics.json"))
+    assert len(records) == 4
+    runs = [json.loads(p.read_text()) for p in records]
+    baseline = "eval.robustness=true logger=none noise=none trainer=debug"
+    assert {r["group"] for r in runs} == {baseline, "eval.robustness=true logger=none noise=input trainer=debug"}
+    assert report.baseline == baseline and report.n_runs == 4
+    assert all(r["robustness"]["corruptions"]["gaussian"]["severity"] == [0, 1, 2, 3, 4, 5] for r in runs)
+    for path in ("report.md", "summary.json", "metric_vs_noise.png", "robustness.png"):
+        assert (out / path).is_file(), path
+    assert (out / "metric_vs_noise.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (out / "report.md").read_text()
+    assert "tiny sweep" in markdown and "paired t" in markdown
+    assert "Report written to" in capsys.readouterr().out
+
+
+def test_compare_reads_several_directories(tmp_path):
+    import compare
+
+    for group, noise, values in (("base", {}, [0.70, 0.72, 0.71]), ("noisy", {"input": {"std": 0.1}}, [0.75, 0.74, 0.78])):
+        for seed, value in enumerate(values):
+            run = tmp_path / group / str(seed)
+            run.mkdir(parents=True)
+            record = {"group": group, "seed": seed, "noise": noise, "metrics": {"test/acc": value}}
+            (run / "metrics.json").write_text(json.dumps(record))
+    report = compare.main([str(tmp_path / "base"), str(tmp_path / "noisy"), "--out", str(tmp_path / "r"), "--no-plots"])
+    comparison = report.comparison("noisy")
+    assert report.baseline == "base" and report.best == "noisy"
+    assert comparison.diff == pytest.approx((0.75 + 0.74 + 0.78 - 0.70 - 0.72 - 0.71) / 3)
+    assert comparison.test == "paired t"
+
+
+def test_compare_sweep_needs_an_output_directory(tmp_path):
+    import compare
+
+    with pytest.raises(SystemExit, match="--out"):
+        compare.main(["--sweep", "seed=0,1"])
+
+
+# ---------------------------------------------------------------------------------------------- classic setup
+def test_ordered_split_reproduces_the_published_circles():
+    from sklearn.datasets import make_circles
+
+    from noisy_recipes.data import CirclesDataModule
+
+    dm = CirclesDataModule(
+        factor=0.8, seed=1, split="ordered", train_size=30, val_size=0, test_size=70, standardize=False
+    )
+    x, y = make_circles(n_samples=100, noise=0.1, random_state=1)
+    train, test = dm.eval_dataloaders()["train"].dataset, dm.eval_dataloaders()["test"].dataset
+    assert dm.split_sizes() == {"train": 30, "val": 0, "test": 70} and "val" not in dm.eval_dataloaders()
+    assert torch.equal(train.tensors[0], torch.as_tensor(x[:30], dtype=torch.float32))
+    assert torch.equal(test.tensors[1], torch.as_tensor(y[30:]))
+
+
+def test_ordered_split_takes_train_then_validation_then_test():
+    from noisy_recipes.data import SklearnDataModule
+
+    dm = SklearnDataModule(dataset="iris", split="ordered", train_size=50, val_size=20, test_size=30, standardize=False)
+    from sklearn.datasets import load_iris
+
+    x = torch.as_tensor(load_iris().data, dtype=torch.float32)
+    loaders = dm.eval_dataloaders()
+    for split, (a, b) in {"train": (0, 50), "val": (50, 70), "test": (70, 100)}.items():
+        assert torch.equal(loaders[split].dataset.tensors[0], x[a:b]), split
+
+
+def test_bad_split_mode():
+    from noisy_recipes.data import CirclesDataModule
+
+    with pytest.raises(ValueError, match="`data.split` must be 'random' or 'ordered', got 'shuffled'"):
+        CirclesDataModule(split="shuffled")
+
+
+def test_glorot_init():
+    from noisy_recipes.data import DataSpec
+    from noisy_recipes.models import MLP
+
+    spec = DataSpec("c", "tabular", "classification", (2,), 2)
+    torch.manual_seed(0)
+    net = MLP(spec, optimizer=torch.optim.Adam, hidden=[500], init="glorot").net
+    first, last = net[1], net[3]
+    for layer in (first, last):
+        bound = math.sqrt(6 / (layer.in_features + layer.out_features))
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
+        assert torch.count_nonzero(layer.bias) == 0
+    with pytest.raises(ValueError, match="`model.init` must be 'default' or 'glorot', got 'he'"):
+        MLP(spec, optimizer=torch.optim.Adam, init="he")
