@@ -270,6 +270,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def eval_dataloaders(self) -> dict[str, DataLoader]:
         """Unshuffled loaders of every non-empty split, for the final clean evaluation of the best checkpoint."""
+        self.setup()
         return {split: self._loader(split) for split in ("train", "val", "test") if len(self.datasets[split])}
 
 

@@ -82,8 +82,8 @@ def test_compare_runs_a_sweep_and_writes_the_report(tmp_path, capsys):
     records = sorted((out / "runs").rglob("metrics.json"))
     assert len(records) == 4
     runs = [json.loads(p.read_text()) for p in records]
-    baseline = "eval.robustness=true logger=none noise=none trainer=debug"
-    assert {r["group"] for r in runs} == {baseline, "eval.robustness=true logger=none noise=input trainer=debug"}
+    baseline = "eval.robustness=True logger=none noise=none trainer=debug"  # as Hydra records the override
+    assert {r["group"] for r in runs} == {baseline, "eval.robustness=True logger=none noise=input trainer=debug"}
     assert report.baseline == baseline and report.n_runs == 4
     assert all(r["robustness"]["corruptions"]["gaussian"]["severity"] == [0, 1, 2, 3, 4, 5] for r in runs)
     for path in ("report.md", "summary.json", "metric_vs_noise.png", "robustness.png"):
@@ -159,10 +159,32 @@ def test_glorot_init():
     spec = DataSpec("c", "tabular", "classification", (2,), 2)
     torch.manual_seed(0)
     net = MLP(spec, optimizer=torch.optim.Adam, hidden=[500], init="glorot").net
-    first, last = net[1], net[3]
+    first, last = net[1][0], net[1][2]
     for layer in (first, last):
         bound = math.sqrt(6 / (layer.in_features + layer.out_features))
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
         assert torch.count_nonzero(layer.bias) == 0
     with pytest.raises(ValueError, match="`model.init` must be 'default' or 'glorot', got 'he'"):
         MLP(spec, optimizer=torch.optim.Adam, init="he")
+
+
+# ---------------------------------------------------------------------------------------------- experiments
+CIRCLES_ARMS = {
+    "none": {},
+    "input_0.01": {"input": 0.01},
+    "input_0.1": {"input": 0.1},
+    "hidden_0.1": {"activation": 0.1},
+    "hidden_1.0": {"activation": 1.0},
+}
+
+
+@pytest.mark.parametrize("variant", list(CIRCLES_ARMS))
+def test_circles_classic_arm_composes_and_runs(variant, compose_cfg, tmp_path):
+    cfg = compose_cfg(["experiment=circles_classic", f"variant={variant}", "trainer.max_epochs=2"])
+    assert cfg.trainer.max_epochs == 2 and cfg.data.split == "ordered" and cfg.model.hidden == [500]
+    assert {name: node.std.amount for name, node in (cfg.noise or {}).items()} == CIRCLES_ARMS[variant]
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["splits"] == {"train": 30, "val": 0, "test": 70} and record["epochs"] == 2
+    assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss"}
+    assert record["model"] == "MLP 2-500-2" and "robustness" in record
