@@ -155,8 +155,9 @@ class MLP(NoisyModule):
     Args:
         hidden: widths of the hidden layers (ReLU after each).
         dropout: dropout after each hidden ReLU.
-        init: ``"default"`` (PyTorch's ``Linear`` init: weights and biases uniform in +-1/sqrt(fan_in)) or
-            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default).
+        init: ``"default"`` (PyTorch's ``Linear`` init: weights and biases uniform in +-1/sqrt(fan_in)),
+            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default) or ``"he"``
+            (He/Kaiming-uniform weights for ReLU, zero biases: keeps the signal's scale through deep ReLU stacks).
 
     Raises:
         ValueError: an unknown ``init``.
@@ -167,15 +168,18 @@ class MLP(NoisyModule):
         spec: DataSpec,
         hidden: Sequence[int] = (32, 32),
         dropout: float = 0.0,
-        init: Literal["default", "glorot"] = "default",
+        init: Literal["default", "glorot", "he"] = "default",
     ) -> nn.Module:
-        if init not in ("default", "glorot"):
-            raise ValueError(f"`model.init` must be 'default' or 'glorot', got {init!r}.")
+        if init not in ("default", "glorot", "he"):
+            raise ValueError(f"`model.init` must be 'default', 'glorot' or 'he', got {init!r}.")
         net = nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
-        if init == "glorot":
+        if init != "default":
             for layer in net.modules():
                 if isinstance(layer, nn.Linear):
-                    nn.init.xavier_uniform_(layer.weight)
+                    if init == "glorot":
+                        nn.init.xavier_uniform_(layer.weight)
+                    else:
+                        nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
                     nn.init.zeros_(layer.bias)
         return net
 

@@ -164,8 +164,10 @@ def test_glorot_init():
         bound = math.sqrt(6 / (layer.in_features + layer.out_features))
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
         assert torch.count_nonzero(layer.bias) == 0
-    with pytest.raises(ValueError, match="`model.init` must be 'default' or 'glorot', got 'he'"):
-        MLP(spec, optimizer=torch.optim.Adam, init="he")
+    he = MLP(spec, optimizer=torch.optim.Adam, hidden=[500], init="he").net[1][2]
+    assert he.weight.abs().max() <= math.sqrt(6 / 500) and he.weight.abs().max() > 0.95 * math.sqrt(6 / 500)
+    with pytest.raises(ValueError, match="`model.init` must be 'default', 'glorot' or 'he', got 'lecun'"):
+        MLP(spec, optimizer=torch.optim.Adam, init="lecun")
 
 
 # ---------------------------------------------------------------------------------------------- experiments
