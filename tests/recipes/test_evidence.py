@@ -190,3 +190,28 @@ def test_circles_classic_arm_composes_and_runs(variant, compose_cfg, tmp_path):
     assert record["splits"] == {"train": 30, "val": 0, "test": 70} and record["epochs"] == 2
     assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss"}
     assert record["model"] == "MLP 2-500-2" and "robustness" in record
+
+
+GRADIENT_ARMS = {"none": None, "gradient_eta0.01": 0.01, "gradient_eta0.3": 0.3, "gradient_eta1.0": 1.0}
+
+
+@pytest.mark.parametrize("variant", list(GRADIENT_ARMS))
+def test_digits_gradient_arm_composes_and_runs(variant, compose_cfg, tmp_path):
+    import lightning_noise
+
+    cfg = compose_cfg(
+        ["experiment=digits_gradient", f"variant={variant}", "trainer=debug", "trainer.max_epochs=1",
+         "trainer.detect_anomaly=false"]
+    )
+    assert len(cfg.model.hidden) == 20 and cfg.model.optimizer._target_ == "torch.optim.SGD"
+    eta = GRADIENT_ARMS[variant]
+    if eta is None:
+        assert not cfg.noise
+    else:
+        std = cfg.noise.gradient.std
+        assert std.amount == pytest.approx(math.sqrt(eta), abs=5e-4)  # the paper's variance eta is amount ** 2
+        assert std.shape._target_ == "lightning_noise.schedules.Annealed" and std.shape.gamma == 0.55
+        if not hasattr(lightning_noise, "GradientNoise"):
+            pytest.skip("lightning_noise.GradientNoise is not in this branch yet")
+    metrics = train(cfg)
+    assert "test/acc" in metrics
