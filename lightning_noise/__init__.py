@@ -14,10 +14,12 @@ from typing import Any
 
 from lightning_noise import corruptions, functional, schedules
 from lightning_noise.activation_noise import ActivationNoise
+from lightning_noise.gradient_noise import GradientNoise
 from lightning_noise.input_noise import InputNoise
 from lightning_noise.label_noise import LabelNoise
 from lightning_noise.robustness import RobustnessEvaluation, evaluate_robustness
 from lightning_noise.target_noise import TargetNoise
+from lightning_noise.weight_noise import WeightNoise
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,7 @@ _LAZY = {"report": None, "compare_runs": "report", "load_runs": "report", "Compa
 __all__ = [
     "ActivationNoise",
     "ComparisonReport",
+    "GradientNoise",
     "InputNoise",
     "LabelNoise",
     "RobustnessEvaluation",
@@ -38,6 +41,7 @@ __all__ = [
     "report",
     "schedules",
     "TargetNoise",
+    "WeightNoise",
     "__version__",
 ]
 

@@ -110,6 +110,7 @@ class NoiseCallback(Callback):
         self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
         self._base_seed: int | None = None
         self._batch_seed = 0
+        self._draws = 0
         self._generators: dict[torch.device, torch.Generator] = {}
         self._active_stage: str | None = None
         self._rank = 0
@@ -152,8 +153,14 @@ class NoiseCallback(Callback):
         """Seed every generator from (base seed, callback identity, rank if per-rank, *key)."""
         rank = self._rank if self.per_rank else 0
         self._batch_seed = mix_seed(self._base_seed or 0, self._identity, rank, *key)
+        self._draws = 0
         for generator in self._generators.values():
             generator.manual_seed(self._batch_seed)
+
+    def draw_key(self) -> int:
+        """A key for the next draw of this batch (for keyed samplers such as the noise table)."""
+        self._draws += 1
+        return mix_seed(self._batch_seed, self._draws)
 
     def schedule_step(self, trainer: pl.Trainer) -> int:
         return trainer.global_step if self.unit == "step" else trainer.current_epoch

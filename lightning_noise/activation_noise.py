@@ -10,13 +10,14 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_amount, resolve_kind_amount
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
 from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
-class ActivationNoise(NoiseCallback):
+class ActivationNoise(TableSampling, NoiseCallback):
     r"""Add noise to the outputs (or inputs) of every submodule matched by name glob or class name.
 
     Forward hooks on the matched submodules replace the floating-point tensors of their output (all of them,
@@ -39,6 +40,11 @@ class ActivationNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
+        sampler: ``"exact"`` (fresh draws from the generator, default) or ``"table"``: Gaussian numbers read from
+            two windows of a precomputed table at keyed offsets (``gaussian`` and ``multiplicative`` kinds only),
+            several times cheaper on CPU; within a draw the values are independent, across draws they reuse the
+            table (see docs/weight-and-gradient-noise.md).
+        table_size: entries of the noise table (grown to twice the largest tensor when smaller).
         log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
@@ -72,6 +78,8 @@ class ActivationNoise(NoiseCallback):
         stages: Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
+        sampler: Sampler = "exact",
+        table_size: int = DEFAULT_TABLE_SIZE,
         log_amounts: bool = True,
         name: str = "activation",
     ) -> None:
@@ -86,6 +94,7 @@ class ActivationNoise(NoiseCallback):
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
         check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self._init_sampler(sampler, table_size, noise_kind.name)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = dict(kind_kwargs or {})
@@ -143,7 +152,11 @@ class ActivationNoise(NoiseCallback):
         return hook
 
     def _noise(self, x: Tensor, index: int) -> Tensor:
-        return self.kind.fn(x, self.amounts[self.amount_name], self.generator(x.device), **self.kind_kwargs)
+        amount = self.amounts[self.amount_name]
+        table = self._noise_table()
+        if table is not None:
+            return add_table_noise(x, amount, table, self.draw_key(), multiplicative=self.kind.name == "multiplicative")
+        return self.kind.fn(x, amount, self.generator(x.device), **self.kind_kwargs)
 
     def _validate(self, name: str, module: nn.Module, data: Any) -> None:
         if not any(t.is_floating_point() for t in tensors_in(data)):

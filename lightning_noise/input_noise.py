@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_amount, resolve_kind_amount
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import get_submodule
 from lightning_noise._stats import RunningStd
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
@@ -29,7 +30,7 @@ def _is_step_redirection(module: nn.Module) -> bool:
     return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
 
 
-class InputNoise(NoiseCallback):
+class InputNoise(TableSampling, NoiseCallback):
     r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
 
     A forward pre-hook replaces the floating-point tensors among the arguments of ``forward`` with noisy copies.
@@ -58,6 +59,11 @@ class InputNoise(NoiseCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
+        sampler: ``"exact"`` (fresh draws from the generator, default) or ``"table"``: Gaussian numbers read from
+            two windows of a precomputed table at keyed offsets (``gaussian`` and ``multiplicative`` kinds only),
+            several times cheaper on CPU; within a draw the values are independent, across draws they reuse the
+            table (see docs/weight-and-gradient-noise.md).
+        table_size: entries of the noise table (grown to twice the largest tensor when smaller).
         log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
@@ -93,6 +99,8 @@ class InputNoise(NoiseCallback):
         stages: Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
+        sampler: Sampler = "exact",
+        table_size: int = DEFAULT_TABLE_SIZE,
         log_amounts: bool = True,
         name: str = "input",
     ) -> None:
@@ -103,6 +111,7 @@ class InputNoise(NoiseCallback):
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
         check_amount(argument, self.schedules[argument], noise_kind.check_amount)
+        self._init_sampler(sampler, table_size, noise_kind.name)
         if relative and not noise_kind.elementwise_scale:
             raise ValueError(
                 f"`relative=True` needs a kind whose amount scales per feature "
@@ -184,6 +193,9 @@ class InputNoise(NoiseCallback):
         value = self.amounts[self.amount_name]
         if self.relative:
             value = value * self._feature_std(f"{key}.{index}", x)
+        table = self._noise_table()
+        if table is not None:
+            return add_table_noise(x, value, table, self.draw_key(), multiplicative=self.kind.name == "multiplicative")
         return self.kind.fn(x, value, self.generator(x.device), **self.kind_kwargs)
 
     def _feature_std(self, path: str, x: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_noise import ActivationNoise
+from lightning_noise import ActivationNoise, InputNoise
 from tests.helpers import RecordingMLP, loader, regression_data, trainer
 
 
@@ -31,12 +31,15 @@ class Probe(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-@pytest.mark.parametrize("kind,amount,expected_std", [("gaussian", 0.3, 0.3), ("uniform", 0.3, 0.3),
-                                                      ("multiplicative", 0.3, 0.3 * 2.0)])
-def test_noise_level_on_a_probe(kind, amount, expected_std):
+@pytest.mark.parametrize("kind,amount,expected_std,sampler", [
+    ("gaussian", 0.3, 0.3, "exact"), ("uniform", 0.3, 0.3, "exact"), ("multiplicative", 0.3, 0.3 * 2.0, "exact"),
+    ("gaussian", 0.3, 0.3, "table"), ("multiplicative", 0.3, 0.3 * 2.0, "table"),
+])
+def test_noise_level_on_a_probe(kind, amount, expected_std, sampler):
     x = torch.full((512, 64), 2.0)
     model = Probe()
-    trainer(callbacks=[ActivationNoise(std=amount, kind=kind, modules=["probe"])]).fit(
+    callback = ActivationNoise(std=amount, kind=kind, modules=["probe"], sampler=sampler, table_size=1 << 16)
+    trainer(callbacks=[callback]).fit(
         model, loader(torch.utils.data.TensorDataset(x), batch_size=128)
     )
     noise = torch.cat(model.received) - x
@@ -171,3 +174,45 @@ def test_bf16_mixed_noise_has_the_activation_dtype():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ActivationNoise(**kwargs)
+
+
+def test_table_sampler_draws_differ_between_calls_and_batches_and_repeat_with_the_seed():
+    """Each call of a hook within a batch and each batch read other windows of the table; the seed fixes them."""
+
+    def received(seed):
+        model = Probe(features=8)
+        model.forward = lambda x: model.out(model.probe(model.probe(x)))  # the probe runs twice per batch
+        cb = ActivationNoise(std=1.0, modules=["probe"], sampler="table", table_size=1 << 12, seed=seed)
+        trainer(max_epochs=1, callbacks=[cb]).fit(model, loader(torch.utils.data.TensorDataset(torch.zeros(64, 8)), 32))
+        return torch.stack(model.received)
+
+    a, b = received(0), received(0)
+    assert torch.equal(a, b) and not torch.equal(a, received(1))
+    first_batch, second_batch = a
+    assert not torch.equal(first_batch, second_batch)
+    # Two noise draws per batch: the received value is the sum of two draws, so its std is sqrt(2).
+    assert abs(a.std().item() - 2**0.5) < 5 * 2**0.5 / (2 * a.numel()) ** 0.5
+
+
+def test_table_sampler_needs_a_normal_kind():
+    with pytest.raises(ValueError, match=r"`sampler='table'` holds normal numbers.*got kind='dropout'"):
+        ActivationNoise(p=0.1, kind="dropout", modules=["Linear"], sampler="table")
+    with pytest.raises(ValueError, match=r"`sampler` must be one of \['exact', 'table'\], got 'fast'"):
+        ActivationNoise(std=0.1, modules=["Linear"], sampler="fast")
+
+
+def test_hooks_are_removed_at_teardown_and_reinstalled_on_the_next_fit():
+    model = RecordingMLP()
+    noise = [ActivationNoise(std=0.5, modules=["encoder.1"]), InputNoise(std=0.5)]
+    hooks_before = {name: (len(m._forward_hooks), len(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    t = trainer(callbacks=noise)
+    t.fit(model, loader(regression_data(n=32)))
+    hooks_after = {name: (len(m._forward_hooks), len(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    assert hooks_after == hooks_before
+    x = regression_data(n=32).tensors[0]
+    with torch.no_grad():
+        model.train()
+        assert torch.equal(model(x), model.head(model.encoder(x)))  # outside the trainer: clean, even in train mode
+    model.hidden.clear()
+    trainer(callbacks=noise).fit(model, loader(regression_data(n=32)))  # the same instances work again
+    assert min(h.min().item() for s, h in model.hidden if s == "train") < 0

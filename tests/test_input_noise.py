@@ -59,6 +59,16 @@ def test_training_step_keeps_the_clean_batch():
     assert not torch.equal(_seen(model, "train")[0], data.tensors[0][:16])
 
 
+def test_table_sampler_on_inputs_is_training_only_and_at_the_right_level():
+    data = torch.utils.data.TensorDataset(torch.zeros(1024, 4), torch.zeros(1024, 1))
+    model = RecordingMLP(lr=0.0)
+    t = trainer(callbacks=[InputNoise(std=0.5, sampler="table", table_size=1 << 14)], num_sanity_val_steps=1)
+    t.fit(model, loader(data, batch_size=256), loader(data, batch_size=256))
+    noise = torch.cat(_seen(model, "train"))
+    assert abs(noise.std().item() - 0.5) < 5 * 0.5 / (2 * noise.numel()) ** 0.5
+    assert all(torch.equal(x, torch.zeros_like(x)) for x in _seen(model, "sanity_check") + _seen(model, "validate"))
+
+
 def test_test_time_noise_on_request():
     data = regression_data(n=32)
     model = RecordingMLP()

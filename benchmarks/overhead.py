@@ -1,0 +1,298 @@
+"""Step-time overhead of each noise callback: a Lightning training step with the callback / the same step without.
+
+Usage::
+
+    python benchmarks/overhead.py                      # all models and cases, about 2-3 minutes on one core
+    python benchmarks/overhead.py --models mlp --repeats 3 --out overhead.md   # also write markdown (or .json)
+
+Method. Models: an MLP with about 1M parameters (784-1024-256-10, batch 64), a small CNN on 28x28 inputs
+(batch 64) and an LSTM (32 inputs, 256 hidden, 32 time steps, batch 32), on in-memory random data, on the CPU
+with ``torch.set_num_threads(1)``. Each (model, case) is one ``Trainer.fit`` of ``warmup + steps`` optimizer
+steps; a timing callback, first in the callback list, records the time between consecutive
+``on_train_batch_start`` calls: the whole step cycle, data loading, every hook and the optimizer step included.
+The clock is the training thread's CPU time (``time.thread_time``; everything runs in that thread, with one
+torch thread and no loader workers), so time lost to other processes does not count (``--clock wall`` for
+wall time). The first ``warmup`` steps are dropped.
+
+On a shared machine, step times drift by tens of percent over seconds (other processes share the core and
+its caches), more than the effects measured. So by default (``--method alternate``) the callback's amount is
+a schedule that is on at even steps and 0 at odd ones (a zero amount skips all work; the idle hooks cost
+microseconds), and a fit's ratio is the median over adjacent pairs of (on-step time / off-step time): the two
+halves of a pair are ~10 ms apart. ``--method separate`` compares whole fits with a baseline fit instead.
+Cases run round-robin, ``repeats`` times; the table shows the median ratio over repeats and its range. The
+baseline row's ratio (even / odd steps without any callback) is the noise floor of the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lightning_noise import ActivationNoise, GradientNoise, InputNoise, WeightNoise  # noqa: E402
+from lightning_noise.schedules import Annealed  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------------- models
+class Classifier(pl.LightningModule):
+    """Cross-entropy classifier around ``net``, trained with SGD."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+
+
+class LSTMNet(nn.Module):
+    def __init__(self, features: int = 32, hidden: int = 256, classes: int = 10) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, _ = self.lstm(x)
+        return self.head(output[:, -1])
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+    )  # fmt: skip
+
+
+# name: (network, input shape per sample, batch size, hidden modules for ActivationNoise)
+MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int, list[str]]] = {
+    "mlp": (mlp, (784,), 64, ["net.1", "net.3"]),
+    "cnn": (cnn, (1, 28, 28), 64, ["net.1", "net.4"]),
+    "lstm": (LSTMNet, (32, 32), 32, ["net.lstm"]),
+}
+
+class OnEvenSteps:
+    """A schedule that is ``schedule(step)`` on even steps and 0 on odd ones: the callback idles every other step."""
+
+    def __init__(self, schedule: Callable[[int], float] | float) -> None:
+        self.schedule = schedule if callable(schedule) else (lambda step, value=float(schedule): value)
+
+    def __call__(self, step: int) -> float:
+        return float(self.schedule(step)) if step % 2 == 0 else 0.0
+
+
+# name: factory(hidden modules, amount wrapper). The wrapper is OnEvenSteps under --method alternate.
+Amount = Callable[[Any], Any]
+CASES: dict[str, Callable[[list[str], Amount], pl.Callback | None]] = {
+    "baseline": lambda hidden, a: None,
+    "InputNoise(std=0.1)": lambda hidden, a: InputNoise(std=a(0.1), seed=0),
+    "ActivationNoise(std=0.1, hidden)": lambda hidden, a: ActivationNoise(std=a(0.1), modules=hidden, seed=0),
+    "ActivationNoise(std=0.1, hidden, sampler='table')": lambda hidden, a: ActivationNoise(
+        std=a(0.1), modules=hidden, sampler="table", seed=0
+    ),
+    "WeightNoise(std=0.05)": lambda hidden, a: WeightNoise(std=a(0.05), seed=0),
+    "WeightNoise(std=0.05, sampler='table')": lambda hidden, a: WeightNoise(std=a(0.05), sampler="table", seed=0),
+    "GradientNoise(eta=0.3)": lambda hidden, a: GradientNoise(std=a(Annealed(0.3)), seed=0),
+    "GradientNoise(eta=0.3, sampler='table')": lambda hidden, a: GradientNoise(
+        std=a(Annealed(0.3)), sampler="table", seed=0
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------- timing
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.thread_time, "wall": time.perf_counter}
+
+
+class StepTimer(pl.Callback):
+    """Times between consecutive ``on_train_batch_start`` calls (a full step cycle), on ``clock``."""
+
+    def __init__(self, clock: Callable[[], float] = time.thread_time) -> None:
+        self.clock = clock
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(self.clock())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.starts.append(self.clock())
+
+    def intervals(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+
+
+def step_times(model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool) -> list[float]:
+    """Step times (seconds) of one fit of ``warmup + steps`` steps, warm-up dropped; step k is interval k."""
+    make_net, shape, batch_size, hidden = MODELS[model_name]
+    torch.manual_seed(0)
+    model = Classifier(make_net())
+    n = batch_size * (steps + warmup)
+    x = torch.randn(n, *shape)
+    y = torch.randint(0, 10, (n,))
+    data = DataLoader(TensorDataset(x, y), batch_size=batch_size)
+    timer = StepTimer(CLOCKS[clock])
+    noise = CASES[case](hidden, OnEvenSteps if alternate else (lambda amount: amount))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps + warmup,
+        callbacks=[timer] + ([noise] if noise is not None else []),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, data)
+    return timer.intervals()[warmup:]
+
+
+def measure(
+    models: list[str], cases: list[str], *, repeats: int, steps: int, warmup: int, clock: str, method: str
+) -> list[dict]:
+    """Per model: ``repeats`` rounds over the cases; per case, the median ratio over rounds and its range.
+
+    ``alternate``: in each fit the callback is on at even steps and idle (amount 0) at odd ones; a fit's ratio
+    is the median over pairs of (on-step time / the next off-step time), so each pair is ~10 ms apart.
+    ``separate``: a fit's ratio is its median step time over the baseline fit's of the same round.
+    """
+    rows = []
+    alternate = method == "alternate"
+    for model_name in models:
+        on: dict[str, list[float]] = {case: [] for case in cases}
+        ratios: dict[str, list[float]] = {case: [] for case in cases}
+        for _ in range(repeats):
+            medians = {}
+            for case in cases:
+                times = step_times(model_name, case, steps=steps, warmup=warmup, clock=clock, alternate=alternate)
+                if alternate:
+                    pairs = list(zip(times[0::2], times[1::2]))
+                    ratios[case].append(statistics.median(a / b for a, b in pairs))
+                    medians[case] = statistics.median(times[0::2])
+                else:
+                    medians[case] = statistics.median(times)
+                on[case].append(medians[case])
+            if not alternate:
+                for case in cases:
+                    ratios[case].append(medians[case] / medians["baseline"])
+        params = sum(p.numel() for p in MODELS[model_name][0]().parameters())
+        for case in cases:
+            rows.append(
+                {
+                    "model": model_name,
+                    "params": params,
+                    "case": case,
+                    "step_ms": 1e3 * statistics.median(on[case]),
+                    "ratio": statistics.median(ratios[case]),
+                    "ratio_min": min(ratios[case]),
+                    "ratio_max": max(ratios[case]),
+                }
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------- output
+HEADERS = ["model", "params", "case", "step (ms)", "ratio", "ratio min-max"]
+
+
+def cells(row: dict) -> list[str]:
+    return [
+        row["model"],
+        f"{row['params'] / 1e6:.2f}M",
+        row["case"],
+        f"{row['step_ms']:.2f}",
+        f"{row['ratio']:.3f}x",
+        f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}",
+    ]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def show(rows: list[dict], title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        print(markdown(rows))
+        return
+    table = Table(title=title)
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("model", "case") else "right")
+    for row in rows:
+        table.add_row(*cells(row))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--cases", nargs="+", default=None, help="case names (default all); baseline is always run")
+    parser.add_argument("--method", choices=["alternate", "separate"], default="alternate",
+                        help="alternate: callback on at even steps, idle at odd ones; separate: vs a baseline fit")
+    parser.add_argument("--repeats", type=int, default=5, help="fits per (model, case), round-robin")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per fit (even)")
+    parser.add_argument("--warmup", type=int, default=6, help="untimed steps at the start of each fit (even)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="cpu: the training thread's CPU time")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--out", type=Path, default=None, help="write the results to a .json or .md file")
+    args = parser.parse_args(argv)
+    cases = ["baseline"] + [c for c in (args.cases or CASES) if c != "baseline"]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    if args.steps % 2 or args.warmup % 2:
+        parser.error(f"--steps and --warmup must be even, got {args.steps} and {args.warmup}")
+    rows = measure(
+        args.models, cases, repeats=args.repeats, steps=args.steps, warmup=args.warmup, clock=args.clock,
+        method=args.method,
+    )
+    title = (
+        f"Step time with / without each callback ({args.method}, CPU, {args.threads} thread(s), {args.clock} clock, "
+        f"median of {args.repeats} fits of {args.steps} steps, torch {torch.__version__}, lightning {pl.__version__}; "
+        f"{time.perf_counter() - start:.0f} s)"
+    )
+    show(rows, title)
+    if args.out is not None:
+        if args.out.suffix == ".json":
+            args.out.write_text(json.dumps({"title": title, "rows": rows}, indent=2) + "\n")
+        else:
+            args.out.write_text(f"{title}\n\n{markdown(rows)}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

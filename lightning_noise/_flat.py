@@ -1,0 +1,245 @@
+"""Parameter-sized noise at low cost: one flat buffer per (device, dtype), foreach ops, an optional noise table.
+
+Weight and gradient noise draw one random number per parameter at every step, so the cost of generating them
+is what these callbacks cost. Everything here is built once and reused: a :class:`FlatGroup` holds one
+preallocated flat buffer with a view shaped like each tensor of its group, so a step is one draw into the
+buffer followed by ``torch._foreach_*`` ops over the views, with no per-tensor kernel launched from Python and
+no host-device synchronization.
+
+Two sources of standard normal numbers:
+
+- ``"exact"``: ``buffer.normal_(generator=g)``, fresh independent draws (on CPU about 200 million a second
+  per core, the dominant cost of the step for a large model).
+- ``"table"``: :class:`NoiseTable`, a fixed table of normal numbers drawn once from the seed; each draw is
+  ``w1 + s * w2`` over two windows of the table at offsets chosen from the step's key, with a random sign
+  ``s``. The windows are views, so a draw generates nothing and moves nothing: the foreach ops read the table
+  directly (about 5 times cheaper than ``"exact"`` for a whole weight-noise step on CPU). The price is that
+  draws are not independent of each other: two draws whose windows overlap reuse the same numbers at shifted
+  positions. See ``docs/weight-and-gradient-noise.md`` for the trade-off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lightning_noise._base import NoiseCallback, check_amount, mix_seed, non_negative
+from lightning_noise.schedules import ScheduleLike
+
+Sampler = Literal["exact", "table"]
+SAMPLERS: tuple[str, ...] = ("exact", "table")
+DEFAULT_TABLE_SIZE = 1 << 22
+_SQRT3 = math.sqrt(3.0)
+
+
+def check_sampler(sampler: str, table_size: int, owner: str) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{owner}: `sampler` must be one of {list(SAMPLERS)}, got {sampler!r}.")
+    if isinstance(table_size, bool) or not isinstance(table_size, int) or table_size < 2:
+        raise ValueError(f"{owner}: `table_size` must be an integer >= 2, got {table_size!r}.")
+
+
+@dataclass
+class FlatGroup:
+    """Tensors of one device and dtype, with a flat buffer and a view of it shaped like each tensor.
+
+    Attributes:
+        indices: positions of the group's tensors in the list the group was built from.
+        buffer: the flat buffer (``numel`` = total size of the group).
+        views: ``buffer`` cut into views shaped like the group's tensors, in ``indices`` order.
+    """
+
+    device: torch.device
+    dtype: torch.dtype
+    indices: list[int]
+    buffer: Tensor
+    views: list[Tensor] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+
+def flat_groups(tensors: Sequence[Tensor]) -> list[FlatGroup]:
+    """Group ``tensors`` by (device, dtype) and preallocate a flat buffer with views for each group."""
+    by_key: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        by_key.setdefault((tensor.device, tensor.dtype), []).append(index)
+    groups = []
+    for (device, dtype), indices in by_key.items():
+        sizes = [tensors[i].numel() for i in indices]
+        buffer = torch.empty(sum(sizes), device=device, dtype=dtype)
+        chunks = torch.split(buffer, sizes)
+        views = [chunk.view(tensors[i].shape) for chunk, i in zip(chunks, indices)]
+        groups.append(FlatGroup(device, dtype, indices, buffer, views, sizes))
+    return groups
+
+
+class NoiseTable:
+    """A fixed table of standard normal numbers, read as the signed sum of two windows at keyed offsets.
+
+    The table holds ``size`` numbers drawn once from ``seed`` (on the CPU, so every device sees the same table),
+    standardized to mean 0 and variance 1/2 over the table. A draw of ``n`` numbers under an integer key is
+    ``table[o1:o1+n] + s * table[o2:o2+n]``, with ``o1 != o2`` and the sign ``s`` derived from the key by
+    hashing: no random number is generated per draw and no value goes from the device to the host.
+    :meth:`windows` returns the two windows as views cut like a :class:`FlatGroup` (callers add them with two
+    foreach ops); :meth:`fill_` writes the sum into a buffer. Each element of a draw is a sum of two distinct
+    table entries, so within a draw the elements are independent and ~N(0, 1) (as far as the table is a sample
+    of N(0, 1)); across draws they are not independent, since windows overlap.
+
+    Args:
+        size: number of entries; grown to ``2 * n`` (plus one) when a buffer of ``n`` elements is filled.
+        seed: seed of the table.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = int(size)
+        self.seed = int(seed)
+        self._tables: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def _table(self, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        table = self._tables.get((device, dtype))
+        if table is not None and table.numel() > n:
+            return table
+        size = max(self.size, 2 * n + 1)
+        if size != self.size:
+            self.size = size
+            self._tables.clear()
+        generator = torch.Generator().manual_seed(self.seed)
+        values = torch.randn(size, generator=generator, dtype=torch.float64)
+        values = (values - values.mean()) / values.std() * math.sqrt(0.5)
+        table = values.to(device=device, dtype=dtype)
+        self._tables[(device, dtype)] = table
+        return table
+
+    def offsets(self, n: int, key: int) -> tuple[int, int, float]:
+        """The two window offsets and the sign used for a draw of ``n`` numbers under ``key``."""
+        span = max(self.size, 2 * n + 1) - n + 1
+        first = mix_seed(key, 1)
+        o1 = first % span
+        o2 = (o1 + 1 + mix_seed(key, 2) % (span - 1)) % span
+        sign = 1.0 if (first >> 61) & 1 else -1.0
+        return o1, o2, sign
+
+    def windows(self, group: FlatGroup, key: int) -> tuple[list[Tensor], list[Tensor], float]:
+        """The two windows of the draw for ``group`` under ``key``, as views shaped like its tensors, and the sign."""
+        n = group.buffer.numel()
+        table = self._table(n, group.device, group.dtype)
+        o1, o2, sign = self.offsets(n, key)
+        return _cut(table[o1 : o1 + n], group), _cut(table[o2 : o2 + n], group), sign
+
+    def fill_(self, out: Tensor, key: int) -> Tensor:
+        """Write ``n = out.numel()`` standard normal numbers into the contiguous 1-d tensor ``out``."""
+        n = out.numel()
+        table = self._table(n, out.device, out.dtype)
+        o1, o2, sign = self.offsets(n, key)
+        return torch.add(table[o1 : o1 + n], table[o2 : o2 + n], alpha=sign, out=out)
+
+
+def _cut(window: Tensor, group: FlatGroup) -> list[Tensor]:
+    return [chunk.view(view.shape) for chunk, view in zip(torch.split(window, group.sizes), group.views)]
+
+
+def standard_noise(
+    group: FlatGroup,
+    *,
+    distribution: Literal["normal", "uniform"],
+    generator: torch.Generator,
+    table: NoiseTable | None,
+    key: int,
+) -> list[tuple[list[Tensor], float]]:
+    """Zero-mean, unit-variance noise for ``group`` as terms ``(views, sign)``: the noise is ``sum(sign * views)``.
+
+    ``normal`` from ``table`` when given (two terms, views of the table), else drawn with ``normal_`` into the
+    group's buffer (one term); ``uniform`` U(-sqrt 3, sqrt 3) into the buffer (the table holds normal numbers).
+    """
+    if distribution == "uniform":
+        group.buffer.uniform_(-_SQRT3, _SQRT3, generator=generator)
+        return [(group.views, 1.0)]
+    if table is not None:
+        first, second, sign = table.windows(group, key)
+        return [(first, 1.0), (second, sign)]
+    group.buffer.normal_(generator=generator)
+    return [(group.views, 1.0)]
+
+
+def add_table_noise(x: Tensor, std: float | Tensor, table: NoiseTable, key: int, *, multiplicative: bool = False) -> Tensor:
+    """``x + std * n`` (or ``x * (1 + std * n)``) with ``n`` ~ N(0, 1) read from ``table`` under ``key``; out of place.
+
+    ``n`` is the signed sum of two windows of the table shaped like ``x``: two elementwise passes, nothing drawn.
+    """
+    if not isinstance(std, Tensor) and std == 0:
+        return x
+    numel = x.numel()
+    values = table._table(numel, x.device, x.dtype)
+    o1, o2, sign = table.offsets(numel, key)
+    first, second = values[o1 : o1 + numel].view(x.shape), values[o2 : o2 + numel].view(x.shape)
+    if multiplicative or isinstance(std, Tensor):
+        noise = torch.add(first, second, alpha=sign)
+        if multiplicative:
+            return x * (noise.mul_(std) if isinstance(std, Tensor) else noise.mul_(float(std))).add_(1.0)
+        return torch.addcmul(x, noise, std.to(x.dtype))
+    return torch.add(x, first, alpha=float(std)).add_(second, alpha=float(std) * sign)
+
+
+class TableSampling:
+    """Mixin for noise callbacks: the ``sampler`` choice and the noise table drawn from the base seed.
+
+    The table is rebuilt when the base seed changes (a new ``setup``, or loading a checkpoint).
+    """
+
+    sampler: Sampler
+    table_size: int
+    _table: NoiseTable | None
+
+    def _init_sampler(self, sampler: Sampler, table_size: int, kind: str | None = None) -> None:
+        owner = type(self).__name__
+        check_sampler(sampler, table_size, owner)
+        if sampler == "table" and kind is not None and kind not in ("gaussian", "multiplicative"):
+            raise ValueError(
+                f"{owner}: `sampler='table'` holds normal numbers; use it with kind 'gaussian' or 'multiplicative', "
+                f"got kind={kind!r}."
+            )
+        self.sampler = sampler
+        self.table_size = table_size
+        self._table = None
+
+    def _noise_table(self) -> NoiseTable | None:
+        """The table drawn from the current base seed, or ``None`` for the exact sampler."""
+        if self.sampler != "table":
+            return None
+        seed = self._base_seed or 0  # type: ignore[attr-defined]
+        if self._table is None or self._table.seed != seed:
+            self._table = NoiseTable(self.table_size, seed)
+        return self._table
+
+
+class ParameterNoise(TableSampling, NoiseCallback):
+    """Shared base of WeightNoise and GradientNoise: one ``std`` amount, training only, the same noise on every
+    rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint).
+    """
+
+    def __init__(
+        self,
+        *,
+        std: ScheduleLike,
+        sampler: Sampler,
+        table_size: int,
+        seed: int | None,
+        unit: Literal["step", "epoch"],
+        log_amounts: bool,
+        name: str,
+    ) -> None:
+        super().__init__(
+            name=name,
+            amounts={"std": std},
+            stages=("train",),
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+            per_rank=False,
+        )
+        check_amount("std", self.schedules["std"], non_negative)
+        self._init_sampler(sampler, table_size)
