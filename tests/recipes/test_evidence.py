@@ -45,6 +45,7 @@ def test_robustness_corruption_set_and_regression_metric(compose_cfg, tmp_path):
 
 
 def test_robustness_cifar10c_on_images(compose_cfg, tmp_path):
+    """The corruption set is chosen from the config (raw digits are 0..16, so a warning about [0, 1] is expected)."""
     cfg = compose_cfg(
         [*FAST, "data=digits", "data.train_size=64", "data.standardize=false", "model=cnn", "noise=none",
          "eval.robustness=true", "eval.corruptions=cifar10c"]
