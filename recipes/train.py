@@ -48,6 +48,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = utils.instantiate_loggers(cfg.get("logger"))
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
     callbacks += list(noise.values())
+    output_dir = Path(cfg.paths.output_dir)
+    robustness = utils.robustness_callback(cfg.get("eval"), model.task, output_dir=output_dir, dataset_name=spec.name)
+    if robustness is not None:
+        callbacks.append(robustness)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
@@ -57,6 +61,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     evaluation = datamodule.eval_dataloaders()
     model.eval_splits = list(evaluation)
+    if robustness is not None:
+        robustness.dataloader_idx = model.eval_splits.index("test")  # after the clean evaluation of every split
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
     metrics = {key: float(value) for result in results for key, value in result.items()}
     best = utils.best_epoch(trainer)
@@ -64,23 +70,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_metrics({"best_epoch": best}, step=trainer.global_step)
     utils.finish_loggers(loggers)
 
-    output_dir = Path(cfg.paths.output_dir)
     overrides = utils.task_overrides()
-    utils.write_record(
-        output_dir / "metrics.json",
-        {
-            "name": cfg.name,
-            "group": utils.group_label(overrides),
-            "seed": cfg.get("seed"),
-            "overrides": overrides,
-            "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
-            "metrics": metrics,
-            "best_epoch": best,
-            "epochs": trainer.current_epoch,
-            "splits": datamodule.split_sizes(),
-            "data": spec.describe(),
-        },
-    )
+    record = {
+        "name": cfg.name,
+        "group": utils.group_label(overrides),
+        "seed": cfg.get("seed"),
+        "overrides": overrides,
+        "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
+        "metrics": metrics,
+        "best_epoch": best,
+        "epochs": trainer.current_epoch,
+        "splits": datamodule.split_sizes(),
+        "data": spec.describe(),
+        "dataset": spec.name,
+        "model": utils.model_label(model),
+    }
+    if robustness is not None and robustness.result is not None:
+        record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
+    utils.write_record(output_dir / "metrics.json", record)
     utils.print_summary(
         title=f"{cfg.name}: {spec.name} + {type(model).__name__}",
         metrics=metrics,

@@ -96,12 +96,19 @@ class ArrayDataModule(pl.LightningDataModule):
     Args:
         train_size: training samples (count, fraction of what remains after test and validation, or null
             for all of it).
-        val_size: validation samples, drawn from the pool (or the official training set).
+        val_size: validation samples, drawn from the pool (or the official training set); 0 for no validation
+            split (then turn validation off: ``trainer.limit_val_batches=0 callbacks=none``).
         test_size: test samples drawn from the pool; with an official test set, null keeps all of it and a
             number subsamples it.
         batch_size: mini-batch size of every loader.
         standardize: standardize inputs (and regression targets) with training-split statistics.
         seed: seed of the splits and of the training loader's shuffling.
+        split: ``"random"`` (seeded draws, stratified for classification) or ``"ordered"``: the pool's first
+            ``train_size`` samples train, the next ``val_size`` validate, the next ``test_size`` (null: the rest)
+            test; an official test set is kept (its first ``test_size`` samples).
+
+    Raises:
+        ValueError: a bad batch size or split mode.
     """
 
     kind: Kind = "tabular"
@@ -117,10 +124,14 @@ class ArrayDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         standardize: bool = True,
         seed: int = 0,
+        split: Literal["random", "ordered"] = "random",
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`data.batch_size` must be a positive integer, got {batch_size!r}.")
+        if split not in ("random", "ordered"):
+            raise ValueError(f"`data.split` must be 'random' or 'ordered', got {split!r}.")
+        self.split = split
         self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
         self.batch_size = batch_size
         self.standardize = bool(standardize)
@@ -153,24 +164,36 @@ class ArrayDataModule(pl.LightningDataModule):
             if test_k is None:
                 test_k = len(x) - val_k - (train_k or 0)
             self._check_total(len(x), train_k, val_k, test_k)
-            test_idx, rest = _take(idx, y, test_k, self.seed, stratify)
+            if self.split == "ordered":
+                first = (len(x) - val_k - test_k) if train_k is None else train_k
+                test_idx = idx[first + val_k : first + val_k + test_k]
+                rest = idx[:first + val_k]
+            else:
+                test_idx, rest = _take(idx, y, test_k, self.seed, stratify)
             x_test, y_test = x[test_idx], y[test_idx]
         else:
             x_test, y_test = np.asarray(pool.x_test, dtype=np.float32), np.asarray(pool.y_test)
             test_k = _count(self.test_size, len(x_test), "test_size")
             if test_k is not None and test_k < len(x_test):
-                keep, _ = _take(np.arange(len(x_test)), y_test, test_k, self.seed, stratify)
+                keep = np.arange(test_k)
+                if self.split == "random":
+                    keep, _ = _take(np.arange(len(x_test)), y_test, test_k, self.seed, stratify)
                 x_test, y_test = x_test[keep], y_test[keep]
             val_k = _count(self.val_size, len(x), "val_size") or 0
             train_k = _count(self.train_size, len(x), "train_size")
             self._check_total(len(x), train_k, val_k, 0)
             rest = idx
-        val_idx, rest = _take(rest, y, val_k, self.seed + 1, stratify)
-        train_idx, _ = _take(rest, y, len(rest) if train_k is None else train_k, self.seed + 2, stratify)
-        if len(train_idx) == 0 or len(val_idx) == 0 or len(x_test) == 0:
+        if self.split == "ordered":
+            first = len(rest) - val_k if train_k is None else train_k
+            train_idx, val_idx = rest[:first], rest[first : first + val_k]
+        else:
+            val_idx, rest = _take(rest, y, val_k, self.seed + 1, stratify)
+            train_idx, _ = _take(rest, y, len(rest) if train_k is None else train_k, self.seed + 2, stratify)
+        if len(train_idx) == 0 or (len(val_idx) == 0 and self.val_size != 0) or len(x_test) == 0:
             raise ValueError(
                 f"{self.name}: every split needs samples, got train {len(train_idx)}, validation {len(val_idx)}, "
-                f"test {len(x_test)}. Set data.train_size, data.val_size and data.test_size to positive sizes."
+                f"test {len(x_test)}. Set data.train_size, data.val_size and data.test_size to positive sizes "
+                "(data.val_size=0 means no validation split)."
             )
         arrays = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x_test, y_test)}
         if self.standardize:
@@ -246,8 +269,9 @@ class ArrayDataModule(pl.LightningDataModule):
         return self._loader("test")
 
     def eval_dataloaders(self) -> dict[str, DataLoader]:
-        """Unshuffled loaders of every split, for the final clean evaluation of the best checkpoint."""
-        return {split: self._loader(split) for split in ("train", "val", "test")}
+        """Unshuffled loaders of every non-empty split, for the final clean evaluation of the best checkpoint."""
+        self.setup()
+        return {split: self._loader(split) for split in ("train", "val", "test") if len(self.datasets[split])}
 
 
 # ---------------------------------------------------------------------------------------------- tabular

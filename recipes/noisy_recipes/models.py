@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -155,10 +155,33 @@ class MLP(NoisyModule):
     Args:
         hidden: widths of the hidden layers (ReLU after each).
         dropout: dropout after each hidden ReLU.
+        init: ``"default"`` (PyTorch's ``Linear`` init: weights and biases uniform in +-1/sqrt(fan_in)),
+            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default) or ``"he"``
+            (He/Kaiming-uniform weights for ReLU, zero biases: keeps the signal's scale through deep ReLU stacks).
+
+    Raises:
+        ValueError: an unknown ``init``.
     """
 
-    def build(self, spec: DataSpec, hidden: Sequence[int] = (32, 32), dropout: float = 0.0) -> nn.Module:
-        return nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
+    def build(
+        self,
+        spec: DataSpec,
+        hidden: Sequence[int] = (32, 32),
+        dropout: float = 0.0,
+        init: Literal["default", "glorot", "he"] = "default",
+    ) -> nn.Module:
+        if init not in ("default", "glorot", "he"):
+            raise ValueError(f"`model.init` must be 'default', 'glorot' or 'he', got {init!r}.")
+        net = nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
+        if init != "default":
+            for layer in net.modules():
+                if isinstance(layer, nn.Linear):
+                    if init == "glorot":
+                        nn.init.xavier_uniform_(layer.weight)
+                    else:
+                        nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
+        return net
 
 
 class CNN(NoisyModule):

@@ -138,6 +138,44 @@ def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig, *, ha
     return callbacks
 
 
+def _mse(preds: torch.Tensor, targets: torch.Tensor) -> float:
+    return float(torch.mean((preds.float() - targets.float().reshape(preds.shape)) ** 2))
+
+
+def _input_as_target(batch: Any) -> tuple[Any, torch.Tensor]:
+    return batch[0], batch[0]
+
+
+def robustness_callback(cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str) -> Callback | None:
+    """The ``RobustnessEvaluation`` asked for by ``eval.robustness=true``, else None.
+
+    The metric follows the model's task: accuracy for classification, MSE for regression, and for the
+    denoising autoencoder the MSE between its output on the corrupted input and the clean input.
+    ``eval.corruptions``: ``default`` (Gaussian + salt-and-pepper), ``cifar10c``, or a list of corruption names.
+
+    Raises:
+        ValueError: an unknown corruption name (the message lists the known ones).
+    """
+    if not cfg or not cfg.get("robustness"):
+        return None
+    from lightning_noise import RobustnessEvaluation
+    from lightning_noise.robustness import DEFAULT_CORRUPTIONS
+
+    corruptions = cfg.get("corruptions", "default")
+    if OmegaConf.is_config(corruptions):
+        corruptions = list(OmegaConf.to_container(corruptions, resolve=True))
+    if corruptions == "default":
+        corruptions = DEFAULT_CORRUPTIONS
+    kwargs: dict[str, Any] = {}
+    if task == "regression":
+        kwargs = {"metric": _mse, "metric_name": "mse"}
+    elif task == "reconstruction":
+        kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
+    return RobustnessEvaluation(
+        corruptions, seed=int(cfg.get("seed", 0)), output_dir=output_dir, dataset_name=dataset_name, **kwargs
+    )
+
+
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     return [hydra.utils.instantiate(node) for node in _nodes(cfg, "logger").values()]
 
@@ -167,6 +205,15 @@ def best_epoch(trainer: pl.Trainer) -> int:
     if path and Path(path).is_file():
         return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
     return max(trainer.current_epoch - 1, 0)
+
+
+def model_label(model: torch.nn.Module) -> str:
+    """A short name for titles: ``MLP 2-500-2`` (layer widths) for the MLP, else the class name."""
+    name = type(model).__name__
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if name == "MLP" and layers:
+        return f"{name} " + "-".join(str(w) for w in [layers[0].in_features, *(m.out_features for m in layers)])
+    return name
 
 
 def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:

@@ -162,7 +162,9 @@ def test_callbacks_option_instantiates(option, compose_cfg):
 def test_experiment_composes(option, compose_cfg):
     header, command = (CONF / "experiment" / f"{option}.yaml").read_text().splitlines()[:2]
     assert header == "# @package _global_"  # Hydra reads the package header only before any other line
-    assert command == f"# python recipes/train.py experiment={option}", "the file starts with its command"
+    assert command.startswith("# python recipes/") and f"experiment={option}" in command.split(), (
+        "the file starts with its command"
+    )
     cfg = compose_cfg([f"experiment={option}"])
     assert cfg.name != "train"
 

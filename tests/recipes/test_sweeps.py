@@ -73,7 +73,7 @@ def _experiment_cases():
 
 @pytest.mark.parametrize("name", list(_experiment_cases()))
 def test_experiment_runs_a_few_steps(name, compose_cfg):
-    cfg = compose_cfg([f"experiment={name}", *FAST])
+    cfg = compose_cfg([f"experiment={name}", *FAST, "trainer.max_epochs=1"])  # experiments may set their length
     for node in (cfg.noise or {}).values():
         if not hasattr(lightning_noise, node._target_.rsplit(".", 1)[-1]):
             pytest.skip(f"{node._target_} is not in this branch yet")

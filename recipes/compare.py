@@ -1,0 +1,86 @@
+"""Compare configurations over seeds: read the runs of Hydra multiruns (or run a sweep first), write the report.
+
+    python recipes/compare.py logs/train/multiruns/2024-05-01_12-00-00           # report in that dir's report/
+    python recipes/compare.py logs/a/multiruns/X logs/b/multiruns/Y --out report/ --metric test/acc
+    python recipes/compare.py --out reports/circles --sweep experiment=circles_classic \\
+        variant=none,input_0.01,input_0.1,hidden_0.1,hidden_1.0 'seed=range(10)'
+
+Reading: every ``metrics.json`` under the given directories is a run (``recipes/train.py`` writes one per run,
+with its group = its overrides minus the seed); see ``lightning_noise.report`` for the statistics.
+
+``--sweep ARGS...`` (last on the line): runs ``recipes/train.py -m ARGS hydra.sweep.dir=OUT/runs`` first, in a
+subprocess with the same Python, then reports on ``OUT/runs``. ``--out`` is required with ``--sweep``.
+
+Every other option (``--metric``, ``--baseline``, ``--mode``, ``--title``, ``--confidence``, ``--no-plots``,
+``--wandb``, ``--wandb-mode``...) is passed to ``python -m lightning_noise.report``; the report (console table,
+``report.md``, ``summary.json``, ``metric_vs_noise.png``, ``robustness.png`` when the runs evaluated
+robustness) goes to ``--out`` (default ``FIRST_DIR/report``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))  # run from a checkout without installing, like recipes/train.py
+
+from lightning_noise import report  # noqa: E402
+
+USAGE = "python recipes/compare.py [DIR ...] [--out DIR] [report options] [--sweep TRAIN_OVERRIDES ...]"
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``(report arguments, sweep overrides or None)``: everything after ``--sweep`` is for ``train.py -m``."""
+    argv = list(argv)
+    if "--sweep" not in argv:
+        return argv, None
+    at = argv.index("--sweep")
+    return argv[:at], argv[at + 1 :]
+
+
+def out_dir(report_args: Sequence[str]) -> Path | None:
+    for i, arg in enumerate(report_args):
+        if arg == "--out" and i + 1 < len(report_args):
+            return Path(report_args[i + 1])
+        if arg.startswith("--out="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def run_sweep(overrides: Sequence[str], sweep_dir: Path) -> None:
+    """Run ``recipes/train.py -m OVERRIDES hydra.sweep.dir=sweep_dir``; raise if it fails.
+
+    Raises:
+        RuntimeError: the sweep exited with an error (its output has already been shown).
+    """
+    command = [sys.executable, str(ROOT / "recipes" / "train.py"), "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    print("Running:", " ".join(command[1:]), flush=True)
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"The sweep failed with exit status {result.returncode}: {' '.join(command[1:])}")
+
+
+def main(argv: Sequence[str] | None = None) -> report.ComparisonReport:
+    """Run the sweep if asked, then write the report; returns it.
+
+    Raises:
+        SystemExit: ``--sweep`` without overrides or without ``--out``; no directory to read (argparse).
+        RuntimeError: the sweep failed.
+        FileNotFoundError: no ``metrics.json`` in the directories.
+    """
+    report_args, sweep = split_argv(sys.argv[1:] if argv is None else argv)
+    if sweep is not None:
+        out = out_dir(report_args)
+        if not sweep or out is None:
+            raise SystemExit(f"--sweep needs train.py overrides after it and --out DIR before it.\nusage: {USAGE}")
+        sweep_dir = out / "runs"
+        run_sweep(sweep, sweep_dir)
+        report_args = [str(sweep_dir), *report_args]
+    return report.main(report_args)
+
+
+if __name__ == "__main__":
+    main()
