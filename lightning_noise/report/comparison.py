@@ -1,0 +1,289 @@
+"""Grouping run records into configurations, comparing each with the baseline, and the report that holds it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning_noise.report import plots, tables
+from lightning_noise.report.records import NONE_LABEL, describe_noise
+from lightning_noise.report.stats import Comparison, mean_std_ci, t_test
+from lightning_noise.robustness import normalized_auc
+
+__all__ = ["ComparisonReport", "GroupSummary", "compare_runs"]
+
+
+@dataclass
+class GroupSummary:
+    """One configuration's runs on one metric."""
+
+    group: str
+    family: str
+    amount: float | None
+    n: int
+    seeds: list[Any]
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass
+class ComparisonReport:
+    """Everything :func:`compare_runs` computed; render with the methods below.
+
+    ``summaries[metric]`` lists a :class:`GroupSummary` per group (baseline first); ``comparisons[metric]`` a
+    :class:`Comparison` per non-baseline group; ``robustness[group][corruption]`` holds ``severity``, ``mean``,
+    ``std``, ``ci_low``, ``ci_high`` (per severity) and ``auc`` (mean, std, ci_low, ci_high over runs).
+    """
+
+    metric: str
+    mode: Literal["max", "min"]
+    baseline: str | None
+    best: str
+    confidence: float
+    title: str
+    summaries: dict[str, list[GroupSummary]]
+    comparisons: dict[str, list[Comparison]]
+    robustness: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    robustness_metric: str = "test metric"
+    n_runs: int = 0
+
+    # --------------------------------------------------------------------------------------------- access
+    def summary(self, group: str, metric: str | None = None) -> GroupSummary:
+        for item in self.summaries[metric or self.metric]:
+            if item.group == group:
+                return item
+        raise KeyError(f"No group {group!r} for metric {metric or self.metric!r}.")
+
+    def comparison(self, group: str, metric: str | None = None) -> Comparison | None:
+        return next((c for c in self.comparisons.get(metric or self.metric, []) if c.group == group), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "mode": self.mode,
+            "baseline": self.baseline,
+            "best": self.best,
+            "confidence": self.confidence,
+            "title": self.title,
+            "n_runs": self.n_runs,
+            "summaries": {m: [asdict(s) for s in items] for m, items in self.summaries.items()},
+            "comparisons": {m: [asdict(c) for c in items] for m, items in self.comparisons.items()},
+            "robustness": self.robustness,
+        }
+
+    # --------------------------------------------------------------------------------------------- text
+    def table_rows(self, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+        """Columns and text rows of the main table for ``metric`` (default the report's metric)."""
+        return tables.table_rows(self, metric)
+
+    def print_table(self, console: Any = None) -> None:
+        """Print the main table with rich (the ``recipes`` extra)."""
+        tables.print_table(self, console)
+
+    def _best_line(self) -> str:
+        return tables.best_line(self)
+
+    def to_markdown(self, images: Mapping[str, str | Path] | None = None) -> str:
+        """The report as Markdown; ``images`` maps captions to PNG paths (relative to the Markdown file)."""
+        return tables.to_markdown(self, images)
+
+    # --------------------------------------------------------------------------------------------- plots
+    def plot_metric_vs_noise(self, path: str | Path) -> Path:
+        """Metric against noise amount, one line per noise family, error bars = confidence interval; PNG."""
+        return plots.plot_metric_vs_noise(self, path)
+
+    def plot_robustness(self, path: str | Path) -> Path:
+        """Robustness curves of every configuration (baseline dashed), one panel per corruption; PNG."""
+        return plots.plot_robustness(self, path)
+
+    # --------------------------------------------------------------------------------------------- output
+    def write(self, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
+        """Write ``report.md``, ``summary.json`` and (``plots=True``) the PNGs to ``out_dir``; returns the paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Path] = {}
+        images: dict[str, str] = {}
+        if plots:
+            files["metric_vs_noise"] = self.plot_metric_vs_noise(out / "metric_vs_noise.png")
+            images[f"{self.metric} vs noise amount"] = "metric_vs_noise.png"
+            if self.robustness:
+                files["robustness"] = self.plot_robustness(out / "robustness.png")
+                images["robustness curves"] = "robustness.png"
+        files["markdown"] = out / "report.md"
+        files["markdown"].write_text(self.to_markdown(images))
+        files["json"] = out / "summary.json"
+        files["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        return files
+
+
+def _json_default(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def compare_runs(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    metric: str = "test/acc",
+    baseline: str | None = None,
+    mode: Literal["max", "min"] = "max",
+    confidence: float = 0.95,
+    title: str | None = None,
+) -> ComparisonReport:
+    """Group run records by ``group`` and compute the statistics of every metric, the comparisons and the best.
+
+    Args:
+        runs: records as returned by :func:`load_runs` (dicts with ``group``, ``seed``, ``noise``, ``metrics``).
+        metric: the metric that decides the best configuration and the plots.
+        baseline: the group to compare against; default the one group whose noise is none (no comparison if
+            there is none).
+        mode: ``"max"`` if higher is better, ``"min"`` for losses and errors.
+        confidence: level of the confidence intervals.
+        title: plot and report title; default ``"{model} on {dataset}"`` from the records, else ``"runs"``.
+
+    Raises:
+        ValueError: no runs, a metric no run has, a bad mode or confidence, an unknown or ambiguous baseline.
+
+    Example::
+
+        >>> runs = [{"group": g, "seed": s, "noise": n, "metrics": {"test/acc": a}}
+        ...         for g, n, accs in [("none", None, [0.80, 0.82, 0.78]), ("in0.1", {"std": 0.1}, [0.83, 0.85, 0.80])]
+        ...         for s, a in enumerate(accs)]
+        >>> report = compare_runs(runs)
+        >>> report.best, report.comparison("in0.1").test, round(report.comparison("in0.1").diff, 3)
+        ('in0.1', 'paired t', 0.027)
+    """
+    if not runs:
+        raise ValueError("compare_runs needs at least one run record.")
+    if mode not in ("max", "min"):
+        raise ValueError(f"`mode` must be 'max' or 'min', got {mode!r}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"`confidence` must be in (0, 1), got {confidence}.")
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(str(run.get("group") or run.get("name")), []).append(run)
+    metrics = list(dict.fromkeys(m for run in runs for m in run["metrics"]))
+    if metric not in metrics:
+        raise ValueError(f"`metric` {metric!r} is in no run record; the records have {metrics}.")
+    base = _pick_baseline(groups, baseline)
+    order = sorted(groups, key=lambda g: (g != base, *_family_order(groups[g]), g))
+    summaries: dict[str, list[GroupSummary]] = {}
+    comparisons: dict[str, list[Comparison]] = {}
+    for m in metrics:
+        summaries[m], comparisons[m] = [], []
+        for g in order:
+            per_seed = _values_by_seed(groups[g], m)
+            if not per_seed:
+                continue
+            family, amount = describe_noise(groups[g][0].get("noise"))
+            mean, std, low, high = mean_std_ci(list(per_seed.values()), confidence)
+            summaries[m].append(GroupSummary(g, family, amount, len(per_seed), list(per_seed), mean, std, low, high))
+            if base is not None and g != base:
+                reference = _values_by_seed(groups[base], m)
+                if reference:
+                    a, b = (per_seed, reference) if _seeded(per_seed) and _seeded(reference) else (
+                        list(per_seed.values()), list(reference.values()))
+                    comparisons[m].append(t_test(a, b, confidence=confidence, group=g, baseline_name=base))
+    chooser = max if mode == "max" else min
+    best = chooser(summaries[metric], key=lambda s: s.mean).group
+    robustness = {g: agg for g in order if (agg := _aggregate_robustness(groups[g], confidence))}
+    return ComparisonReport(
+        metric=metric,
+        mode=mode,
+        baseline=base,
+        best=best,
+        confidence=confidence,
+        title=title or _default_title(runs),
+        summaries=summaries,
+        comparisons=comparisons,
+        robustness=robustness,
+        robustness_metric=_robustness_metric_name(runs),
+        n_runs=len(runs),
+    )
+
+
+def _family_order(runs: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
+    family, amount = describe_noise(runs[0].get("noise"))
+    return family, amount if amount is not None else math.inf
+
+
+def _values_by_seed(runs: Sequence[Mapping[str, Any]], metric: str) -> dict[Any, float]:
+    """``{seed: value}``; runs without a seed, or repeating one, are keyed by their position instead."""
+    values: dict[Any, float] = {}
+    for index, run in enumerate(runs):
+        value = run["metrics"].get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        seed = run.get("seed")
+        key = seed if seed is not None and seed not in values else ("run", index)
+        values[key] = float(value)
+    return values
+
+
+def _seeded(values: Mapping[Any, float]) -> bool:
+    """Whether every value is keyed by a real seed (not by position), so runs can be paired by seed."""
+    return not any(isinstance(key, tuple) and key[:1] == ("run",) for key in values)
+
+
+def _default_title(runs: Sequence[Mapping[str, Any]]) -> str:
+    model = next((str(r["model"]) for r in runs if r.get("model")), None)
+    dataset = next((str(r["dataset"]) for r in runs if r.get("dataset")), None)
+    if model and dataset:
+        return f"{model} on {dataset}"
+    return model or dataset or "runs"
+
+
+def _curves_of(record: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    robustness = record.get("robustness") or {}
+    if isinstance(robustness, Mapping) and isinstance(robustness.get("corruptions"), Mapping):
+        robustness = robustness["corruptions"]
+    return {k: v for k, v in robustness.items() if isinstance(v, Mapping) and "metric" in v}
+
+
+def _robustness_metric_name(runs: Sequence[Mapping[str, Any]]) -> str:
+    for run in runs:
+        robustness = run.get("robustness")
+        if isinstance(robustness, Mapping) and isinstance(robustness.get("metric"), str):
+            return robustness["metric"]
+    return "test metric"
+
+
+def _aggregate_robustness(runs: Sequence[Mapping[str, Any]], confidence: float) -> dict[str, dict[str, Any]]:
+    per_corruption: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        for name, curve in _curves_of(run).items():
+            per_corruption.setdefault(name, []).append(curve)
+    out: dict[str, dict[str, Any]] = {}
+    for name, curves in per_corruption.items():
+        length = min(len(c["metric"]) for c in curves)
+        columns = [[float(c["metric"][i]) for c in curves] for i in range(length)]
+        stats = [mean_std_ci(col, confidence) for col in columns]
+        aucs = [normalized_auc(c["metric"][:length]) for c in curves]
+        auc = mean_std_ci(aucs, confidence)
+        out[name] = {
+            "severity": list(curves[0].get("severity", range(length)))[:length],
+            "n": len(curves),
+            "mean": [s[0] for s in stats],
+            "std": [s[1] for s in stats],
+            "ci_low": [s[2] for s in stats],
+            "ci_high": [s[3] for s in stats],
+            "auc": {"mean": auc[0], "std": auc[1], "ci_low": auc[2], "ci_high": auc[3]},
+        }
+    return out
+
+
+def _pick_baseline(groups: Mapping[str, list[Mapping[str, Any]]], baseline: str | None) -> str | None:
+    if baseline is not None:
+        if baseline not in groups:
+            raise ValueError(f"`baseline` {baseline!r} is not one of the groups {sorted(groups)}.")
+        return baseline
+    candidates = [g for g, runs in groups.items() if describe_noise(runs[0].get("noise"))[0] == NONE_LABEL]
+    if len(candidates) > 1:
+        raise ValueError(f"Several groups have no noise {candidates}: choose one with `baseline=` (--baseline).")
+    return candidates[0] if candidates else None
+

@@ -1,0 +1,102 @@
+"""The report's PNG plots (matplotlib, the ``recipes`` extra): metric vs noise amount, robustness curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning_noise._optional import require
+
+if TYPE_CHECKING:
+    from lightning_noise.report.comparison import ComparisonReport, GroupSummary
+
+__all__ = ["plot_metric_vs_noise", "plot_robustness"]
+
+
+def plot_metric_vs_noise(report: ComparisonReport, path: str | Path) -> Path:
+    """Metric against noise amount, one line per noise family, error bars = confidence interval; PNG."""
+    figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
+    fig = figure.Figure(figsize=(6.8, 4.6), layout="constrained")
+    ax = fig.subplots()
+    summaries = report.summaries[report.metric]
+    baseline = next((s for s in summaries if s.group == report.baseline), None)
+    families: dict[str, list[GroupSummary]] = {}
+    for s in summaries:
+        if s is not baseline and s.amount is not None:
+            families.setdefault(s.family, []).append(s)
+    if baseline is not None:
+        label = f"{baseline.group} (baseline, n={baseline.n})"
+        ax.axhline(baseline.mean, color="black", linestyle="--", label=label)
+        if not math.isnan(baseline.ci_low):
+            ax.axhspan(baseline.ci_low, baseline.ci_high, color="black", alpha=0.1)
+    if families:
+        amounts = [s.amount for items in families.values() for s in items]
+        for family, items in families.items():
+            items = sorted(items, key=lambda s: s.amount)
+            ax.errorbar(
+                [s.amount for s in items],
+                [s.mean for s in items],
+                yerr=_yerr(items),
+                marker="o",
+                capsize=4,
+                label=f"{family} (n={'/'.join(sorted({str(s.n) for s in items}))})",
+            )
+        positive = [a for a in amounts if a > 0]
+        if positive and len(positive) == len(amounts) and max(positive) / min(positive) >= 10:
+            ax.set_xscale("log")
+        ax.set_xlabel("noise amount")
+    else:  # no numeric amounts: one point per configuration
+        others = [s for s in summaries if s is not baseline]
+        means = [s.mean for s in others]
+        ax.errorbar(range(len(others)), means, yerr=_yerr(others), fmt="o", capsize=4, label="configurations")
+        ax.set_xticks(range(len(others)), [s.group for s in others], rotation=30, ha="right")
+        ax.set_xlabel("configuration")
+    ax.set_ylabel(f"{report.metric} (mean, {report.confidence:.0%} CI over seeds)")
+    ax.set_title(f"{report.metric} vs noise: {report.title}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_robustness(report: ComparisonReport, path: str | Path) -> Path:
+    """Robustness curves of every configuration (baseline dashed), one panel per corruption; PNG."""
+    figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
+    if not report.robustness:
+        raise ValueError("No run record has robustness results; run the recipes with eval.robustness=true.")
+    corruptions = list(dict.fromkeys(c for per in report.robustness.values() for c in per))
+    cols = min(len(corruptions), 3)
+    rows = math.ceil(len(corruptions) / cols)
+    fig = figure.Figure(figsize=(5.0 * cols, 3.8 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, corruption in zip(axes, corruptions):
+        for group, per in report.robustness.items():
+            curve = per.get(corruption)
+            if curve is None:
+                continue
+            half = [(h - l) / 2 if not math.isnan(h) else 0.0 for l, h in zip(curve["ci_low"], curve["ci_high"])]
+            style = dict(color="black", linestyle="--") if group == report.baseline else {}
+            ax.errorbar(curve["severity"], curve["mean"], yerr=half, marker="o", capsize=3, label=group, **style)
+        ticks = {s for per in report.robustness.values() for s in per.get(corruption, {}).get("severity", [])}
+        ax.set_xticks(sorted(ticks))
+        ax.set_title(corruption)
+        ax.set_xlabel("severity (0 = clean)")
+        ax.set_ylabel(f"{report.robustness_metric} (mean, {report.confidence:.0%} CI)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(corruptions):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"Robustness to test-time noise: {report.title}")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def _yerr(items: Sequence[GroupSummary]) -> list[float]:
+    return [0.0 if math.isnan(s.ci_high) else (s.ci_high - s.ci_low) / 2 for s in items]

@@ -1,0 +1,115 @@
+"""Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes."""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "load_runs"]
+
+AMOUNT_KEYS = ("amount", "std", "p", "snr_db", "eta", "sigma", "alpha", "smoothing", "rate")
+LABEL_KEYS = ("kind", "name", "type", "label")
+NONE_LABEL = "none"
+
+
+def load_runs(source: str | Path | Iterable[str | Path], *, pattern: str = "**/metrics.json") -> list[dict[str, Any]]:
+    """Read run records from directories (searched with ``pattern``), JSON files, or glob patterns.
+
+    Each record gets ``path`` and defaults for ``name`` (its folder's name), ``group`` (the name) and ``seed``
+    (None). Records are sorted by group, then seed.
+
+    Raises:
+        FileNotFoundError: nothing matched.
+        ValueError: a file that is not a JSON object with a ``metrics`` mapping (the message names it).
+    """
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    paths: list[Path] = []
+    for item in sources:
+        item = Path(item)
+        if item.is_dir():
+            paths.extend(sorted(item.glob(pattern)))
+        elif item.is_file():
+            paths.append(item)
+        else:
+            paths.extend(Path(p) for p in sorted(glob.glob(str(item), recursive=True)))
+    if not paths:
+        raise FileNotFoundError(f"No run records found in {[str(s) for s in sources]} (looked for {pattern!r}).")
+    runs = [_read_record(path) for path in dict.fromkeys(p.resolve() for p in paths)]
+    return sorted(runs, key=lambda r: (str(r["group"]), _seed_key(r["seed"])))
+
+
+def _seed_key(seed: Any) -> tuple[int, Any]:
+    return (0, seed) if isinstance(seed, (int, float)) else (1, str(seed))
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Run record {path} is not valid JSON: {error}.") from None
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+        raise ValueError(f"Run record {path} must be a JSON object with a 'metrics' mapping, got {str(record)[:200]}.")
+    record = dict(record)
+    record["path"] = str(path)
+    record.setdefault("name", path.parent.name)
+    record["group"] = str(record.get("group") or record["name"])
+    record.setdefault("seed", None)
+    record.setdefault("noise", None)
+    return record
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if str(key).startswith("_"):
+                continue
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: data}
+
+
+def _is_none(noise: Any) -> bool:
+    if noise is None or noise is False or noise == {} or noise == []:
+        return True
+    if isinstance(noise, str):
+        return noise.strip().lower() in ("", NONE_LABEL, "null")
+    if isinstance(noise, (int, float)):
+        return noise == 0
+    if isinstance(noise, Mapping):
+        return all(_is_none(v) for v in _flatten(noise).values())
+    return False
+
+
+def describe_noise(noise: Any) -> tuple[str, float | None]:
+    """``(family, amount)`` of a record's ``noise``: ``("none", 0.0)`` for no noise; amount None when not found.
+
+    Example::
+
+        >>> describe_noise({"kind": "input", "std": 0.1})
+        ('input std', 0.1)
+        >>> describe_noise({"activation": {"_target_": "lightning_noise.ActivationNoise", "std": 1.0}})
+        ('activation.std', 1.0)
+        >>> describe_noise(None)
+        ('none', 0.0)
+    """
+    if _is_none(noise):
+        return NONE_LABEL, 0.0
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool):
+        return "noise", float(noise)
+    if not isinstance(noise, Mapping):
+        return str(noise), None
+    flat = _flatten(noise)
+    amounts = [
+        (key, value)
+        for key, value in flat.items()
+        if key.split(".")[-1] in AMOUNT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)
+    ]
+    labels = [str(v) for k, v in flat.items() if k.split(".")[-1] in LABEL_KEYS and isinstance(v, str)]
+    if not amounts:
+        return " ".join(labels) or json.dumps(noise, sort_keys=True, default=str), None
+    key, value = amounts[0]
+    return " ".join([*labels, key]), float(value)

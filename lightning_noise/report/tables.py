@@ -1,0 +1,135 @@
+"""The report as text: the main table's rows, the rich console table, the best-configuration line, Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning_noise._optional import require
+
+if TYPE_CHECKING:
+    from lightning_noise.report.comparison import ComparisonReport, GroupSummary
+
+__all__ = ["best_line", "print_table", "table_rows", "to_markdown"]
+
+
+def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Columns and text rows of the main table for ``metric`` (default the report's metric)."""
+    metric = metric or report.metric
+    level = f"{report.confidence:.0%}"
+    columns = ["configuration", "n", "mean", "std", f"{level} CI", "Δ vs baseline", f"{level} CI of Δ"]
+    columns += ["test", "p"]
+    rows = []
+    for s in report.summaries[metric]:
+        c = report.comparison(s.group, metric)
+        best = " (best)" if s.group == report.best and metric == report.metric else ""
+        base = " (baseline)" if s.group == report.baseline else ""
+        row = [f"{s.group}{base}{best}", str(s.n), _fmt(s.mean), _fmt(s.std), _interval(s.ci_low, s.ci_high)]
+        if c is None:
+            row += ["", "", "", ""]
+        else:
+            row += [_fmt(c.diff, signed=True), _interval(c.ci_low, c.ci_high, signed=True)]
+            row += [c.test, _fmt_p(c.p_value)]
+        rows.append(row)
+    return columns, rows
+
+
+def print_table(report: ComparisonReport, console: Any = None) -> None:
+    """Print the main table with rich (the ``recipes`` extra)."""
+    rich_table = require("rich.table", "Printing the comparison table", "rich")
+    rich_console = require("rich.console", "Printing the comparison table", "rich")
+    columns, rows = table_rows(report)
+    box = require("rich.box", "Printing the comparison table", "rich")
+    table = rich_table.Table(
+        title=f"{report.title}: {report.metric} over seeds ({report.mode} is better)", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0)
+    for row in rows:
+        table.add_row(*row)
+    console = console or rich_console.Console()
+    console.print(table)
+    console.print(best_line(report))
+
+
+def best_line(report: ComparisonReport) -> str:
+    """The best configuration, its interval and its difference to the baseline, as one sentence."""
+    s = report.summary(report.best)
+    line = f"Best configuration: {report.best} ({report.metric} {_fmt(s.mean)}, "
+    line += f"{report.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
+    c = report.comparison(report.best)
+    if c is not None:
+        line += f"; {_fmt(c.diff, signed=True)} vs {report.baseline} ({c.test}, p = {_fmt_p(c.p_value)})"
+    elif report.best == report.baseline:
+        line += "; no noisy configuration beats the baseline's mean"
+    return line + "."
+
+
+def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | None = None) -> str:
+    """The report as Markdown; ``images`` maps captions to PNG paths (relative to the Markdown file)."""
+    level = f"{report.confidence:.0%}"
+    groups = len(report.summaries[report.metric])
+    lines = [
+        f"# Noise comparison: {report.title}",
+        "",
+        f"Metric `{report.metric}` ({'higher' if report.mode == 'max' else 'lower'} is better), {report.n_runs} runs "
+        f"in {groups} configurations; baseline: `{report.baseline or 'none found'}`. Mean and standard deviation "
+        f"(ddof=1) over seeds, {level} confidence interval of the mean (Student t); the difference to the "
+        "baseline is tested with a paired t-test when both configurations ran the same seeds, else Welch's "
+        "t-test (two-sided, no correction for multiple comparisons).",
+        "",
+        _markdown_table(*table_rows(report)),
+        "",
+        f"**{best_line(report)}**",
+    ]
+    others = [m for m in report.summaries if m != report.metric]
+    if others:
+        lines += ["", "## All metrics (mean ± std over seeds)", ""]
+        header = ["configuration", *report.summaries]
+        rows = [
+            [s.group, *[_mean_std(report.summary(s.group, m)) for m in report.summaries]]
+            for s in report.summaries[report.metric]
+        ]
+        lines.append(_markdown_table(header, rows))
+    if report.robustness:
+        corruptions = list(dict.fromkeys(c for per in report.robustness.values() for c in per))
+        lines += ["", f"## Robustness: area under the {report.robustness_metric}-vs-severity curve (mean ± std)", ""]
+        rows = [
+            [group, *[_auc_cell(per.get(c)) for c in corruptions]] for group, per in report.robustness.items()
+        ]
+        lines.append(_markdown_table(["configuration", *corruptions], rows))
+    for caption, path in (images or {}).items():
+        lines += ["", f"![{caption}]({Path(path).as_posix()})"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
+
+
+def _interval(low: float, high: float, signed: bool = False) -> str:
+    return "n/a" if math.isnan(low) else f"[{_fmt(low, signed)}, {_fmt(high, signed)}]"
+
+
+def _mean_std(s: GroupSummary) -> str:
+    return f"{_fmt(s.mean)} ± {_fmt(s.std)}"
+
+
+def _auc_cell(curve: Mapping[str, Any] | None) -> str:
+    if curve is None:
+        return ""
+    return f"{_fmt(curve['auc']['mean'])} ± {_fmt(curve['auc']['std'])}"
+
+
+def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
