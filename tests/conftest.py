@@ -14,3 +14,18 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fresh_wandb(monkeypatch):
+    """A W&B test of its own: offline mode and a fresh wandb singleton before and after.
+
+    wandb keeps process-wide settings from its first ``init`` (taken while this suite's default
+    ``WANDB_MODE=disabled`` is set), which would silently disable a later offline run in the same process.
+    """
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    wandb.teardown()
+    yield wandb
+    wandb.teardown()

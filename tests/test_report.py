@@ -138,8 +138,7 @@ def test_cli_writes_report(multirun, tmp_path, capsys):
     assert "Best configuration: noise=input_0.1" in capsys.readouterr().out
 
 
-def test_wandb_logging_is_offline_safe(multirun, tmp_path):
-    pytest.importorskip("wandb")
+def test_wandb_logging_is_offline_safe(multirun, tmp_path, fresh_wandb):
     from lightning_noise.report import log_report_to_wandb
 
     report = compare_runs(load_runs(multirun))

@@ -61,9 +61,7 @@ def test_unknown_corruption_fails_before_training(compose_cfg, tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_robustness_logged_to_wandb_offline(compose_cfg, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_SILENT", "true")
+def test_robustness_logged_to_wandb_offline(compose_cfg, tmp_path, fresh_wandb):
     train(compose_cfg(["trainer=debug", "logger=wandb", "noise=none", "eval.robustness=true"]))
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     data = next(run.glob("*.wandb")).read_bytes()

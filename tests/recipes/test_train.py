@@ -95,9 +95,7 @@ def test_csv_logger_writes_the_noise_amount(compose_cfg, tmp_path):
     assert "noise/input_std" in header and "val/loss" in header
 
 
-def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_MODE", raising=False)  # tests elsewhere disable W&B; this one runs it offline
-    monkeypatch.setenv("WANDB_SILENT", "true")
+def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wandb):
     cfg = compose_cfg(["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25"])
     train(cfg)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
