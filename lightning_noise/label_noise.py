@@ -240,6 +240,7 @@ class LabelNoise(LossTargetCallback):
             self.check_amount(argument, _unit_interval)
         self.style: SmoothingStyle = style
         self.transition = None if transition is None else _check_transition(transition)
+        self._transition_cache: dict[torch.device, Tensor] = {}
         self._format = "index"
 
     # ---------------------------------------------------------------------------------------------- checks
@@ -344,7 +345,7 @@ class LabelNoise(LossTargetCallback):
         ignore_index = getattr(module, "ignore_index", None)
         generator = self.generator(target.device)
         if self.transition is not None:
-            target = transition_labels(target, self.transition, generator, ignore_index=ignore_index)
+            target = transition_labels(target, self._transition_on(target), generator, ignore_index=ignore_index)
         else:
             target = flip_labels(target, k, self.amounts["flip"], generator, ignore_index=ignore_index)
         if eps == 0:
@@ -358,10 +359,17 @@ class LabelNoise(LossTargetCallback):
             soft = soft * _index_mean_correction(target, module.weight, ignore_index, dtype)
         return soft
 
+    def _transition_on(self, target: Tensor) -> Tensor:
+        """The transition matrix on ``target``'s device, copied there once rather than at every call."""
+        cached = self._transition_cache.get(target.device)
+        if cached is None:
+            cached = self._transition_cache[target.device] = self.transition.to(target.device)  # type: ignore[union-attr]
+        return cached
+
     def _binary(self, target: Tensor, eps: float) -> Tensor:
         generator = self.generator(target.device)
         if self.transition is not None:
-            t = self.transition.to(device=target.device, dtype=target.dtype)
+            t = self._transition_on(target).to(target.dtype)
             target = flip_binary(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), generator)
         elif self.amounts["flip"] > 0:
             target = flip_binary(target, self.amounts["flip"], generator)
