@@ -161,3 +161,22 @@ def test_bad_input_is_refused(multirun, tmp_path):
     (tmp_path / "bad.json").write_text('{"name": "x"}')
     with pytest.raises(ValueError, match="must be a JSON object with a 'metrics' mapping"):
         load_runs(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_console_table_keeps_every_configuration_and_p_value_readable(multirun, width):
+    """An 80-column console (or a pipe) gets one block per configuration instead of a table cut to pieces."""
+    rich_console = pytest.importorskip("rich.console")
+    import io
+
+    report = compare_runs(load_runs(multirun))
+    out = io.StringIO()
+    report.print_table(rich_console.Console(file=out, width=width))
+    text = out.getvalue()
+    groups = [s.group for s in report.summaries[report.metric]]
+    assert len(groups) >= 2
+    columns, rows = report.table_rows()
+    for row in rows:
+        assert row[0] in text  # the configuration, whole
+        assert all(cell in text for cell in row[1:])  # every number, uncut
+    assert "…" not in text

@@ -45,13 +45,27 @@ def print_table(report: ComparisonReport, console: Any = None) -> None:
     table = rich_table.Table(
         title=f"{report.title}: {report.metric} over seeds ({report.mode} is better)", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0)
-    for row in rows:
-        table.add_row(*row)
     console = console or rich_console.Console()
-    console.print(table)
+    widths = [max(len(str(cell)) for cell in (column, *(row[i] for row in rows))) for i, column in enumerate(columns)]
+    if sum(widths) + 2 * len(widths) > console.width:
+        _print_blocks(report, columns, rows, console)
+    else:
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
     console.print(best_line(report))
+
+
+def _print_blocks(report: ComparisonReport, columns: list[str], rows: list[list[str]], console: Any) -> None:
+    """The table one configuration per block, for consoles too narrow for all columns (80 columns, pipes)."""
+    console.print(f"[bold]{report.title}: {report.metric} over seeds ({report.mode} is better)[/bold]")
+    for row in rows:
+        console.print(f"[bold]{row[0]}[/bold]", soft_wrap=True)
+        cells = [f"{column} {cell}" for column, cell in zip(columns[1:], row[1:]) if cell != ""]
+        for start in range(0, len(cells), 4):  # n, mean, std, CI / difference, its CI, test, p
+            console.print("    " + "   ".join(cells[start : start + 4]), soft_wrap=True)
 
 
 def best_line(report: ComparisonReport) -> str:
