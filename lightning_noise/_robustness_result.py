@@ -158,7 +158,7 @@ class RobustnessResult:
         ax.set_ylabel(f"test {self.metric_name}")
         ax.set_xticks(range(max(len(c.severity) for c in self.curves.values())))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        fig.legend(loc="outside lower center", fontsize="small")  # below the axes: never over the curves
         ax.set_title(title or f"Robustness of {self.model} on {self.dataset}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,8 @@ def plot_robustness(report: ComparisonReport, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in axes[len(corruptions):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), fontsize="small")
     fig.suptitle(f"Robustness to test-time noise: {report.title}")
     return _save(fig, path)
 
