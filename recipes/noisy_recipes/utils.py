@@ -188,12 +188,17 @@ def finish_loggers(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
+# Root nodes that are not logged as hyperparameters: Hydra's own, and `schedule`, which acts only through the
+# noise nodes (each `noise.<name>.<amount>.shape` is its resolved copy, or a per-noise choice).
+UNLOGGED_KEYS = ("hydra", "schedule")
+
+
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node, as plain containers."""
+    """The resolved config without Hydra's own node and the root ``schedule`` node, as plain containers."""
     return {
         str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         for key, value in cfg.items_ex(resolve=True)
-        if key != "hydra"
+        if key not in UNLOGGED_KEYS
     }
 
 
