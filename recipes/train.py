@@ -77,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
+        "noise_amounts": utils.noise_amounts(cfg.get("noise")),  # amount x noise_scale per noise: 0 = no noise
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,

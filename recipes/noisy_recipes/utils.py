@@ -231,6 +231,24 @@ def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:
     return settings
 
 
+def noise_amounts(cfg: DictConfig | None) -> dict[str, float]:
+    """The effective amount of each selected noise, ``{"input.std": 0.1, ...}``: the config's amount x
+    ``noise_scale`` (at the schedule's peak) for the recipe's ``scaled`` amounts, the value for a plain number.
+
+    The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts are all 0 is a no-noise run.
+    """
+    from lightning_noise.report.records import AMOUNT_KEYS
+
+    amounts = {}
+    for name, node in _nodes(cfg, "noise").items():
+        for key, value in node.items():
+            if isinstance(value, DictConfig) and str(value.get("_target_", "")).endswith("schedules.scaled"):
+                amounts[f"{name}.{key}"] = float(value.amount) * float(value.get("scale", 1.0))
+            elif key in AMOUNT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                amounts[f"{name}.{key}"] = float(value)
+    return amounts
+
+
 @rank_zero_only
 def write_record(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

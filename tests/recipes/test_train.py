@@ -60,7 +60,8 @@ def test_several_noises_at_once(compose_cfg):
 
 
 def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
-    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "trainer.max_epochs=3", "trainer.limit_train_batches=1"]
+    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "noise_scale=0.5", "trainer.max_epochs=3",
+                 "trainer.limit_train_batches=1"]
     cfg = compose_cfg(overrides)
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -68,6 +69,7 @@ def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
     assert record["overrides"] == overrides
     assert record["group"] == " ".join(sorted(o for o in overrides if not o.startswith("seed=")))
     assert record["noise"]["input"]["std"]["amount"] == 0.3
+    assert record["noise_amounts"] == {"input.std": pytest.approx(0.15)}  # amount x noise_scale, read by the report
     assert set(record["metrics"]) == {f"{s}/{m}" for s in ("train", "val", "test") for m in ("acc", "loss")}
     assert record["metrics"] == pytest.approx(metrics)
     assert 0 <= record["best_epoch"] < 3 and record["splits"] == {"train": 30, "val": 20, "test": 50}
