@@ -116,6 +116,17 @@ def test_compare_sweep_needs_an_output_directory(tmp_path):
         compare.main(["--sweep", "seed=0,1"])
 
 
+def test_compare_sweep_refuses_earlier_runs_in_its_output(tmp_path):
+    import compare
+
+    old_run = tmp_path / "runs" / "0"
+    old_run.mkdir(parents=True)
+    (old_run / "metrics.json").write_text(json.dumps({"group": "old", "metrics": {"test/acc": 0.5}}))
+    with pytest.raises(SystemExit, match=r"not empty \(1 earlier runs\).*Choose another --out"):
+        compare.main(["--out", str(tmp_path), "--sweep", "trainer=debug", "logger=none", "seed=0,1"])
+    assert not (tmp_path / "report.md").exists()
+
+
 # ---------------------------------------------------------------------------------------------- classic setup
 def test_ordered_split_reproduces_the_published_circles():
     from sklearn.datasets import make_circles
