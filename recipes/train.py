@@ -32,7 +32,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Raises:
         ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``), before any training step.
+            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report), before any
+            training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
@@ -44,6 +45,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     spec = datamodule.spec  # loads and splits the data now, so data errors come first
     hydra.utils.get_class(cfg.model._target_).check_data(spec)
     model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(spec)
+    utils.check_optimized_metric(
+        cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
+    )
     noise = utils.instantiate_noise(cfg.get("noise"), model.task)
     loggers = utils.instantiate_loggers(cfg.get("logger"))
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))

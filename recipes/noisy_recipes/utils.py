@@ -71,6 +71,28 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
         )
 
 
+def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], metric_name: str) -> None:
+    """Refuse an ``optimized_metric`` the run will not report, before training (a sweeper would get None).
+
+    The run reports ``{split}/loss`` and ``{split}/{metric_name}`` (``acc`` or ``mse``) for every non-empty split.
+
+    Raises:
+        ValueError: a metric not in that list (the message lists it, and names the regression search).
+    """
+    if not metric:
+        return
+    valid = [f"{split}/{name}" for split, size in splits.items() if size for name in ("loss", metric_name)]
+    if metric in valid:
+        return
+    hint = ""
+    if metric_name != "acc" and str(metric).endswith("/acc"):
+        hint = (
+            " This model has no accuracy (its task is not classification): set optimized_metric=val/mse, and for "
+            "an Optuna search use hparams_search=optuna_regression (minimizes val/mse, no label noise)."
+        )
+    raise ValueError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
+
+
 # ---------------------------------------------------------------------------------------------- environment
 def configure_threads(threads: int | None) -> None:
     """Set torch's CPU threads per process (small models run fastest on one thread per process)."""

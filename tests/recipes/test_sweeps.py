@@ -35,13 +35,21 @@ def test_two_job_sweep_over_the_noise_amount(tmp_path):
     ]
 
 
-def test_optuna_two_trials(tmp_path):
+@pytest.mark.parametrize(
+    ("search", "data", "noises"),
+    [
+        ("optuna", "circles", "none,input,activation"),
+        pytest.param("optuna_regression", "diabetes", "none,input,target", marks=pytest.mark.slow),
+    ],
+)
+def test_optuna_two_trials(search, data, noises, tmp_path):
     result = run_recipe(
         [
-            "hparams_search=optuna",
+            f"hparams_search={search}",
+            f"data={data}",
             "hydra.sweeper.n_trials=2",
             "hydra.sweeper.sampler.n_startup_trials=2",
-            "hydra.sweeper.params.noise='choice(none,input,activation)'",
+            f"hydra.sweeper.params.noise='choice({noises})'",
             *FAST,
             f"hydra.sweep.dir={tmp_path}",
         ],

@@ -155,3 +155,15 @@ def test_ddp_under_multirun_is_refused(compose_cfg):
         train(cfg)
     cfg = compose_cfg([*FAST, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn", "hydra.mode=MULTIRUN"])
     utils.check_ddp_multirun(cfg)  # ddp_spawn is allowed
+
+
+def test_optimized_metric_is_checked_before_training(compose_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"optimized_metric.*one of \['train/loss', 'train/acc', 'val/loss'.*'val/accc'"):
+        train(compose_cfg([*FAST, "optimized_metric=val/accc"]))
+    # Optuna's classification search on regression data: refused before the first trial trains.
+    with pytest.raises(ValueError, match=r"'val/mse'.*got 'val/acc'.*hparams_search=optuna_regression"):
+        train(compose_cfg([*FAST, "hparams_search=optuna", "data=diabetes", "noise=none"]))
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
+    cfg = compose_cfg([*FAST, "hparams_search=optuna_regression", "data=diabetes", "noise=target"])
+    assert cfg.hydra.sweeper.direction == "minimize" and "label" not in cfg.hydra.sweeper.params.noise
+    assert cfg.optimized_metric in train(cfg)
