@@ -32,8 +32,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Raises:
         ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report), before any
-            training step.
+            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a callback monitoring
+            ``val/`` metrics without validation), before any training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
@@ -50,6 +50,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     noise = utils.instantiate_noise(cfg.get("noise"), model.task)
     loggers = utils.instantiate_loggers(cfg.get("logger"))
+    utils.check_monitors(
+        cfg.get("callbacks"),
+        val_samples=datamodule.split_sizes().get("val", 0),
+        limit_val_batches=cfg.trainer.get("limit_val_batches", 1.0),
+    )
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
     callbacks += list(noise.values())
     output_dir = Path(cfg.paths.output_dir)

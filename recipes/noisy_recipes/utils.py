@@ -146,6 +146,30 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     return callbacks
 
 
+def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batches: Any) -> None:
+    """Refuse callbacks that monitor a ``val/`` metric when the run never validates (``data.val_size=0`` or
+    ``trainer.limit_val_batches=0``): early stopping and checkpointing would fail after the first epoch.
+
+    Raises:
+        ValueError: naming each such callback and the overrides that fix it.
+    """
+    if val_samples and limit_val_batches != 0:
+        return
+    watching = [
+        f"callbacks.{name}.monitor={node.monitor}"
+        for name, node in _nodes(cfg, "callbacks").items()
+        if str(node.get("monitor") or "").startswith("val/")
+    ]
+    if watching:
+        reason = "data.val_size=0" if not val_samples else "trainer.limit_val_batches=0"
+        raise ValueError(
+            f"This run never validates ({reason}), so no val/ metric is logged, but {', '.join(watching)} "
+            "monitors one. Use callbacks=none (no early stopping or checkpointing: the last weights are "
+            "evaluated), or monitor a training metric, e.g. callbacks.early_stopping.monitor=train/loss "
+            "callbacks.model_checkpoint.monitor=train/loss, or keep a validation split (data.val_size > 0)."
+        )
+
+
 def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
     """Build the callbacks group, dropping those the run cannot use: a progress bar when the trainer config
     turns progress bars off (debug, tests), the LR monitor when there is no logger (``logger=none``)."""

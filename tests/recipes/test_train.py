@@ -167,3 +167,15 @@ def test_optimized_metric_is_checked_before_training(compose_cfg, tmp_path):
     cfg = compose_cfg([*FAST, "hparams_search=optuna_regression", "data=diabetes", "noise=target"])
     assert cfg.hydra.sweeper.direction == "minimize" and "label" not in cfg.hydra.sweeper.params.noise
     assert cfg.optimized_metric in train(cfg)
+
+
+def test_no_validation_with_val_monitors_is_refused_before_training(compose_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"data.val_size=0.*callbacks.early_stopping.monitor=val/loss.*callbacks=none"):
+        train(compose_cfg([*FAST, "data.val_size=0"]))
+    with pytest.raises(ValueError, match=r"trainer.limit_val_batches=0.*model_checkpoint"):
+        train(compose_cfg([*FAST, "trainer.limit_val_batches=0"]))
+    assert not (tmp_path / "metrics.json").exists()
+    monitors = ["callbacks.early_stopping.monitor=train/loss", "callbacks.model_checkpoint.monitor=train/loss"]
+    for fix in (["callbacks=none"], monitors):
+        metrics = train(compose_cfg([*FAST, "data.val_size=0", "trainer.max_epochs=2", *fix]))
+        assert "test/acc" in metrics and "val/acc" not in metrics
