@@ -32,8 +32,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Raises:
         ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a callback monitoring
-            ``val/`` metrics without validation), before any training step.
+            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a
+            callback monitoring ``val/`` metrics without validation), before any training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))

@@ -132,7 +132,8 @@ def test_effective_amounts_give_the_amount_and_the_baseline():
     old = _scale_records([0])[0]
     del old["noise_amounts"]
     assert describe_run(old) == ("gaussian input.std.amount", 0.2)
-    assert compare_runs([dict(r, noise_amounts=None) for r in _scale_records([0, 2])], metric="test/acc").baseline is None
+    without = [dict(r, noise_amounts=None) for r in _scale_records([0, 2])]
+    assert compare_runs(without, metric="test/acc").baseline is None
     multi = {"input.std": 0.0, "gradient.std": 0.3}
     assert describe_run({"noise": {"input": {"std": {"amount": 0.0}}}, "noise_amounts": multi})[1] == 0.0
 
