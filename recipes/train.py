@@ -58,7 +58,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
     callbacks += list(noise.values())
     output_dir = Path(cfg.paths.output_dir)
-    robustness = utils.robustness_callback(cfg.get("eval"), model.task, output_dir=output_dir, dataset_name=spec.name)
+    robustness = utils.robustness_callback(
+        cfg.get("eval"),
+        model.task,
+        output_dir=output_dir,
+        dataset_name=spec.name,
+        max_batches=utils.batch_limit(cfg.trainer.get("limit_test_batches"), len(datamodule.test_dataloader())),
+    )
     if robustness is not None:
         callbacks.append(robustness)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -67,7 +67,7 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
             f"A multirun (-m) cannot use trainer.strategy={strategy!r} with {devices} devices: Lightning's ddp "
             "launcher re-runs the command line for each extra process, which would start the whole sweep again. "
             "Use trainer.strategy=ddp_spawn for sweeps, run the configurations one by one without -m, or use a "
-            "cluster launcher (hydra/launcher=submitit_slurm)."
+            "cluster launcher (hydra/launcher=slurm, submitit)."
         )
 
 
@@ -192,12 +192,25 @@ def _input_as_target(batch: Any) -> tuple[Any, torch.Tensor]:
     return batch[0], batch[0]
 
 
-def robustness_callback(cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str) -> Callback | None:
+def batch_limit(limit: Any, n_batches: int) -> int | None:
+    """The batches Lightning evaluates under ``limit_test_batches`` (a count, or a fraction of ``n_batches``),
+    None for all of them."""
+    if limit is None or (isinstance(limit, float) and limit >= 1.0):
+        return None
+    count = int(limit) if isinstance(limit, int) or float(limit).is_integer() else int(n_batches * float(limit))
+    return max(1, min(count, n_batches)) if count < n_batches else None
+
+
+def robustness_callback(
+    cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str, max_batches: int | None = None
+) -> Callback | None:
     """The ``RobustnessEvaluation`` asked for by ``eval.robustness=true``, else None.
 
     The metric follows the model's task: accuracy for classification, MSE for regression, and for the
     denoising autoencoder the MSE between its output on the corrupted input and the clean input.
     ``eval.corruptions``: ``default`` (Gaussian + salt-and-pepper), ``cifar10c``, or a list of corruption names.
+    ``max_batches``: the test batches it evaluates (the trainer's ``limit_test_batches``, so that its clean point
+    is the run's ``test/`` metric).
 
     Raises:
         ValueError: an unknown corruption name (the message lists the known ones).
@@ -218,7 +231,12 @@ def robustness_callback(cfg: DictConfig | None, task: str, *, output_dir: Path, 
     elif task == "reconstruction":
         kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
     return RobustnessEvaluation(
-        corruptions, seed=int(cfg.get("seed", 0)), output_dir=output_dir, dataset_name=dataset_name, **kwargs
+        corruptions,
+        seed=int(cfg.get("seed", 0)),
+        output_dir=output_dir,
+        dataset_name=dataset_name,
+        max_batches=max_batches,
+        **kwargs,
     )
 
 

@@ -13,8 +13,11 @@ from tests.recipes.conftest import FAST
 from train import train
 
 
-def test_robustness_from_the_config_writes_the_record(compose_cfg, tmp_path):
-    cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none"])
+# Circles' 50 test points in batches of 8 are 7 batches: the debug trainer's limit (2) or a fraction must hold for
+# the robustness pass too, so that its clean point is test/acc.
+@pytest.mark.parametrize("batches", [[], ["data.batch_size=8"], ["data.batch_size=8", "trainer.limit_test_batches=0.5"]])
+def test_robustness_from_the_config_writes_the_record(batches, compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none", *batches])
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     robustness = record["robustness"]
