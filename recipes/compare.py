@@ -9,7 +9,9 @@ Reading: every ``metrics.json`` under the given directories is a run (``recipes/
 with its group = its overrides minus the seed); see ``lightning_noise.report`` for the statistics.
 
 ``--sweep ARGS...`` (last on the line): runs ``recipes/train.py -m ARGS hydra.sweep.dir=OUT/runs`` first, in a
-subprocess with the same Python, then reports on ``OUT/runs``. ``--out`` is required with ``--sweep``.
+subprocess with the same Python, then reports on ``OUT/runs``. ``--out`` is required with ``--sweep``, and
+``OUT/runs`` must not exist or be empty: the report reads every run under it, so an earlier sweep's runs would
+mix into this one's (choose a new ``--out``, remove ``OUT/runs``, or report on the old runs without ``--sweep``).
 
 Every other option (``--metric``, ``--baseline``, ``--mode``, ``--title``, ``--confidence``, ``--no-plots``,
 ``--wandb``, ``--wandb-mode``...) is passed to ``python -m lightning_noise.report``; the report (console table,
@@ -50,6 +52,21 @@ def out_dir(report_args: Sequence[str]) -> Path | None:
     return None
 
 
+def check_fresh(sweep_dir: Path) -> None:
+    """Refuse a sweep into a non-empty ``OUT/runs``: the report would mix the earlier runs with the new ones.
+
+    Raises:
+        SystemExit: ``sweep_dir`` exists and holds anything (the message says how many runs and what to do).
+    """
+    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+        runs = len(list(sweep_dir.rglob("metrics.json")))
+        raise SystemExit(
+            f"--sweep writes its runs to {sweep_dir}, which is not empty ({runs} earlier runs): the report would mix "
+            f"them with the new ones. Choose another --out, remove {sweep_dir}, or report on the earlier runs "
+            f"without --sweep: python recipes/compare.py {sweep_dir} --out {sweep_dir.parent}"
+        )
+
+
 def run_sweep(overrides: Sequence[str], sweep_dir: Path) -> None:
     """Run ``recipes/train.py -m OVERRIDES hydra.sweep.dir=sweep_dir``; raise if it fails.
 
@@ -67,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> report.ComparisonReport:
     """Run the sweep if asked, then write the report; returns it.
 
     Raises:
-        SystemExit: ``--sweep`` without overrides or without ``--out``; no directory to read (argparse).
+        SystemExit: ``--sweep`` without overrides or without ``--out``, or with a non-empty ``OUT/runs``; no
+            directory to read (argparse).
         RuntimeError: the sweep failed.
         FileNotFoundError: no ``metrics.json`` in the directories.
     """
@@ -77,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> report.ComparisonReport:
         if not sweep or out is None:
             raise SystemExit(f"--sweep needs train.py overrides after it and --out DIR before it.\nusage: {USAGE}")
         sweep_dir = out / "runs"
+        check_fresh(sweep_dir)
         run_sweep(sweep, sweep_dir)
         report_args = [str(sweep_dir), *report_args]
     return report.main(report_args)

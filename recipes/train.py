@@ -32,7 +32,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Raises:
         ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``), before any training step.
+            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a
+            callback monitoring ``val/`` metrics without validation), before any training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
@@ -44,12 +45,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     spec = datamodule.spec  # loads and splits the data now, so data errors come first
     hydra.utils.get_class(cfg.model._target_).check_data(spec)
     model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(spec)
+    utils.check_optimized_metric(
+        cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
+    )
     noise = utils.instantiate_noise(cfg.get("noise"), model.task)
     loggers = utils.instantiate_loggers(cfg.get("logger"))
+    utils.check_monitors(
+        cfg.get("callbacks"),
+        val_samples=datamodule.split_sizes().get("val", 0),
+        limit_val_batches=cfg.trainer.get("limit_val_batches", 1.0),
+    )
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
     callbacks += list(noise.values())
     output_dir = Path(cfg.paths.output_dir)
-    robustness = utils.robustness_callback(cfg.get("eval"), model.task, output_dir=output_dir, dataset_name=spec.name)
+    robustness = utils.robustness_callback(
+        cfg.get("eval"),
+        model.task,
+        output_dir=output_dir,
+        dataset_name=spec.name,
+        max_batches=utils.batch_limit(cfg.trainer.get("limit_test_batches"), len(datamodule.test_dataloader())),
+    )
     if robustness is not None:
         callbacks.append(robustness)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -77,6 +92,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
+        "noise_amounts": utils.noise_amounts(cfg.get("noise")),  # amount x noise_scale per noise: 0 = no noise
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lightning_noise.report import compare_runs, describe_noise, load_runs, main, mean_std_ci, t_test
+from lightning_noise.report import compare_runs, describe_noise, describe_run, load_runs, main, mean_std_ci, t_test
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T_975_DOF4 = 2.776  # Student t quantile 0.975 with n - 1 = 4 degrees of freedom, from a table
@@ -102,6 +102,40 @@ def test_report_groups_compares_and_picks_best(multirun):
     curve = report.robustness["noise=none"]["gaussian"]
     assert curve["mean"] == pytest.approx([0.80, 0.65, 0.50])
     assert curve["auc"]["mean"] == pytest.approx((0.80 / 2 + 0.65 + 0.50 / 2) / 2)
+
+
+def _scale_records(scales, *, amount=0.2) -> list[dict]:
+    """Records of a recipe sweep over noise_scale: the config's amount is the same, the effective one differs."""
+    rows = []
+    for scale in scales:
+        for seed in range(3):
+            noise = {"input": {"_target_": "lightning_noise.InputNoise", "kind": "gaussian",
+                               "std": {"_target_": "noisy_recipes.schedules.scaled", "amount": amount, "scale": scale}}}
+            rows.append({"group": f"noise_scale={scale}", "seed": seed, "noise": noise,
+                         "noise_amounts": {"input.std": amount * scale},
+                         "metrics": {"test/acc": 0.8 + 0.01 * seed + 0.05 * (scale == 0.5)}})
+    return rows
+
+
+def test_effective_amounts_give_the_amount_and_the_baseline():
+    report = compare_runs(_scale_records([0, 0.5, 2]), metric="test/acc")
+    assert report.baseline == "noise_scale=0"
+    assert [(s.group, s.family, s.amount) for s in report.summaries["test/acc"]] == [
+        ("noise_scale=0", "none", 0.0),
+        ("noise_scale=0.5", "gaussian input.std.amount", pytest.approx(0.1)),
+        ("noise_scale=2", "gaussian input.std.amount", pytest.approx(0.4)),
+    ]
+    assert report.comparison("noise_scale=0.5").diff == pytest.approx(0.05)
+    # A config amount of 0 (noise.input.std.amount=0) is a baseline too; records without noise_amounts keep the
+    # config's amount and are never taken for no noise.
+    assert describe_run(_scale_records([1], amount=0.0)[0]) == ("none", 0.0)
+    old = _scale_records([0])[0]
+    del old["noise_amounts"]
+    assert describe_run(old) == ("gaussian input.std.amount", 0.2)
+    without = [dict(r, noise_amounts=None) for r in _scale_records([0, 2])]
+    assert compare_runs(without, metric="test/acc").baseline is None
+    multi = {"input.std": 0.0, "gradient.std": 0.3}
+    assert describe_run({"noise": {"input": {"std": {"amount": 0.0}}}, "noise_amounts": multi})[1] == 0.0
 
 
 def test_describe_noise_forms():

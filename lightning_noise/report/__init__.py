@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from lightning_noise.report.cli import main
 from lightning_noise.report.comparison import ComparisonReport, GroupSummary, compare_runs
-from lightning_noise.report.records import describe_noise, load_runs
+from lightning_noise.report.records import describe_noise, describe_run, load_runs
 from lightning_noise.report.stats import Comparison, mean_std_ci, t_quantile, t_test
 from lightning_noise.report.wandb_log import log_report_to_wandb
 
@@ -52,6 +52,7 @@ __all__ = [
     "GroupSummary",
     "compare_runs",
     "describe_noise",
+    "describe_run",
     "load_runs",
     "log_report_to_wandb",
     "main",

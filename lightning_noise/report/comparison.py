@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning_noise.report import plots, tables
-from lightning_noise.report.records import NONE_LABEL, describe_noise
+from lightning_noise.report.records import NONE_LABEL, describe_run
 from lightning_noise.report.stats import Comparison, mean_std_ci, t_test
 from lightning_noise.robustness import normalized_auc
 
@@ -180,7 +180,7 @@ def compare_runs(
             per_seed = _values_by_seed(groups[g], m)
             if not per_seed:
                 continue
-            family, amount = describe_noise(groups[g][0].get("noise"))
+            family, amount = describe_run(groups[g][0])
             mean, std, low, high = mean_std_ci(list(per_seed.values()), confidence)
             summaries[m].append(GroupSummary(g, family, amount, len(per_seed), list(per_seed), mean, std, low, high))
             if base is not None and g != base:
@@ -208,7 +208,7 @@ def compare_runs(
 
 
 def _family_order(runs: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
-    family, amount = describe_noise(runs[0].get("noise"))
+    family, amount = describe_run(runs[0])
     return family, amount if amount is not None else math.inf
 
 
@@ -282,7 +282,7 @@ def _pick_baseline(groups: Mapping[str, list[Mapping[str, Any]]], baseline: str 
         if baseline not in groups:
             raise ValueError(f"`baseline` {baseline!r} is not one of the groups {sorted(groups)}.")
         return baseline
-    candidates = [g for g, runs in groups.items() if describe_noise(runs[0].get("noise"))[0] == NONE_LABEL]
+    candidates = [g for g, runs in groups.items() if describe_run(runs[0])[0] == NONE_LABEL]
     if len(candidates) > 1:
         raise ValueError(f"Several groups have no noise {candidates}: choose one with `baseline=` (--baseline).")
     return candidates[0] if candidates else None

@@ -1,4 +1,10 @@
-"""Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes."""
+"""Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes.
+
+A record may carry ``noise_amounts``, the effective amount of each noise it trained with
+(``{"input.std": 0.1}``: the config's amount x ``noise_scale``, at the schedule's peak; ``recipes/train.py``
+writes it). When present it gives the amount, and a record whose effective amounts are all 0 is a no-noise
+(baseline-eligible) run; records without it are read from their ``noise`` config alone.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "load_runs"]
+__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "describe_run", "load_runs"]
 
 AMOUNT_KEYS = ("amount", "std", "p", "snr_db", "eta", "sigma", "alpha", "smoothing", "rate")
 LABEL_KEYS = ("kind", "name", "type", "label")
@@ -113,3 +119,29 @@ def describe_noise(noise: Any) -> tuple[str, float | None]:
         return " ".join(labels) or json.dumps(noise, sort_keys=True, default=str), None
     key, value = amounts[0]
     return " ".join([*labels, key]), float(value)
+
+
+def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
+    """``(family, amount)`` of a run record: :func:`describe_noise` of its ``noise``, with the amount taken from
+    its effective ``noise_amounts`` when the record has them (and ``("none", 0.0)`` when they are all 0).
+
+    Example::
+
+        >>> noise = {"input": {"std": {"amount": 0.2, "scale": 0.5}}}
+        >>> describe_run({"noise": noise, "noise_amounts": {"input.std": 0.1}})
+        ('input.std.amount', 0.1)
+        >>> describe_run({"noise": noise, "noise_amounts": {"input.std": 0.0}})
+        ('none', 0.0)
+    """
+    family, amount = describe_noise(record.get("noise"))
+    effective = record.get("noise_amounts")
+    if not isinstance(effective, Mapping):
+        return family, amount
+    values = {str(k): float(v) for k, v in effective.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if all(v == 0 for v in values.values()):
+        return NONE_LABEL, 0.0
+    if family == NONE_LABEL:
+        return family, amount
+    # the effective amount of the noise the family names (its key starts the family's amount key), else the first
+    named = [v for k, v in values.items() if family.split(" ")[-1].startswith(f"{k}.")]
+    return family, named[0] if named else next(iter(values.values()))

@@ -95,7 +95,8 @@ class ArrayDataModule(pl.LightningDataModule):
 
     Args:
         train_size: training samples (count, fraction of what remains after test and validation, or null
-            for all of it).
+            for all of it; with ``test_size`` null, test is the rest, so a fraction counts from what validation
+            leaves).
         val_size: validation samples, drawn from the pool (or the official training set); 0 for no validation
             split (then turn validation off: ``trainer.limit_val_batches=0 callbacks=none``).
         test_size: test samples drawn from the pool; with an official test set, null keeps all of it and a
@@ -160,7 +161,8 @@ class ArrayDataModule(pl.LightningDataModule):
         if pool.x_test is None:
             test_k = _count(self.test_size, len(x), "test_size")
             val_k = _count(self.val_size, len(x), "val_size") or 0
-            train_k = _count(self.train_size, len(x), "train_size")
+            # a fraction counts from what test and validation leave (test_size null: from what validation leaves)
+            train_k = _count(self.train_size, max(len(x) - val_k - (test_k or 0), 0), "train_size")
             if test_k is None:
                 test_k = len(x) - val_k - (train_k or 0)
             self._check_total(len(x), train_k, val_k, test_k)
@@ -180,7 +182,7 @@ class ArrayDataModule(pl.LightningDataModule):
                     keep, _ = _take(np.arange(len(x_test)), y_test, test_k, self.seed, stratify)
                 x_test, y_test = x_test[keep], y_test[keep]
             val_k = _count(self.val_size, len(x), "val_size") or 0
-            train_k = _count(self.train_size, len(x), "train_size")
+            train_k = _count(self.train_size, max(len(x) - val_k, 0), "train_size")  # fraction: of what val leaves
             self._check_total(len(x), train_k, val_k, 0)
             rest = idx
         if self.split == "ordered":
@@ -570,7 +572,8 @@ class ForecastDataModule(ArrayDataModule):
         test_k = _count(self.test_size, n, "test_size") or 0
         val_k = _count(self.val_size, n, "val_size") or 0
         end = n - test_k - val_k
-        start = 0 if self.train_size is None else max(0, end - (_count(self.train_size, n, "train_size") or 0))
+        train_k = _count(self.train_size, max(end, 0), "train_size")  # a fraction of the windows before validation
+        start = 0 if train_k is None else max(0, end - train_k)
         if end - start < 1 or val_k < 1 or test_k < 1:
             raise ValueError(
                 f"{self.name}: {n} windows leave train {end - start}, validation {val_k}, test {test_k}; "

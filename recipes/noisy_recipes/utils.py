@@ -67,8 +67,30 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
             f"A multirun (-m) cannot use trainer.strategy={strategy!r} with {devices} devices: Lightning's ddp "
             "launcher re-runs the command line for each extra process, which would start the whole sweep again. "
             "Use trainer.strategy=ddp_spawn for sweeps, run the configurations one by one without -m, or use a "
-            "cluster launcher (hydra/launcher=submitit_slurm)."
+            "cluster launcher (hydra/launcher=slurm, submitit)."
         )
+
+
+def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], metric_name: str) -> None:
+    """Refuse an ``optimized_metric`` the run will not report, before training (a sweeper would get None).
+
+    The run reports ``{split}/loss`` and ``{split}/{metric_name}`` (``acc`` or ``mse``) for every non-empty split.
+
+    Raises:
+        ValueError: a metric not in that list (the message lists it, and names the regression search).
+    """
+    if not metric:
+        return
+    valid = [f"{split}/{name}" for split, size in splits.items() if size for name in ("loss", metric_name)]
+    if metric in valid:
+        return
+    hint = ""
+    if metric_name != "acc" and str(metric).endswith("/acc"):
+        hint = (
+            " This model has no accuracy (its task is not classification): set optimized_metric=val/mse, and for "
+            "an Optuna search use hparams_search=optuna_regression (minimizes val/mse, no label noise)."
+        )
+    raise ValueError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -124,6 +146,30 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     return callbacks
 
 
+def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batches: Any) -> None:
+    """Refuse callbacks that monitor a ``val/`` metric when the run never validates (``data.val_size=0`` or
+    ``trainer.limit_val_batches=0``): early stopping and checkpointing would fail after the first epoch.
+
+    Raises:
+        ValueError: naming each such callback and the overrides that fix it.
+    """
+    if val_samples and limit_val_batches != 0:
+        return
+    watching = [
+        f"callbacks.{name}.monitor={node.monitor}"
+        for name, node in _nodes(cfg, "callbacks").items()
+        if str(node.get("monitor") or "").startswith("val/")
+    ]
+    if watching:
+        reason = "data.val_size=0" if not val_samples else "trainer.limit_val_batches=0"
+        raise ValueError(
+            f"This run never validates ({reason}), so no val/ metric is logged, but {', '.join(watching)} "
+            "monitors one. Use callbacks=none (no early stopping or checkpointing: the last weights are "
+            "evaluated), or monitor a training metric, e.g. callbacks.early_stopping.monitor=train/loss "
+            "callbacks.model_checkpoint.monitor=train/loss, or keep a validation split (data.val_size > 0)."
+        )
+
+
 def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig, *, has_logger: bool) -> list[Callback]:
     """Build the callbacks group, dropping those the run cannot use: a progress bar when the trainer config
     turns progress bars off (debug, tests), the LR monitor when there is no logger (``logger=none``)."""
@@ -146,12 +192,25 @@ def _input_as_target(batch: Any) -> tuple[Any, torch.Tensor]:
     return batch[0], batch[0]
 
 
-def robustness_callback(cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str) -> Callback | None:
+def batch_limit(limit: Any, n_batches: int) -> int | None:
+    """The batches Lightning evaluates under ``limit_test_batches`` (a count, or a fraction of ``n_batches``),
+    None for all of them."""
+    if limit is None or (isinstance(limit, float) and limit >= 1.0):
+        return None
+    count = int(limit) if isinstance(limit, int) or float(limit).is_integer() else int(n_batches * float(limit))
+    return max(1, min(count, n_batches)) if count < n_batches else None
+
+
+def robustness_callback(
+    cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str, max_batches: int | None = None
+) -> Callback | None:
     """The ``RobustnessEvaluation`` asked for by ``eval.robustness=true``, else None.
 
     The metric follows the model's task: accuracy for classification, MSE for regression, and for the
     denoising autoencoder the MSE between its output on the corrupted input and the clean input.
     ``eval.corruptions``: ``default`` (Gaussian + salt-and-pepper), ``cifar10c``, or a list of corruption names.
+    ``max_batches``: the test batches it evaluates (the trainer's ``limit_test_batches``, so that its clean point
+    is the run's ``test/`` metric).
 
     Raises:
         ValueError: an unknown corruption name (the message lists the known ones).
@@ -172,7 +231,12 @@ def robustness_callback(cfg: DictConfig | None, task: str, *, output_dir: Path, 
     elif task == "reconstruction":
         kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
     return RobustnessEvaluation(
-        corruptions, seed=int(cfg.get("seed", 0)), output_dir=output_dir, dataset_name=dataset_name, **kwargs
+        corruptions,
+        seed=int(cfg.get("seed", 0)),
+        output_dir=output_dir,
+        dataset_name=dataset_name,
+        max_batches=max_batches,
+        **kwargs,
     )
 
 
@@ -188,12 +252,17 @@ def finish_loggers(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
+# Root nodes that are not logged as hyperparameters: Hydra's own, and `schedule`, which acts only through the
+# noise nodes (each `noise.<name>.<amount>.shape` is its resolved copy, or a per-noise choice).
+UNLOGGED_KEYS = ("hydra", "schedule")
+
+
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node, as plain containers."""
+    """The resolved config without Hydra's own node and the root ``schedule`` node, as plain containers."""
     return {
         str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         for key, value in cfg.items_ex(resolve=True)
-        if key != "hydra"
+        if key not in UNLOGGED_KEYS
     }
 
 
@@ -224,6 +293,24 @@ def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:
         amounts = ", ".join(f"{arg}={schedule!r}" for arg, schedule in schedules.items())
         settings[name] = f"{type(callback).__name__}({amounts})"
     return settings
+
+
+def noise_amounts(cfg: DictConfig | None) -> dict[str, float]:
+    """The effective amount of each selected noise, ``{"input.std": 0.1, ...}``: the config's amount x
+    ``noise_scale`` (at the schedule's peak) for the recipe's ``scaled`` amounts, the value for a plain number.
+
+    The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts are all 0 is a no-noise run.
+    """
+    from lightning_noise.report.records import AMOUNT_KEYS
+
+    amounts = {}
+    for name, node in _nodes(cfg, "noise").items():
+        for key, value in node.items():
+            if isinstance(value, DictConfig) and str(value.get("_target_", "")).endswith("schedules.scaled"):
+                amounts[f"{name}.{key}"] = float(value.amount) * float(value.get("scale", 1.0))
+            elif key in AMOUNT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                amounts[f"{name}.{key}"] = float(value)
+    return amounts
 
 
 @rank_zero_only

@@ -120,6 +120,31 @@ def test_schedule_can_differ_per_noise(compose_cfg):
     assert amount(99) == pytest.approx(0.1 * schedules.Annealed(eta=1.0, gamma=0.55)(99))
 
 
+@pytest.mark.parametrize(("option", "key", "value"), [("linear", "steps", 2000), ("step", "gamma", 30.0)])
+def test_schedule_key_override_reaches_every_noise(option, key, value, compose_cfg):
+    cfg = compose_cfg(["noise=[input,gradient]", f"schedule={option}", f"schedule.{key}={value}"])
+    for name in ("input", "gradient"):
+        assert cfg.noise[name].std.shape[key] == value
+        assert getattr(hydra.utils.instantiate(cfg.noise[name].std).shape, key) == value
+
+
+def test_per_noise_schedule_wins_over_root_overrides(compose_cfg):
+    cfg = compose_cfg(
+        ["noise=[input,gradient]", "schedule=cosine", "schedule.steps=7", "schedule@noise.gradient.std.shape=annealed"]
+    )
+    assert cfg.noise.input.std.shape.steps == 7
+    assert cfg.noise.gradient.std.shape._target_.endswith("Annealed") and "steps" not in cfg.noise.gradient.std.shape
+
+
+def test_logged_config_leaves_out_the_root_schedule(compose_cfg):
+    from noisy_recipes.utils import plain_config
+
+    logged = plain_config(compose_cfg(["noise=none", "schedule=linear"]))
+    assert "schedule" not in logged and "hydra" not in logged and logged["noise_scale"] == 1.0
+    logged = plain_config(compose_cfg(["noise=input", "schedule=linear", "schedule.steps=9"]))
+    assert logged["noise"]["input"]["std"]["shape"]["steps"] == 9
+
+
 def test_noise_scale_multiplies_every_amount(compose_cfg):
     cfg = compose_cfg(["noise=[input,activation]", "noise_scale=2.5"])
     assert hydra.utils.instantiate(cfg.noise.input.std) == pytest.approx(0.5)

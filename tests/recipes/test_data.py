@@ -124,3 +124,18 @@ def test_forecast_windows_are_chronological():
     values = dm.series()
     torch.testing.assert_close(train_y[0], torch.tensor(values[10:12], dtype=torch.float32))  # the next 2 values
     assert float(test_x[-1, -1, 0]) == pytest.approx(values[-3])  # the last window ends where the series does
+
+
+def test_training_fraction_counts_from_what_test_and_validation_leave():
+    # 100 points - 50 test - 20 validation = 30 left; half of them train.
+    sizes = CirclesDataModule(train_size=0.5, val_size=20, test_size=50).split_sizes()
+    assert sizes == {"train": 15, "val": 20, "test": 50}
+    # test_size null: test is the rest, so the fraction counts from what validation leaves (80 points).
+    sizes = CirclesDataModule(train_size=0.5, val_size=20, test_size=None).split_sizes()
+    assert sizes == {"train": 40, "val": 20, "test": 40}
+    # An official test set: ItalyPowerDemand's 67 training series, 13 validate, half of the other 54 train.
+    ucr = UCRDataModule(dataset="ItalyPowerDemand", train_size=0.5, val_size=0.2, test_size=None).split_sizes()
+    assert (ucr["train"], ucr["val"]) == (27, 13)
+    # Forecast windows: 89 windows - 13 test - 13 validation = 63; half of them (the latest) train.
+    nile = ForecastDataModule(dataset="nile", window=10, horizon=2, train_size=0.5, val_size=0.15, test_size=0.15)
+    assert nile.split_sizes() == {"train": 32, "val": 13, "test": 13}

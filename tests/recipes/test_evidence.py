@@ -13,8 +13,11 @@ from tests.recipes.conftest import FAST
 from train import train
 
 
-def test_robustness_from_the_config_writes_the_record(compose_cfg, tmp_path):
-    cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none"])
+# Circles' 50 test points in batches of 8 are 7 batches: the debug trainer's limit (2) or a fraction must hold for
+# the robustness pass too, so that its clean point is test/acc.
+@pytest.mark.parametrize("batches", [[], ["data.batch_size=8"], ["data.batch_size=8", "trainer.limit_test_batches=0.5"]])
+def test_robustness_from_the_config_writes_the_record(batches, compose_cfg, tmp_path):
+    cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none", *batches])
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     robustness = record["robustness"]
@@ -114,6 +117,17 @@ def test_compare_sweep_needs_an_output_directory(tmp_path):
 
     with pytest.raises(SystemExit, match="--out"):
         compare.main(["--sweep", "seed=0,1"])
+
+
+def test_compare_sweep_refuses_earlier_runs_in_its_output(tmp_path):
+    import compare
+
+    old_run = tmp_path / "runs" / "0"
+    old_run.mkdir(parents=True)
+    (old_run / "metrics.json").write_text(json.dumps({"group": "old", "metrics": {"test/acc": 0.5}}))
+    with pytest.raises(SystemExit, match=r"not empty \(1 earlier runs\).*Choose another --out"):
+        compare.main(["--out", str(tmp_path), "--sweep", "trainer=debug", "logger=none", "seed=0,1"])
+    assert not (tmp_path / "report.md").exists()
 
 
 # ---------------------------------------------------------------------------------------------- classic setup

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import lightning_noise
+from lightning_noise.report import compare_runs, load_runs
 from tests.recipes.conftest import FAST, options, run_recipe
 from train import train
 
@@ -19,21 +20,36 @@ def _records(root):
 
 def test_two_job_sweep_over_the_noise_amount(tmp_path):
     result = run_recipe(
-        ["-m", "noise.input.std.amount=0.1,0.3", *FAST, f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path
+        ["-m", "noise.input.std.amount=0,0.3", "noise_scale=0.5", *FAST, f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = _records(tmp_path)
-    assert sorted(r["noise"]["input"]["std"]["amount"] for r in records) == [0.1, 0.3]
+    assert sorted(r["noise"]["input"]["std"]["amount"] for r in records) == [0, 0.3]
+    assert sorted(r["noise_amounts"]["input.std"] for r in records) == [0.0, 0.15]  # amount x noise_scale
     assert len({r["group"] for r in records}) == 2 and all(r["seed"] == 0 for r in records)
+    # The report takes the amount-0 run as the baseline and plots the other at its effective amount.
+    report = compare_runs(load_runs(tmp_path), metric="test/acc")
+    assert report.baseline == " ".join(sorted(["noise.input.std.amount=0", "noise_scale=0.5", *FAST]))
+    assert [(s.family, s.amount) for s in report.summaries["test/acc"]] == [
+        ("none", 0.0), ("gaussian input.std.amount", 0.15)
+    ]
 
 
-def test_optuna_two_trials(tmp_path):
+@pytest.mark.parametrize(
+    ("search", "data", "noises"),
+    [
+        ("optuna", "circles", "none,input,activation"),
+        pytest.param("optuna_regression", "diabetes", "none,input,target", marks=pytest.mark.slow),
+    ],
+)
+def test_optuna_two_trials(search, data, noises, tmp_path):
     result = run_recipe(
         [
-            "hparams_search=optuna",
+            f"hparams_search={search}",
+            f"data={data}",
             "hydra.sweeper.n_trials=2",
             "hydra.sweeper.sampler.n_startup_trials=2",
-            "hydra.sweeper.params.noise='choice(none,input,activation)'",
+            f"hydra.sweeper.params.noise='choice({noises})'",
             *FAST,
             f"hydra.sweep.dir={tmp_path}",
         ],

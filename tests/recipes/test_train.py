@@ -60,7 +60,8 @@ def test_several_noises_at_once(compose_cfg):
 
 
 def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
-    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "trainer.max_epochs=3", "trainer.limit_train_batches=1"]
+    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "noise_scale=0.5", "trainer.max_epochs=3",
+                 "trainer.limit_train_batches=1"]
     cfg = compose_cfg(overrides)
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -68,6 +69,7 @@ def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
     assert record["overrides"] == overrides
     assert record["group"] == " ".join(sorted(o for o in overrides if not o.startswith("seed=")))
     assert record["noise"]["input"]["std"]["amount"] == 0.3
+    assert record["noise_amounts"] == {"input.std": pytest.approx(0.15)}  # amount x noise_scale, read by the report
     assert set(record["metrics"]) == {f"{s}/{m}" for s in ("train", "val", "test") for m in ("acc", "loss")}
     assert record["metrics"] == pytest.approx(metrics)
     assert 0 <= record["best_epoch"] < 3 and record["splits"] == {"train": 30, "val": 20, "test": 50}
@@ -153,3 +155,27 @@ def test_ddp_under_multirun_is_refused(compose_cfg):
         train(cfg)
     cfg = compose_cfg([*FAST, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn", "hydra.mode=MULTIRUN"])
     utils.check_ddp_multirun(cfg)  # ddp_spawn is allowed
+
+
+def test_optimized_metric_is_checked_before_training(compose_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"optimized_metric.*\['train/loss', 'train/acc', 'val/loss'.*'val/accc'"):
+        train(compose_cfg([*FAST, "optimized_metric=val/accc"]))
+    # Optuna's classification search on regression data: refused before the first trial trains.
+    with pytest.raises(ValueError, match=r"'val/mse'.*got 'val/acc'.*hparams_search=optuna_regression"):
+        train(compose_cfg([*FAST, "hparams_search=optuna", "data=diabetes", "noise=none"]))
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
+    cfg = compose_cfg([*FAST, "hparams_search=optuna_regression", "data=diabetes", "noise=target"])
+    assert cfg.hydra.sweeper.direction == "minimize" and "label" not in cfg.hydra.sweeper.params.noise
+    assert cfg.optimized_metric in train(cfg)
+
+
+def test_no_validation_with_val_monitors_is_refused_before_training(compose_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"data.val_size=0.*callbacks.early_stopping.monitor=val/loss.*callbacks=none"):
+        train(compose_cfg([*FAST, "data.val_size=0"]))
+    with pytest.raises(ValueError, match=r"trainer.limit_val_batches=0.*model_checkpoint"):
+        train(compose_cfg([*FAST, "trainer.limit_val_batches=0"]))
+    assert not (tmp_path / "metrics.json").exists()
+    monitors = ["callbacks.early_stopping.monitor=train/loss", "callbacks.model_checkpoint.monitor=train/loss"]
+    for fix in (["callbacks=none"], monitors):
+        metrics = train(compose_cfg([*FAST, "data.val_size=0", "trainer.max_epochs=2", *fix]))
+        assert "test/acc" in metrics and "val/acc" not in metrics
