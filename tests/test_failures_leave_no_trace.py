@@ -32,12 +32,13 @@ def _hook_counts(model):
 
 def test_hooks_and_weights_are_clean_after_a_failed_fit():
     model = Crashes()
+    model.lr = 0.0  # the one step before the crash changes nothing, so the weights must equal the initial ones
     before, weights = _hook_counts(model), {k: v.clone() for k, v in model.state_dict().items()}
     callbacks = [InputNoise(std=0.5), ActivationNoise(std=0.5, modules=["encoder.1"]), WeightNoise(std=0.5)]
     with pytest.raises(RuntimeError, match="boom"):
         trainer(callbacks=callbacks).fit(model, loader(regression_data(n=64)))
     assert _hook_counts(model) == before
-    model.lr = 0.0
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # WeightNoise restored them
     x = regression_data(n=8).tensors[0]
     with torch.no_grad():  # no leftover noise outside the trainer, even in train mode
         assert torch.equal(model(x), model.head(model.encoder(x)))

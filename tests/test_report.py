@@ -214,3 +214,12 @@ def test_console_table_keeps_every_configuration_and_p_value_readable(multirun, 
         assert row[0] in text  # the configuration, whole
         assert all(cell in text for cell in row[1:])  # every number, uncut
     assert "…" not in text
+
+
+def test_a_signal_to_noise_ratio_of_zero_db_is_noise_not_its_absence():
+    from lightning_noise.report import describe_run
+
+    noise = {"input": {"snr_db": {"amount": 0.0}}}
+    assert describe_run({"noise": noise, "noise_amounts": {"input.snr_db": 0.0}})[0] != "none"
+    assert describe_run({"noise": noise, "noise_amounts": {"input.snr_db": float("inf")}})[0] == "none"
+    assert describe_run({"noise": {"input": {"std": 0.0}}, "noise_amounts": {"input.std": 0.0}})[0] == "none"

@@ -8,6 +8,8 @@ writes it). When present it gives the amount, and a record whose effective amoun
 
 from __future__ import annotations
 
+import math
+
 import glob
 import json
 from collections.abc import Iterable, Mapping
@@ -86,7 +88,7 @@ def _is_none(noise: Any) -> bool:
     if isinstance(noise, (int, float)):
         return noise == 0
     if isinstance(noise, Mapping):
-        return all(_is_none(v) for v in _flatten(noise).values())
+        return all(_adds_nothing(k, v) for k, v in _flatten(noise).items())
     return False
 
 
@@ -121,6 +123,13 @@ def describe_noise(noise: Any) -> tuple[str, float | None]:
     return " ".join([*labels, key]), float(value)
 
 
+def _adds_nothing(key: str, value: Any) -> bool:
+    """Whether an amount means no noise: 0 (or empty) for a std or a fraction, +inf for a signal-to-noise ratio."""
+    if "snr_db" in str(key).split("."):
+        return isinstance(value, (int, float)) and value == math.inf
+    return _is_none(value)
+
+
 def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
     """``(family, amount)`` of a run record: :func:`describe_noise` of its ``noise``, with the amount taken from
     its effective ``noise_amounts`` when the record has them (and ``("none", 0.0)`` when they are all 0).
@@ -138,7 +147,7 @@ def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
     if not isinstance(effective, Mapping):
         return family, amount
     values = {str(k): float(v) for k, v in effective.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if all(v == 0 for v in values.values()):
+    if all(_adds_nothing(k, v) for k, v in values.items()):
         return NONE_LABEL, 0.0
     if family == NONE_LABEL:
         return family, amount
