@@ -178,6 +178,7 @@ def test_wandb_logging_is_offline_safe(multirun, tmp_path, fresh_wandb):
     report = compare_runs(load_runs(multirun))
     files = report.write(tmp_path / "out")
     log_report_to_wandb(report, files, mode="offline", save_dir=tmp_path)
+    fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     assert any(run_dir.glob("*.wandb"))
 

@@ -66,6 +66,7 @@ def test_unknown_corruption_fails_before_training(compose_cfg, tmp_path):
 
 def test_robustness_logged_to_wandb_offline(compose_cfg, tmp_path, fresh_wandb):
     train(compose_cfg(["trainer=debug", "logger=wandb", "noise=none", "eval.robustness=true"]))
+    fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     data = next(run.glob("*.wandb")).read_bytes()
     assert b"robustness/gaussian/auc" in data and b"robustness/table" in data and b"robustness/plot" in data

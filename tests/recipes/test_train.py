@@ -100,6 +100,7 @@ def test_csv_logger_writes_the_noise_amount(compose_cfg, tmp_path):
 def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wandb):
     cfg = compose_cfg(["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25"])
     train(cfg)
+    fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((tmp_path / "wandb").iterdir())
     data = next(runs[0].glob("*.wandb")).read_bytes()
