@@ -137,11 +137,6 @@ class NoiseCallback(Callback):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
-    @property
-    def active_stage(self) -> str | None:
-        """The stage whose batch is running with noise on, or ``None`` when noise is off."""
-        return self._active_stage
-
     def generator(self, device: torch.device) -> torch.Generator:
         """The callback's generator on ``device``, seeded for the current batch."""
         generator = self._generators.get(device)

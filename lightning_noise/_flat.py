@@ -129,19 +129,21 @@ class NoiseTable:
         sign = 1.0 if (first >> 61) & 1 else -1.0
         return o1, o2, sign
 
+    def pair(self, n: int, key: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, float]:
+        """The two flat windows (views of the table) of a draw of ``n`` numbers under ``key``, and the sign."""
+        table = self._table(n, device, dtype)
+        o1, o2, sign = self.offsets(n, key)
+        return table[o1 : o1 + n], table[o2 : o2 + n], sign
+
     def windows(self, group: FlatGroup, key: int) -> tuple[list[Tensor], list[Tensor], float]:
         """The two windows of the draw for ``group`` under ``key``, as views shaped like its tensors, and the sign."""
-        n = group.buffer.numel()
-        table = self._table(n, group.device, group.dtype)
-        o1, o2, sign = self.offsets(n, key)
-        return _cut(table[o1 : o1 + n], group), _cut(table[o2 : o2 + n], group), sign
+        first, second, sign = self.pair(group.buffer.numel(), key, group.device, group.dtype)
+        return _cut(first, group), _cut(second, group), sign
 
     def fill_(self, out: Tensor, key: int) -> Tensor:
         """Write ``n = out.numel()`` standard normal numbers into the contiguous 1-d tensor ``out``."""
-        n = out.numel()
-        table = self._table(n, out.device, out.dtype)
-        o1, o2, sign = self.offsets(n, key)
-        return torch.add(table[o1 : o1 + n], table[o2 : o2 + n], alpha=sign, out=out)
+        first, second, sign = self.pair(out.numel(), key, out.device, out.dtype)
+        return torch.add(first, second, alpha=sign, out=out)
 
 
 def _cut(window: Tensor, group: FlatGroup) -> list[Tensor]:
@@ -178,10 +180,8 @@ def add_table_noise(x: Tensor, std: float | Tensor, table: NoiseTable, key: int,
     """
     if not isinstance(std, Tensor) and std == 0:
         return x
-    numel = x.numel()
-    values = table._table(numel, x.device, x.dtype)
-    o1, o2, sign = table.offsets(numel, key)
-    first, second = values[o1 : o1 + numel].view(x.shape), values[o2 : o2 + numel].view(x.shape)
+    first, second, sign = table.pair(x.numel(), key, x.device, x.dtype)
+    first, second = first.view(x.shape), second.view(x.shape)
     if multiplicative or isinstance(std, Tensor):
         noise = torch.add(first, second, alpha=sign)
         if multiplicative:
