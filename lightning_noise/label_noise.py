@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_noise._base import Stage
+from lightning_noise._checks import check_choice
 from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss, may_exceed_zero
 from lightning_noise.schedules import ScheduleLike
 
@@ -223,8 +225,7 @@ class LabelNoise(LossTargetCallback):
         log_amounts: bool = True,
         name: str = "label",
     ) -> None:
-        if style not in ("book", "uniform"):
-            raise ValueError(f"`style` must be 'book' or 'uniform', got {style!r}.")
+        check_choice(style, "style", ("book", "uniform"))
         amounts: dict[str, ScheduleLike] = {"smoothing": smoothing}
         if transition is None:
             amounts["flip"] = flip
@@ -242,6 +243,12 @@ class LabelNoise(LossTargetCallback):
         self.transition = None if transition is None else _check_transition(transition)
         self._transition_cache: dict[torch.device, Tensor] = {}
         self._format = "index"
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        # The matrix enters as its size and a checksum of its float64 bytes: stable, and short for any k.
+        matrix = self.transition
+        transition = None if matrix is None else f"{len(matrix)}x{len(matrix)}:{zlib.crc32(matrix.numpy().tobytes()):08x}"
+        return {"style": self.style, "transition": transition}
 
     # ---------------------------------------------------------------------------------------------- checks
     @property

@@ -84,13 +84,16 @@ class TargetNoise(LossTargetCallback):
             unit=unit,
             log_amounts=log_amounts,
         )
-        self.check_amount(argument, noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss, "kind": self.kind.name}
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
 
     def _check_loss(self, name: str, module: nn.Module) -> None:
         if isinstance(module, CLASSIFICATION_LOSSES):
