@@ -15,7 +15,7 @@ def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> 
     expected = "a non-empty list of qualified-name globs or class names"
     if isinstance(patterns, str):
         patterns = [patterns]
-    patterns = tuple(as_list(patterns, argument, expected)) if patterns is not None else ()
+    patterns = tuple(as_list(patterns, argument, expected))
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise ValueError(
             f"`{argument}` must be a non-empty list of qualified-name globs or class names, got {list(patterns)!r}."

@@ -288,6 +288,11 @@ def resolve_corruptions(corruptions: str | Corruption | Sequence[str | Corruptio
     items = [corruptions] if isinstance(corruptions, (str, Corruption)) else as_list(corruptions, "corruptions", expected)
     expanded: list[Corruption] = []
     for item in items:
+        if not isinstance(item, Corruption) and item not in (*_PRESETS, "cifar10c"):
+            raise (ValueError if isinstance(item, str) else TypeError)(
+                f"Unknown corruption {item!r} in `corruptions`; expected one of {available_corruptions()}, "
+                "'cifar10c', or a lightning_noise.corruptions.Corruption."
+            )
         names = CIFAR10C if item == "cifar10c" else (item,)
         expanded.extend(get_corruption(name) for name in names)
     names = [c.name for c in expanded]

@@ -118,19 +118,23 @@ def flip_binary(target: Tensor, p: float | Tensor, generator: torch.Generator | 
 
 
 def _check_transition(transition: Any) -> Tensor:
+    given = repr(transition.tolist() if isinstance(transition, Tensor) else transition)
+    given = given if len(given) <= 200 else given[:200] + "..."
     try:
         matrix = torch.as_tensor(transition, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"`transition` must be a k x k row-stochastic matrix, got {transition!r}.") from None
+        raise ValueError(f"`transition` must be a k x k row-stochastic matrix, got {given}.") from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
-        raise ValueError(f"`transition` must be a square k x k matrix with k >= 2, got shape {tuple(matrix.shape)}.")
+        raise ValueError(
+            f"`transition` must be a square k x k matrix with k >= 2, got {given} (shape {tuple(matrix.shape)})."
+        )
     if not torch.isfinite(matrix).all() or (matrix < 0).any():
-        raise ValueError(f"`transition` entries must be finite probabilities >= 0, got {matrix.tolist()}.")
+        raise ValueError(f"`transition` entries must be finite probabilities >= 0, got {given}.")
     sums = matrix.sum(dim=1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-6, rtol=0):
         raise ValueError(
-            f"`transition` must be row-stochastic (each row P(noisy = j | true = i) sums to 1), got row sums "
-            f"{[round(s, 6) for s in sums.tolist()]}."
+            f"`transition` must be row-stochastic (each row P(noisy = j | true = i) sums to 1), got {given} with row "
+            f"sums {[round(s, 6) for s in sums.tolist()]}."
         )
     return matrix
 

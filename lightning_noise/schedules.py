@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Union
 
-from lightning_noise._checks import check_int, check_number, describe, is_number
+from lightning_noise._checks import check_int, check_number, describe, is_int, is_number
 
 __all__ = [
     "Annealed",
@@ -187,11 +187,16 @@ class Step(Schedule):
         if step_size is not None:
             _check_positive_int("step_size", step_size, "Step")
         if milestones is not None:
-            if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
-                raise TypeError(f"Step: `milestones` must be a list of integers, got {describe(milestones)}.")
-            milestones = [check_int(m, "milestones", owner="Step") for m in milestones]  # type: ignore[misc]
+            expected = "a list of non-negative, increasing integers"
+            if (
+                isinstance(milestones, (str, bytes))
+                or not isinstance(milestones, Sequence)
+                or not all(is_int(m) for m in milestones)
+            ):
+                raise TypeError(f"Step: `milestones` must be {expected}, got {describe(milestones)}.")
+            milestones = [int(m) for m in milestones]
             if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
-                raise ValueError(f"Step: `milestones` must be non-negative and increasing, got {milestones!r}.")
+                raise ValueError(f"Step: `milestones` must be {expected}, got {milestones!r}.")
         self.step_size = step_size
         self.milestones = milestones
 
@@ -200,7 +205,10 @@ class Step(Schedule):
             k = max(step, 0) // self.step_size
         else:
             k = sum(step >= m for m in self.milestones)  # type: ignore[union-attr]
-        return self.value * self.gamma**k
+        try:
+            return self.value * self.gamma**k
+        except OverflowError:  # a growing schedule past the largest float: inf, which the callbacks refuse
+            return math.inf
 
     def bounds(self) -> tuple[float, float]:
         if self.gamma <= 1.0:
@@ -227,7 +235,7 @@ class Exponential(Schedule):
         if self.decay > 1.0:
             raise ValueError(f"Exponential: `decay` must be in [0, 1], got {decay!r}.")
         if self.end > self.start:
-            raise ValueError(f"Exponential: `end` ({end!r}) must not exceed `start` ({start!r}).")
+            raise ValueError(f"Exponential: `end` must be <= `start` ({start!r}), got {end!r}.")
 
     def __call__(self, step: int) -> float:
         return max(self.start * self.decay ** max(step, 0), self.end)
