@@ -110,6 +110,16 @@ def non_negative(value: float, argument: str) -> None:
 class NoiseCallback(Callback):
     """Base class of the noise callbacks. Not used directly.
 
+    Arguments are checked in ``__init__`` (:mod:`lightning_noise._checks`): a bool must be a bool (``"false"``
+    is refused, not read as True), an integer an integer, an amount a finite number or a schedule whose values
+    are finite (``snr_db=inf``, "no noise", is the one infinite amount accepted). Messages name the argument,
+    what was expected and what was given (see ``docs/arguments-and-state.md``).
+
+    State. ``state_key`` holds the class and every identifying argument (name, amounts or schedules, what is
+    noised and how, stages, unit), so two callbacks of one class keep separate checkpoint state and draw from
+    separate random streams; ``setup`` refuses two noise callbacks with one key (or one stream) and suggests
+    ``name=``. Checkpoints written with the older, shorter key are read through ``_legacy_state_key``.
+
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
         amounts: the amount arguments by name (``{"std": 0.1}``), each a float or a schedule.

@@ -55,6 +55,10 @@ class ActivationNoise(TableSampling, NoiseCallback):
         TypeError: a matched module's output (or input) holds no floating-point tensor, e.g. the input of an
             ``nn.Embedding`` (at its first call).
         RuntimeError: none of the matched modules ran during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``where=1``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -87,6 +87,10 @@ class GradientNoise(ParameterNoise):
             an optimizer that unscales inside ``step`` (fused), or DeepSpeed (at ``on_fit_start``).
         RuntimeError: an optimizer stepped without calling ``on_before_optimizer_step`` (manual optimization
             through the raw optimizer).
+        TypeError: an argument of the wrong type, e.g. ``param_groups=1.0``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

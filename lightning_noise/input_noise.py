@@ -76,6 +76,10 @@ class InputNoise(TableSampling, NoiseCallback):
         TypeError: the selected inputs hold no floating-point tensor (at the first forward call, which the
             sanity check usually makes before training).
         RuntimeError: no forward call reached the hook during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``relative="false"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -203,6 +203,10 @@ class LabelNoise(LossTargetCallback):
             is not the number of classes (at the first call of the loss).
         TypeError: flipping probability targets, or non-floating targets for a binary loss (at the first call).
         RuntimeError: the loss module was not called during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``log_amounts="false"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -46,6 +46,10 @@ class TargetNoise(LossTargetCallback):
         TypeError: a classification loss such as ``CrossEntropyLoss`` (at ``setup``), or integer targets (at
             the first call of the loss); both point to ``LabelNoise``.
         RuntimeError: the loss module was not called during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``std="0.1"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

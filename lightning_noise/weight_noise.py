@@ -74,6 +74,10 @@ class WeightNoise(ParameterNoise):
     Raises:
         ValueError: bad arguments (in ``__init__``); a pattern that matches no submodule, or a selection
             without any parameter (at ``on_fit_start``; the message lists the submodules).
+        TypeError: an argument of the wrong type, e.g. ``biases="false"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
