@@ -290,18 +290,22 @@ class NoiseCallback(Callback):
         given to ``Trainer(callbacks=...)``; this also covers ``configure_callbacks`` and callbacks appended later.
         """
         callbacks = list(trainer.callbacks)
-        mine = next((i for i, c in enumerate(callbacks) if c is self), None)
-        for index, other in enumerate(callbacks):
-            if other is self or not isinstance(other, NoiseCallback):
-                continue
-            if other.state_key == self.state_key or other._identity == self._identity:
-                first, second = sorted([(mine if mine is not None else -1, self), (index, other)], key=lambda p: p[0])
-                raise ValueError(
-                    f"Two noise callbacks share one checkpoint state key and one random stream: "
-                    f"trainer.callbacks[{first[0]}] {first[1].state_key} and trainer.callbacks[{second[0]}] "
-                    f"{second[1].state_key}. They would overwrite each other's state and draw the same noise. Give "
-                    f"one of them its own `name=`, e.g. {type(second[1]).__name__}(..., name='{second[1].name}_2')."
-                )
+        clashes = [
+            (index, other)
+            for index, other in enumerate(callbacks)
+            if other is not self
+            and isinstance(other, NoiseCallback)
+            and (other.state_key == self.state_key or other._identity == self._identity)
+        ]
+        if clashes:
+            mine = next((i for i, c in enumerate(callbacks) if c is self), len(callbacks))
+            (i, first), (j, second) = sorted([(mine, self), clashes[0]], key=lambda pair: pair[0])
+            raise ValueError(
+                f"Two noise callbacks share a checkpoint state key or a random stream: trainer.callbacks[{i}] "
+                f"{first.state_key} and trainer.callbacks[{j}] {second.state_key}. They would overwrite each other's "
+                f"state and draw the same noise. Give one of them its own `name=`, e.g. "
+                f"{type(second).__name__}(..., name='{second.name}_2')."
+            )
 
     def _resolve_seed(self, trainer: pl.Trainer) -> int:
         if self.seed is not None:
@@ -441,7 +445,9 @@ def check_kind_kwargs(owner: str, noise_kind: Any, kind_kwargs: Mapping[str, Any
         ValueError: an argument the function does not take; the message shows its signature.
     """
     if kind_kwargs is not None and not isinstance(kind_kwargs, Mapping):
-        raise TypeError(f"{owner}: `kind_kwargs` must be a dict of keyword arguments or None, got {describe(kind_kwargs)}.")
+        raise TypeError(
+            f"{owner}: `kind_kwargs` must be a dict of keyword arguments or None, got {describe(kind_kwargs)}."
+        )
     kwargs = dict(kind_kwargs or {})
     signature = inspect.signature(noise_kind.fn)
     try:

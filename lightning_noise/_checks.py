@@ -142,7 +142,9 @@ def check_choice(value: Any, argument: str, choices: Sequence[str], owner: str |
     return value
 
 
-def check_name(value: Any, argument: str, *, none: bool = False, owner: str | None = None, what: str = "") -> str | None:
+def check_name(
+    value: Any, argument: str, *, none: bool = False, owner: str | None = None, what: str = ""
+) -> str | None:
     """``value`` if it is a non-empty string (or ``None`` when ``none``); ``what`` says what the string names.
 
     Raises:

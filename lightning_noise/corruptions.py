@@ -285,7 +285,10 @@ def resolve_corruptions(corruptions: str | Corruption | Sequence[str | Corruptio
         ValueError: an unknown name, an empty list, or two corruptions with one name.
     """
     expected = "a corruption name, a Corruption, or a list of them"
-    items = [corruptions] if isinstance(corruptions, (str, Corruption)) else as_list(corruptions, "corruptions", expected)
+    if isinstance(corruptions, (str, Corruption)):
+        items = [corruptions]
+    else:
+        items = as_list(corruptions, "corruptions", expected)
     expanded: list[Corruption] = []
     for item in items:
         if not isinstance(item, Corruption) and item not in (*_PRESETS, "cifar10c"):

@@ -203,8 +203,8 @@ class LabelNoise(LossTargetCallback):
             is not the number of classes (at the first call of the loss).
         TypeError: flipping probability targets, or non-floating targets for a binary loss (at the first call).
         RuntimeError: the loss module was not called during the first training batch.
-        TypeError: an argument of the wrong type, e.g. ``log_amounts="false"``; strings are never read as bools or numbers
-            (in ``__init__``).
+        TypeError: an argument of the wrong type, e.g. ``log_amounts="false"``; strings are never read as bools or
+            numbers (in ``__init__``).
         ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
             callable returns one), and another noise callback with the same state key (at ``setup``).
 
@@ -255,7 +255,9 @@ class LabelNoise(LossTargetCallback):
     def _extra_key_fields(self) -> dict[str, Any]:
         # The matrix enters as its size and a checksum of its float64 bytes: stable, and short for any k.
         matrix = self.transition
-        transition = None if matrix is None else f"{len(matrix)}x{len(matrix)}:{zlib.crc32(matrix.numpy().tobytes()):08x}"
+        transition = None
+        if matrix is not None:
+            transition = f"{len(matrix)}x{len(matrix)}:{zlib.crc32(matrix.numpy().tobytes()):08x}"
         return {"style": self.style, "transition": transition}
 
     # ---------------------------------------------------------------------------------------------- checks

@@ -120,7 +120,9 @@ class RobustnessEvaluation(Callback):
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
         check_name(dataset_name, "dataset_name", none=True)
-        plot, print_table, log = check_bool(plot, "plot"), check_bool(print_table, "print_table"), check_bool(log, "log")
+        plot = check_bool(plot, "plot")
+        print_table = check_bool(print_table, "print_table")
+        log = check_bool(log, "log")
         if plot:
             check_available("matplotlib", "RobustnessEvaluation(plot=True)")
         if print_table:
