@@ -14,6 +14,7 @@ global RNG is never touched. The base seed is ``seed=`` when given, else the see
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -100,6 +101,11 @@ def amount_value(schedule: Schedule | Callable[[int], float], step: int, argumen
     if isinstance(value, (str, bytes)):
         raise TypeError(f"`{argument}` (its schedule at step {step}) must return a number, got {describe(value)}.")
     return float(value)
+
+
+def _finite_then(check: Callable[[float, str], None], no_noise: float, value: float, argument: str) -> None:
+    check_finite_amount(value, argument, no_noise)
+    check(value, argument)
 
 
 def non_negative(value: float, argument: str) -> None:
@@ -208,12 +214,8 @@ class NoiseCallback(Callback):
         kind's "no noise" value, may be infinite): now over the schedule's ``bounds()`` (or its first value), and
         at every step for a plain callable or an unbounded schedule, whose values cannot be known in advance."""
         if check_amount(argument, self.schedules[argument], check, no_noise):
-
-            def checked(value: float, name: str) -> None:
-                check_finite_amount(value, name, no_noise)
-                check(value, name)
-
-            self._runtime_checks[argument] = checked
+            # A partial of module-level functions, not a closure: the callback stays picklable.
+            self._runtime_checks[argument] = functools.partial(_finite_then, check, no_noise)
 
     def update_amounts(self, step: int) -> dict[str, float]:
         for argument, schedule in self.schedules.items():

@@ -285,6 +285,13 @@ def test_growing_step_schedule_is_checked_at_every_step():
         callback.update_amounts(400)
 
 
+def test_a_callback_with_a_per_step_check_still_pickles():
+    import pickle
+
+    callback = pickle.loads(pickle.dumps(InputNoise(std=schedules.Step(0.1, gamma=2.0, step_size=10))))
+    assert callback.update_amounts(20)["std"] == pytest.approx(0.4)
+
+
 def test_plain_callable_returning_a_string_is_refused():
     with pytest.raises(TypeError, match=r"`std` \(its schedule at step 0\) must return a number, got '0.1' \(str\)"):
         InputNoise(std=lambda step: "0.1")
