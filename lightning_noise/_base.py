@@ -14,6 +14,7 @@ global RNG is never touched. The base seed is ``seed=`` when given, else the see
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -25,7 +26,16 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lightning_noise.schedules import Schedule, ScheduleLike, as_schedule
+from lightning_noise._checks import (
+    as_list,
+    check_bool,
+    check_choice,
+    check_finite_amount,
+    check_int,
+    check_name,
+    describe,
+)
+from lightning_noise.schedules import Constant, Schedule, ScheduleLike, as_schedule
 
 Stage = Literal["train", "validate", "test", "predict"]
 STAGES: tuple[str, ...] = ("train", "validate", "test", "predict")
@@ -49,7 +59,7 @@ def mix_seed(*values: int) -> int:
 def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
     if isinstance(stages, str):
         stages = (stages,)
-    stages = tuple(stages)
+    stages = tuple(as_list(stages, "stages", f"a non-empty subset of {list(STAGES)}"))
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
         raise ValueError(f"`stages` must be a non-empty subset of {list(STAGES)}, got {list(stages)}.")
@@ -57,12 +67,45 @@ def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_amount(
-    argument: str, schedule: Schedule | Callable[[int], float], check: Callable[[float, str], None]
-) -> None:
-    """Check every value ``schedule`` can take (its ``bounds()``), or its first value for a plain callable."""
-    values = schedule.bounds() if isinstance(schedule, Schedule) else (float(schedule(0)),)
-    for value in values:
+    argument: str,
+    schedule: Schedule | Callable[[int], float],
+    check: Callable[[float, str], None],
+    no_noise: float = 0.0,
+) -> bool:
+    """Check every value ``schedule`` can take (its ``bounds()``), or its first value for a plain callable.
+
+    ``check`` (the kind's range) sees both bounds. Every value must also be finite, except ``no_noise`` when it is
+    infinite (``snr_db=inf``). A schedule whose range is unbounded (``Step`` with ``gamma > 1`` grows without
+    limit, yet every value it takes is finite) has its first value checked now.
+
+    Returns:
+        Whether the values must also be checked at every step (a plain callable, or an unbounded schedule).
+    """
+    if not isinstance(schedule, Schedule):
+        value = amount_value(schedule, 0, argument)
+        check_finite_amount(value, argument, no_noise)
         check(value, argument)
+        return True
+    bounds = schedule.bounds()
+    for value in bounds:
+        check(value, argument)
+    unbounded = not isinstance(schedule, Constant) and any(math.isinf(v) and v != no_noise for v in bounds)
+    for value in (float(schedule(0)),) if unbounded else bounds:
+        check_finite_amount(value, argument, no_noise)
+    return unbounded
+
+
+def amount_value(schedule: Schedule | Callable[[int], float], step: int, argument: str) -> float:
+    """``float(schedule(step))``; a plain callable that returns a string raises instead of being parsed."""
+    value = schedule(step)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"`{argument}` (its schedule at step {step}) must return a number, got {describe(value)}.")
+    return float(value)
+
+
+def _finite_then(check: Callable[[float, str], None], no_noise: float, value: float, argument: str) -> None:
+    check_finite_amount(value, argument, no_noise)
+    check(value, argument)
 
 
 def non_negative(value: float, argument: str) -> None:
@@ -72,6 +115,16 @@ def non_negative(value: float, argument: str) -> None:
 
 class NoiseCallback(Callback):
     """Base class of the noise callbacks. Not used directly.
+
+    Arguments are checked in ``__init__`` (:mod:`lightning_noise._checks`): a bool must be a bool (``"false"``
+    is refused, not read as True), an integer an integer, an amount a finite number or a schedule whose values
+    are finite (``snr_db=inf``, "no noise", is the one infinite amount accepted). Messages name the argument,
+    what was expected and what was given (see ``docs/arguments-and-state.md``).
+
+    State. ``state_key`` holds the class and every identifying argument (name, amounts or schedules, what is
+    noised and how, stages, unit), so two callbacks of one class keep separate checkpoint state and draw from
+    separate random streams; ``setup`` refuses two noise callbacks with one key (or one stream) and suggests
+    ``name=``. Checkpoints written with the older, shorter key are read through ``_legacy_state_key``.
 
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
@@ -95,18 +148,12 @@ class NoiseCallback(Callback):
         log_amounts: bool = True,
         per_rank: bool = True,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"`seed` must be a non-negative integer or None, got {seed!r}.")
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"`unit` must be 'step' or 'epoch', got {unit!r}.")
-        self.name = name
+        self.name = check_name(name, "name")
         self.stages = check_stages(stages)
-        self.seed = seed
-        self.unit = unit
-        self.log_amounts = bool(log_amounts)
-        self.per_rank = per_rank
+        self.seed = check_int(seed, "seed", minimum=0, none=True)
+        self.unit = check_choice(unit, "unit", ("step", "epoch"))
+        self.log_amounts = check_bool(log_amounts, "log_amounts")
+        self.per_rank = check_bool(per_rank, "per_rank")
         self.schedules = {arg: as_schedule(value, arg) for arg, value in amounts.items()}
         self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
         self._runtime_checks: dict[str, Callable[[float, str], None]] = {}
@@ -162,18 +209,18 @@ class NoiseCallback(Callback):
     def schedule_step(self, trainer: pl.Trainer) -> int:
         return trainer.global_step if self.unit == "step" else trainer.current_epoch
 
-    def check_amount(self, argument: str, check: Callable[[float, str], None]) -> None:
-        """Check the amount ``argument`` with ``check(value, argument)``: now over the schedule's ``bounds()`` (or
-        its first value), and at every step for a plain callable, whose range cannot be known in advance."""
-        schedule = self.schedules[argument]
-        check_amount(argument, schedule, check)
-        if not isinstance(schedule, Schedule):
-            self._runtime_checks[argument] = check
+    def check_amount(self, argument: str, check: Callable[[float, str], None], no_noise: float = 0.0) -> None:
+        """Check the amount ``argument`` with ``check(value, argument)`` and for finiteness (``no_noise``, the
+        kind's "no noise" value, may be infinite): now over the schedule's ``bounds()`` (or its first value), and
+        at every step for a plain callable or an unbounded schedule, whose values cannot be known in advance."""
+        if check_amount(argument, self.schedules[argument], check, no_noise):
+            # A partial of module-level functions, not a closure: the callback stays picklable.
+            self._runtime_checks[argument] = functools.partial(_finite_then, check, no_noise)
 
     def update_amounts(self, step: int) -> dict[str, float]:
         for argument, schedule in self.schedules.items():
-            value = float(schedule(step))
             check = self._runtime_checks.get(argument)
+            value = float(schedule(step)) if check is None else amount_value(schedule, step, argument)
             if check is not None:
                 check(value, f"{argument} (its schedule at step {step})")
             self.amounts[argument] = value
@@ -182,9 +229,31 @@ class NoiseCallback(Callback):
     # ----------------------------------------------------------------------------------------------- state
     @property
     def state_key(self) -> str:
+        """The checkpoint key: the class and every identifying argument (name, amounts or schedules, what the
+        subclass noises and how, stages, unit). Sampler, table size, seed and logging are not part of it: they
+        change how the noise is drawn or reported, not which noise the callback adds."""
+        amounts = {argument: describe_schedule(s) for argument, s in self.schedules.items()}
+        return self._generate_state_key(
+            name=self.name,
+            **amounts,
+            **self._state_key_fields(),
+            **self._extra_key_fields(),
+            stages=self.stages,
+            unit=self.unit,
+        )
+
+    @property
+    def _legacy_state_key(self) -> str:  # type: ignore[override]
+        """The key of checkpoints written before amounts, stages and unit joined the key (read when the current
+        key is missing: Lightning's loader falls back to ``callback._legacy_state_key``)."""
         return self._generate_state_key(name=self.name, **self._state_key_fields())
 
     def _state_key_fields(self) -> dict[str, Any]:
+        """Identifying arguments that were already in the key of older checkpoints (keep this list unchanged)."""
+        return {}
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        """Identifying arguments added to the key later (not in the legacy key)."""
         return {}
 
     @property
@@ -207,12 +276,38 @@ class NoiseCallback(Callback):
 
     # ----------------------------------------------------------------------------------------------- lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._check_unique(trainer)
         self._rank = trainer.global_rank
         self._base_seed = self._resolve_seed(trainer)
         self._generators.clear()
         self._active_stage = None
         self._detach()
         self._attach(trainer, pl_module)
+
+    def _check_unique(self, trainer: pl.Trainer) -> None:
+        """Refuse a second noise callback with this one's state key or random stream.
+
+        Two such callbacks would overwrite each other's state in a checkpoint and draw the same numbers (twice
+        the noise of one, not independent noise). Lightning itself refuses equal state keys among the callbacks
+        given to ``Trainer(callbacks=...)``; this also covers ``configure_callbacks`` and callbacks appended later.
+        """
+        callbacks = list(trainer.callbacks)
+        clashes = [
+            (index, other)
+            for index, other in enumerate(callbacks)
+            if other is not self
+            and isinstance(other, NoiseCallback)
+            and (other.state_key == self.state_key or other._identity == self._identity)
+        ]
+        if clashes:
+            mine = next((i for i, c in enumerate(callbacks) if c is self), len(callbacks))
+            (i, first), (j, second) = sorted([(mine, self), clashes[0]], key=lambda pair: pair[0])
+            raise ValueError(
+                f"Two noise callbacks share a checkpoint state key or a random stream: trainer.callbacks[{i}] "
+                f"{first.state_key} and trainer.callbacks[{j}] {second.state_key}. They would overwrite each other's "
+                f"state and draw the same noise. Give one of them its own `name=`, e.g. "
+                f"{type(second).__name__}(..., name='{second.name}_2')."
+            )
 
     def _resolve_seed(self, trainer: pl.Trainer) -> int:
         if self.seed is not None:
@@ -242,6 +337,7 @@ class NoiseCallback(Callback):
     # ----------------------------------------------------------------------------------------------- gating
     def _begin(self, trainer: pl.Trainer, stage: str, *key: int) -> None:
         if stage not in self.stages:
+            self._active_stage = None  # a batch of a stage without noise: off, whatever an earlier batch left
             return
         self.reseed(_STAGE_CODES[stage], *key)
         self.update_amounts(self.schedule_step(trainer))
@@ -278,6 +374,11 @@ class NoiseCallback(Callback):
             if self._calls == 0:
                 raise RuntimeError(self._no_call_message())
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A LightningModule whose `on_train_batch_start` returns -1 ends the epoch without `on_train_batch_end`:
+        # switch the noise off here, before the module's own `on_train_epoch_end` (callbacks run first).
+        self._active_stage = None
+
     def on_validation_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
@@ -308,6 +409,17 @@ class NoiseCallback(Callback):
         return stage is not None and (stage != "train" or module.training)
 
 
+def describe_schedule(schedule: Schedule | Callable[[int], float]) -> Any:
+    """A description of an amount that is the same in every process: the value of a constant, the ``repr`` of a
+    schedule, the qualified name of a plain callable (its ``repr`` would hold a memory address)."""
+    if isinstance(schedule, Constant):
+        return schedule.value
+    if isinstance(schedule, Schedule):
+        return repr(schedule)
+    named = schedule if hasattr(schedule, "__qualname__") else type(schedule)
+    return f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
+
+
 def resolve_kind_amount(owner: str, kind: Any, **given: ScheduleLike | None) -> tuple[Any, str, ScheduleLike]:
     """Pick the noise kind and its one amount argument among ``std=``, ``p=``, ``snr_db=`` and ``amount=``.
 
@@ -334,6 +446,10 @@ def check_kind_kwargs(owner: str, noise_kind: Any, kind_kwargs: Mapping[str, Any
     Raises:
         ValueError: an argument the function does not take; the message shows its signature.
     """
+    if kind_kwargs is not None and not isinstance(kind_kwargs, Mapping):
+        raise TypeError(
+            f"{owner}: `kind_kwargs` must be a dict of keyword arguments or None, got {describe(kind_kwargs)}."
+        )
     kwargs = dict(kind_kwargs or {})
     signature = inspect.signature(noise_kind.fn)
     try:

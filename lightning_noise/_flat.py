@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from lightning_noise._base import NoiseCallback, mix_seed, non_negative
+from lightning_noise._checks import check_choice, check_int
 from lightning_noise.schedules import ScheduleLike
 
 Sampler = Literal["exact", "table"]
@@ -38,10 +39,8 @@ _SQRT3 = math.sqrt(3.0)
 
 
 def check_sampler(sampler: str, table_size: int, owner: str) -> None:
-    if sampler not in SAMPLERS:
-        raise ValueError(f"{owner}: `sampler` must be one of {list(SAMPLERS)}, got {sampler!r}.")
-    if isinstance(table_size, bool) or not isinstance(table_size, int) or table_size < 2:
-        raise ValueError(f"{owner}: `table_size` must be an integer >= 2, got {table_size!r}.")
+    check_choice(sampler, "sampler", SAMPLERS, owner=owner)
+    check_int(table_size, "table_size", minimum=2, owner=owner)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch.nn.modules.loss import _Loss
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage
+from lightning_noise._checks import check_name
 from lightning_noise._modules import _describe, get_submodule
 from lightning_noise.schedules import Schedule, ScheduleLike
 
@@ -113,10 +114,7 @@ class LossTargetCallback(NoiseCallback):
         unit: Literal["step", "epoch"],
         log_amounts: bool,
     ) -> None:
-        if loss is not None and (not isinstance(loss, str) or not loss):
-            raise ValueError(
-                f"`loss` must be the attribute path of the loss module (e.g. 'loss') or None, got {loss!r}."
-            )
+        check_name(loss, "loss", none=True, what=" (the attribute path of the loss module, e.g. 'loss')")
         super().__init__(name=name, amounts=amounts, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts)
         self.loss = loss
         self._handle: RemovableHandle | None = None

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from lightning_noise._checks import as_list
+
 
 def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> tuple[str, ...]:
     """Validate a pattern list at ``__init__`` time: a non-empty list of non-empty strings."""
+    expected = "a non-empty list of qualified-name globs or class names"
     if isinstance(patterns, str):
         patterns = [patterns]
-    patterns = tuple(patterns) if patterns is not None else ()
+    patterns = tuple(as_list(patterns, argument, expected))
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise ValueError(
             f"`{argument}` must be a non-empty list of qualified-name globs or class names, got {list(patterns)!r}."

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
+from lightning_noise._checks import check_choice
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
@@ -54,6 +55,10 @@ class ActivationNoise(TableSampling, NoiseCallback):
         TypeError: a matched module's output (or input) holds no floating-point tensor, e.g. the input of an
             ``nn.Embedding`` (at its first call).
         RuntimeError: none of the matched modules ran during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``where=1``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -87,13 +92,11 @@ class ActivationNoise(TableSampling, NoiseCallback):
             type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
         )
         self.modules = check_patterns(modules, "modules")
-        if where not in ("output", "input"):
-            raise ValueError(f"`where` must be 'output' or 'input', got {where!r}.")
-        self.where = where
+        self.where = check_choice(where, "where", ("output", "input"))
         super().__init__(
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        self.check_amount(argument, noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
         self._init_sampler(sampler, table_size, noise_kind.name)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
@@ -104,6 +107,9 @@ class ActivationNoise(TableSampling, NoiseCallback):
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "modules": self.modules, "where": self.where}
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
 
     @property
     def matched_modules(self) -> list[str]:

@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from lightning_noise import functional as F
+from lightning_noise._checks import as_list, check_bool, check_callable, check_name, describe, is_number
 
 __all__ = [
     "CIFAR10C",
@@ -167,7 +168,9 @@ class Corruption:
             warns when the inputs fall outside.
 
     Raises:
-        ValueError: empty or negative ``levels``, or an empty ``name``.
+        TypeError: ``levels`` that are not numbers (strings included), a ``name`` that is not a string, an ``fn``
+            that is not callable, or a ``unit_range`` that is not a bool.
+        ValueError: empty, negative, NaN or infinite ``levels``, or an empty ``name``.
 
     Example::
 
@@ -186,19 +189,17 @@ class Corruption:
     unit_range: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"Corruption `name` must be a non-empty string, got {self.name!r}.")
-        try:
-            levels = tuple(float(level) for level in self.levels)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"Corruption {self.name!r}: `levels` must be a sequence of numbers, got {self.levels!r}."
-            ) from None
-        if not levels or any(math.isnan(level) or level < 0 for level in levels):
-            raise ValueError(
-                f"Corruption {self.name!r}: `levels` must be a non-empty sequence of non-negative numbers, "
-                f"got {list(self.levels)!r}."
-            )
+        check_name(self.name, "name", owner="Corruption")
+        check_callable(self.fn, "fn", owner=f"Corruption {self.name!r}")
+        expected = "a non-empty sequence of finite non-negative numbers"
+        items = as_list(self.levels, "levels", expected, owner=f"Corruption {self.name!r}")
+        if not all(is_number(level) for level in items):
+            raise TypeError(f"Corruption {self.name!r}: `levels` must be {expected}, got {describe(self.levels)}.")
+        levels = tuple(float(level) for level in items)
+        if not levels or any(not math.isfinite(level) or level < 0 for level in levels):
+            raise ValueError(f"Corruption {self.name!r}: `levels` must be {expected}, got {list(items)!r}.")
+        check_name(self.amount, "amount", owner=f"Corruption {self.name!r}")
+        check_bool(self.unit_range, "unit_range", owner=f"Corruption {self.name!r}")
         object.__setattr__(self, "levels", levels)
 
     @property
@@ -283,9 +284,18 @@ def resolve_corruptions(corruptions: str | Corruption | Sequence[str | Corruptio
     Raises:
         ValueError: an unknown name, an empty list, or two corruptions with one name.
     """
-    items = [corruptions] if isinstance(corruptions, (str, Corruption)) else list(corruptions)
+    expected = "a corruption name, a Corruption, or a list of them"
+    if isinstance(corruptions, (str, Corruption)):
+        items = [corruptions]
+    else:
+        items = as_list(corruptions, "corruptions", expected)
     expanded: list[Corruption] = []
     for item in items:
+        if not isinstance(item, Corruption) and item not in (*_PRESETS, "cifar10c"):
+            raise (ValueError if isinstance(item, str) else TypeError)(
+                f"Unknown corruption {item!r} in `corruptions`; expected one of {available_corruptions()}, "
+                "'cifar10c', or a lightning_noise.corruptions.Corruption."
+            )
         names = CIFAR10C if item == "cifar10c" else (item,)
         expanded.extend(get_corruption(name) for name in names)
     names = [c.name for c in expanded]

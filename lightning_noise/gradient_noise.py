@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from lightning_noise._flat import (
     flat_groups,
     standard_noise,
 )
+from lightning_noise._checks import as_list, check_number, describe, is_int
 from lightning_noise.schedules import Annealed, ScheduleLike
 
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
@@ -28,9 +28,7 @@ except ImportError:  # pragma: no cover
 
 
 def _check_number(value: Any, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-        raise ValueError(f"GradientNoise: `{argument}` must be a number >= 0, got {value!r}.")
-    return float(value)
+    return check_number(value, argument, minimum=0, owner="GradientNoise")
 
 
 @dataclass
@@ -89,6 +87,10 @@ class GradientNoise(ParameterNoise):
             an optimizer that unscales inside ``step`` (fused), or DeepSpeed (at ``on_fit_start``).
         RuntimeError: an optimizer stepped without calling ``on_before_optimizer_step`` (manual optimization
             through the raw optimizer).
+        TypeError: an argument of the wrong type, e.g. ``param_groups=1.0``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -123,10 +125,13 @@ class GradientNoise(ParameterNoise):
         if eta is not None:
             std = Annealed(_check_number(eta, "eta"), _check_number(0.55 if gamma is None else gamma, "gamma"))
         if param_groups is not None:
-            param_groups = [param_groups] if isinstance(param_groups, int) else list(param_groups)
-            if not param_groups or not all(
-                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in param_groups
-            ):
+            expected = "None or non-negative group indices (an int or a list of ints)"
+            if isinstance(param_groups, int) and not isinstance(param_groups, bool):
+                param_groups = [param_groups]
+            param_groups = as_list(param_groups, "param_groups", expected, owner="GradientNoise")
+            if not all(is_int(i) for i in param_groups):
+                raise TypeError(f"GradientNoise: `param_groups` must be {expected}, got {describe(param_groups)}.")
+            if not param_groups or any(i < 0 for i in param_groups):
                 raise ValueError(
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )

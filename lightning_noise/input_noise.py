@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
+from lightning_noise._checks import as_list, check_bool, check_name
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._modules import get_submodule
 from lightning_noise._stats import RunningStd
@@ -75,6 +76,10 @@ class InputNoise(TableSampling, NoiseCallback):
         TypeError: the selected inputs hold no floating-point tensor (at the first forward call, which the
             sanity check usually makes before training).
         RuntimeError: no forward call reached the hook during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``relative="false"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -112,23 +117,22 @@ class InputNoise(TableSampling, NoiseCallback):
         super().__init__(
             name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        self.check_amount(argument, noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
         self._init_sampler(sampler, table_size, noise_kind.name)
-        if relative and not noise_kind.elementwise_scale:
+        if check_bool(relative, "relative") and not noise_kind.elementwise_scale:
             raise ValueError(
                 f"`relative=True` needs a kind whose amount scales per feature "
                 f"(gaussian, uniform, multiplicative), got kind={noise_kind.name!r}."
             )
         if inputs is not None:
-            if isinstance(inputs, (str, int)):
-                inputs = [inputs]
+            expected = "None or a non-empty list of positional indices and argument or key names"
+            inputs = [inputs] if isinstance(inputs, (str, int)) else as_list(inputs, "inputs", expected)
             if not inputs or not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in inputs):
                 raise ValueError(
                     f"`inputs` must be None or a non-empty list of positional indices and argument or key names, "
                     f"got {inputs!r}."
                 )
-        if module is not None and (not isinstance(module, str) or not module):
-            raise ValueError(f"`module` must be a submodule's qualified name or None, got {module!r}.")
+        check_name(module, "module", none=True, what=" (a submodule's qualified name)")
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
@@ -142,6 +146,9 @@ class InputNoise(TableSampling, NoiseCallback):
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "module": self.module, "inputs": self.inputs}
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items())), "relative": self.relative}
 
     # ---------------------------------------------------------------------------------------------- hooks
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_noise._base import Stage
+from lightning_noise._checks import check_choice
 from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss, may_exceed_zero
 from lightning_noise.schedules import ScheduleLike
 
@@ -116,19 +118,23 @@ def flip_binary(target: Tensor, p: float | Tensor, generator: torch.Generator | 
 
 
 def _check_transition(transition: Any) -> Tensor:
+    given = repr(transition.tolist() if isinstance(transition, Tensor) else transition)
+    given = given if len(given) <= 200 else given[:200] + "..."
     try:
         matrix = torch.as_tensor(transition, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"`transition` must be a k x k row-stochastic matrix, got {transition!r}.") from None
+        raise ValueError(f"`transition` must be a k x k row-stochastic matrix, got {given}.") from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
-        raise ValueError(f"`transition` must be a square k x k matrix with k >= 2, got shape {tuple(matrix.shape)}.")
+        raise ValueError(
+            f"`transition` must be a square k x k matrix with k >= 2, got {given} (shape {tuple(matrix.shape)})."
+        )
     if not torch.isfinite(matrix).all() or (matrix < 0).any():
-        raise ValueError(f"`transition` entries must be finite probabilities >= 0, got {matrix.tolist()}.")
+        raise ValueError(f"`transition` entries must be finite probabilities >= 0, got {given}.")
     sums = matrix.sum(dim=1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-6, rtol=0):
         raise ValueError(
-            f"`transition` must be row-stochastic (each row P(noisy = j | true = i) sums to 1), got row sums "
-            f"{[round(s, 6) for s in sums.tolist()]}."
+            f"`transition` must be row-stochastic (each row P(noisy = j | true = i) sums to 1), got {given} with row "
+            f"sums {[round(s, 6) for s in sums.tolist()]}."
         )
     return matrix
 
@@ -197,6 +203,10 @@ class LabelNoise(LossTargetCallback):
             is not the number of classes (at the first call of the loss).
         TypeError: flipping probability targets, or non-floating targets for a binary loss (at the first call).
         RuntimeError: the loss module was not called during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``log_amounts="false"``; strings are never read as bools or
+            numbers (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -223,8 +233,7 @@ class LabelNoise(LossTargetCallback):
         log_amounts: bool = True,
         name: str = "label",
     ) -> None:
-        if style not in ("book", "uniform"):
-            raise ValueError(f"`style` must be 'book' or 'uniform', got {style!r}.")
+        check_choice(style, "style", ("book", "uniform"))
         amounts: dict[str, ScheduleLike] = {"smoothing": smoothing}
         if transition is None:
             amounts["flip"] = flip
@@ -242,6 +251,14 @@ class LabelNoise(LossTargetCallback):
         self.transition = None if transition is None else _check_transition(transition)
         self._transition_cache: dict[torch.device, Tensor] = {}
         self._format = "index"
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        # The matrix enters as its size and a checksum of its float64 bytes: stable, and short for any k.
+        matrix = self.transition
+        transition = None
+        if matrix is not None:
+            transition = f"{len(matrix)}x{len(matrix)}:{zlib.crc32(matrix.numpy().tobytes()):08x}"
+        return {"style": self.style, "transition": transition}
 
     # ---------------------------------------------------------------------------------------------- checks
     @property

@@ -11,6 +11,7 @@ index, divided by its width so that it is in the metric's unit. A model the corr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,12 +21,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
 from lightning_noise._optional import check_available
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
     BatchSplitter,
     MetricLike,
-    _check_int,
     check_metric,
     evaluate_robustness,
 )
@@ -77,6 +78,7 @@ class RobustnessEvaluation(Callback):
         log: send the results to the trainer's loggers.
 
     Raises:
+        TypeError: an argument of the wrong type, e.g. ``plot="false"`` (in ``__init__``).
         ValueError: bad arguments (in ``__init__``).
         ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``).
         RuntimeError: no test dataloader when evaluating.
@@ -109,12 +111,18 @@ class RobustnessEvaluation(Callback):
     ) -> None:
         self.corruptions = resolve_corruptions(corruptions)
         check_metric(metric)
-        _check_int("seed", seed, minimum=0)
-        _check_int("dataloader_idx", dataloader_idx, minimum=0)
-        if max_batches is not None:
-            _check_int("max_batches", max_batches, minimum=1)
-        if when not in ("test_end", "manual"):
-            raise ValueError(f"`when` must be 'test_end' or 'manual', got {when!r}.")
+        check_name(metric_name, "metric_name", none=True)
+        check_callable(batch_to_inputs_targets, "batch_to_inputs_targets", none=True)
+        check_int(seed, "seed", minimum=0)
+        check_choice(when, "when", ("test_end", "manual"))
+        check_int(dataloader_idx, "dataloader_idx", minimum=0)
+        check_int(max_batches, "max_batches", minimum=1, none=True)
+        if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
+            raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
+        check_name(dataset_name, "dataset_name", none=True)
+        plot = check_bool(plot, "plot")
+        print_table = check_bool(print_table, "print_table")
+        log = check_bool(log, "log")
         if plot:
             check_available("matplotlib", "RobustnessEvaluation(plot=True)")
         if print_table:

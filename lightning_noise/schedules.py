@@ -23,6 +23,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Union
 
+from lightning_noise._checks import check_int, check_number, describe, is_int, is_number
+
 __all__ = [
     "Annealed",
     "Constant",
@@ -36,15 +38,11 @@ __all__ = [
 
 
 def _check_non_negative(name: str, value: float, owner: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value) or value < 0:
-        raise ValueError(f"{owner}: `{name}` must be a non-negative number, got {value!r}.")
-    return float(value)
+    return check_number(value, name, minimum=0, owner=owner)
 
 
 def _check_positive_int(name: str, value: int, owner: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
-    return value
+    return check_int(value, name, minimum=1, owner=owner)  # type: ignore[return-value]
 
 
 class Schedule:
@@ -74,15 +72,23 @@ class Schedule:
 class Constant(Schedule):
     """The same value at every step.
 
-    The value is not range-checked here: the callback that uses it checks it against its noise kind (a
-    signal-to-noise ratio in dB may be negative, a standard deviation may not).
+    The value is range-checked by the callback that uses it, against its noise kind (a signal-to-noise ratio
+    in dB may be negative, a standard deviation may not). It must be a number and not NaN; an infinite value
+    is accepted here only because ``snr_db=inf`` means "no noise": every callback rejects any other infinite
+    amount.
 
     Args:
         value: the amount.
+
+    Raises:
+        TypeError: ``value`` is not a number (a string or a bool included).
+        ValueError: ``value`` is NaN.
     """
 
     def __init__(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if not is_number(value):
+            raise TypeError(f"Constant: `value` must be a number, got {describe(value)}.")
+        if math.isnan(value):
             raise ValueError(f"Constant: `value` must be a number, got {value!r}.")
         self.value = float(value)
 
@@ -181,9 +187,16 @@ class Step(Schedule):
         if step_size is not None:
             _check_positive_int("step_size", step_size, "Step")
         if milestones is not None:
+            expected = "a list of non-negative, increasing integers"
+            if (
+                isinstance(milestones, (str, bytes))
+                or not isinstance(milestones, Sequence)
+                or not all(is_int(m) for m in milestones)
+            ):
+                raise TypeError(f"Step: `milestones` must be {expected}, got {describe(milestones)}.")
             milestones = [int(m) for m in milestones]
             if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
-                raise ValueError(f"Step: `milestones` must be non-negative and increasing, got {milestones!r}.")
+                raise ValueError(f"Step: `milestones` must be {expected}, got {milestones!r}.")
         self.step_size = step_size
         self.milestones = milestones
 
@@ -192,7 +205,10 @@ class Step(Schedule):
             k = max(step, 0) // self.step_size
         else:
             k = sum(step >= m for m in self.milestones)  # type: ignore[union-attr]
-        return self.value * self.gamma**k
+        try:
+            return self.value * self.gamma**k
+        except OverflowError:  # a growing schedule past the largest float: inf, which the callbacks refuse
+            return math.inf
 
     def bounds(self) -> tuple[float, float]:
         if self.gamma <= 1.0:
@@ -219,7 +235,7 @@ class Exponential(Schedule):
         if self.decay > 1.0:
             raise ValueError(f"Exponential: `decay` must be in [0, 1], got {decay!r}.")
         if self.end > self.start:
-            raise ValueError(f"Exponential: `end` ({end!r}) must not exceed `start` ({start!r}).")
+            raise ValueError(f"Exponential: `end` must be <= `start` ({start!r}), got {end!r}.")
 
     def __call__(self, step: int) -> float:
         return max(self.start * self.decay ** max(step, 0), self.end)
@@ -271,7 +287,7 @@ def as_schedule(value: ScheduleLike, argument: str = "amount") -> Schedule | Cal
     """
     if isinstance(value, Schedule) or (callable(value) and not isinstance(value, (int, float))):
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"`{argument}` must be a float or a schedule, got {type(value).__name__} {value!r}.")
     if math.isnan(value):
         raise ValueError(f"`{argument}` must be a number, got nan.")

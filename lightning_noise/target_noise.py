@@ -46,6 +46,10 @@ class TargetNoise(LossTargetCallback):
         TypeError: a classification loss such as ``CrossEntropyLoss`` (at ``setup``), or integer targets (at
             the first call of the loss); both point to ``LabelNoise``.
         RuntimeError: the loss module was not called during the first training batch.
+        TypeError: an argument of the wrong type, e.g. ``std="0.1"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -84,13 +88,16 @@ class TargetNoise(LossTargetCallback):
             unit=unit,
             log_amounts=log_amounts,
         )
-        self.check_amount(argument, noise_kind.check_amount)
+        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss, "kind": self.kind.name}
+
+    def _extra_key_fields(self) -> dict[str, Any]:
+        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
 
     def _check_loss(self, name: str, module: nn.Module) -> None:
         if isinstance(module, CLASSIFICATION_LOSSES):

@@ -19,6 +19,7 @@ from lightning_noise._flat import (
     flat_groups,
     standard_noise,
 )
+from lightning_noise._checks import check_bool, check_choice
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
 
@@ -73,6 +74,10 @@ class WeightNoise(ParameterNoise):
     Raises:
         ValueError: bad arguments (in ``__init__``); a pattern that matches no submodule, or a selection
             without any parameter (at ``on_fit_start``; the message lists the submodules).
+        TypeError: an argument of the wrong type, e.g. ``biases="false"``; strings are never read as bools or numbers
+            (in ``__init__``).
+        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
+            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 
@@ -97,8 +102,7 @@ class WeightNoise(ParameterNoise):
         log_amounts: bool = True,
         name: str = "weight",
     ) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"WeightNoise: `kind` must be one of {list(KINDS)}, got {kind!r}.")
+        check_choice(kind, "kind", KINDS, owner="WeightNoise")
         if sampler == "table" and kind == "uniform":
             raise ValueError("WeightNoise: `sampler='table'` holds normal numbers; use it with kind 'gaussian' or "
                              "'multiplicative', got kind='uniform'.")
@@ -107,7 +111,7 @@ class WeightNoise(ParameterNoise):
             std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
         )
         self.kind = kind
-        self.biases = bool(biases)
+        self.biases = check_bool(biases, "biases", owner="WeightNoise")
         self._params: list[nn.Parameter] = []
         self._names: list[str] = []
         self._groups: list[FlatGroup] = []  # clean copies
@@ -246,6 +250,7 @@ class WeightNoise(ParameterNoise):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.restore()
+        super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.restore()

@@ -197,7 +197,7 @@ def test_table_sampler_draws_differ_between_calls_and_batches_and_repeat_with_th
 def test_table_sampler_needs_a_normal_kind():
     with pytest.raises(ValueError, match=r"`sampler='table'` holds normal numbers.*got kind='dropout'"):
         ActivationNoise(p=0.1, kind="dropout", modules=["Linear"], sampler="table")
-    with pytest.raises(ValueError, match=r"`sampler` must be one of \['exact', 'table'\], got 'fast'"):
+    with pytest.raises(ValueError, match=r"`sampler` must be 'exact' or 'table', got 'fast'"):
         ActivationNoise(std=0.1, modules=["Linear"], sampler="fast")
 
 

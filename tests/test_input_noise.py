@@ -225,7 +225,7 @@ def test_amount_schedule_is_logged(tmp_path):
      (dict(p=schedules.Linear(0.5, 1.0, steps=10), kind="dropout"), ValueError, r"\[0.0, 1.0\), got 1.0"),
      (dict(std=0.1, kind="gausian"), ValueError, r"Unknown noise `kind` 'gausian'"),
      (dict(std=0.1, stages=["training"]), ValueError, r"`stages` must be a non-empty subset of \['train', 'validate', 'test', 'predict'\], got \['training'\]"),
-     (dict(std=0.1, seed=-1), ValueError, r"`seed` must be a non-negative integer or None, got -1"),
+     (dict(std=0.1, seed=-1), ValueError, r"`seed` must be an integer >= 0 or None, got -1"),
      (dict(std=0.1, unit="batch"), ValueError, r"`unit` must be 'step' or 'epoch', got 'batch'"),
      (dict(p=0.1, kind="dropout", relative=True), ValueError, r"`relative=True` needs a kind.*got kind='dropout'"),
      (dict(std="0.1"), TypeError, r"`std` must be a float or a schedule, got str '0.1'"),

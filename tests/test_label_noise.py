@@ -318,7 +318,7 @@ def test_amounts_out_of_range(argument, value):
         ({"transition": [[1.0, 0.0, 0.0]]}, r"square k x k matrix.*shape \(1, 3\)"),
         ({"transition": [[1.5, -0.5], [0.0, 1.0]]}, r"probabilities >= 0"),
         ({"transition": [[0.9, 0.1], [0.1, 0.9]], "flip": 0.1}, r"`flip` and `transition` are exclusive"),
-        ({"loss": ""}, r"`loss` must be the attribute path"),
+        ({"loss": ""}, r"`loss` must be a non-empty string \(the attribute path of the loss module"),
     ],
 )
 def test_bad_arguments(kwargs, match):
