@@ -34,38 +34,47 @@ def _check_counts(k: Tensor | int, n: Tensor | int) -> tuple[Tensor, Tensor]:
     return k, n
 
 
-def log_binomial_tail(k: Tensor, n: Tensor, p: Tensor) -> Tensor:
-    """``log P(X >= k)`` for ``X ~ Binomial(n, p)``, elementwise over broadcast float64 tensors (``0 < p < 1``).
+class _Tail:
+    """``p -> log P(X >= k)`` for fixed counts: the ``log C(n, j)``, ``j = k..n``, are computed once.
+
+    Terms are held in chunks of at most ``_MAX_TERMS`` (rows of points x terms), each padded with ``-inf``.
+    """
+
+    def __init__(self, k: Tensor, n: Tensor) -> None:
+        self.shape = k.shape
+        k, n = k.reshape(-1), n.reshape(-1)
+        width = int((n - k).max().item()) + 1 if k.numel() else 1
+        rows = max(1, _MAX_TERMS // width)
+        self.chunks = []
+        for i in range(0, len(k), rows):
+            ki, ni = k[i : i + rows, None], n[i : i + rows, None]
+            j = ki + torch.arange(width, dtype=torch.float64)[None, :]  # j = k, k+1, ..., padded past n
+            valid = j <= ni
+            j = torch.where(valid, j, ni)
+            log_c = torch.lgamma(ni + 1) - torch.lgamma(j + 1) - torch.lgamma(ni - j + 1)
+            self.chunks.append((torch.where(valid, log_c, torch.full_like(log_c, -math.inf)), j, ni - j))
+
+    def __call__(self, p: Tensor) -> Tensor:
+        p = p.reshape(-1)
+        out, start = [], 0
+        for log_c, j, rest in self.chunks:
+            pi = p[start : start + len(j), None]
+            out.append(torch.logsumexp(log_c + j * torch.log(pi) + rest * torch.log1p(-pi), dim=1))
+            start += len(j)
+        return torch.cat(out).reshape(self.shape) if out else p.reshape(self.shape)
+
+
+def log_binomial_tail(k: Tensor | int, n: Tensor | int, p: Tensor | float) -> Tensor:
+    """``log P(X >= k)`` for ``X ~ Binomial(n, p)``, elementwise over broadcast tensors (``0 < p < 1``).
 
     Example::
 
-        >>> round(log_binomial_tail(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0.5)).exp().item(), 6)
+        >>> round(log_binomial_tail(1, 2, 0.5).exp().item(), 6)
         0.75
     """
-    k, n, p = torch.broadcast_tensors(*(torch.as_tensor(t, dtype=torch.float64) for t in (k, n, p)))
-    shape = k.shape
-    k, n, p = k.reshape(-1), n.reshape(-1), p.reshape(-1)
-    if k.numel() == 0:
-        return k.reshape(shape)
-    width = int((n - k).max().item()) + 1
-    rows = max(1, _MAX_TERMS // width)  # bound the memory of the [points, terms] table
-    out = torch.cat([_log_tail(k[i : i + rows], n[i : i + rows], p[i : i + rows], width) for i in range(0, len(k), rows)])
-    return out.reshape(shape)
-
-
-def _log_tail(k: Tensor, n: Tensor, p: Tensor, width: int) -> Tensor:
-    j = k[:, None] + torch.arange(width, dtype=torch.float64)[None, :]  # j = k, k+1, ..., padded past n
-    valid = j <= n[:, None]
-    j = torch.where(valid, j, n[:, None])
-    log_pmf = (
-        torch.lgamma(n + 1)[:, None]
-        - torch.lgamma(j + 1)
-        - torch.lgamma(n[:, None] - j + 1)
-        + j * torch.log(p)[:, None]
-        + (n[:, None] - j) * torch.log1p(-p)[:, None]
-    )
-    log_pmf = torch.where(valid, log_pmf, torch.full_like(log_pmf, -math.inf))
-    return torch.logsumexp(log_pmf, dim=1)
+    k, n = _check_counts(k, n)
+    k, n, p = torch.broadcast_tensors(k, n, torch.as_tensor(p, dtype=torch.float64))
+    return _Tail(k.contiguous(), n.contiguous())(p.contiguous())
 
 
 def clopper_pearson_lower(k: Tensor | int, n: Tensor | int, alpha: float) -> Tensor:
@@ -90,16 +99,17 @@ def clopper_pearson_lower(k: Tensor | int, n: Tensor | int, alpha: float) -> Ten
         >>> round(clopper_pearson_lower(10, 10, 0.05).item(), 6)   # 0.05 ** (1 / 10)
         0.741134
     """
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise ValueError(f"`alpha` must be a number in (0, 1), got {alpha!r}.")
     k, n = _check_counts(k, n)
+    tail = _Tail(k.contiguous(), n.contiguous())
     low = torch.zeros_like(k)
     high = torch.ones_like(k)
     # The tail P(X >= k | p) increases with p; find where it crosses alpha.
     log_alpha = math.log(alpha)
     for _ in range(_BISECTION_STEPS):
         mid = (low + high) / 2
-        above = log_binomial_tail(k, n, mid) > log_alpha
+        above = tail(mid) > log_alpha
         high = torch.where(above, mid, high)
         low = torch.where(above, low, mid)
     bound = (low + high) / 2
@@ -120,5 +130,5 @@ def binomial_test_half(k: Tensor | int, n: Tensor | int) -> Tensor:
     k, n = _check_counts(k, n)
     smaller = torch.minimum(k, n - k)
     # P(X <= m) = P(X >= n - m) under p = 1/2 (symmetric).
-    log_cdf = log_binomial_tail(n - smaller, n, torch.full_like(n, 0.5))
+    log_cdf = _Tail((n - smaller).contiguous(), n.contiguous())(torch.full_like(n, 0.5))
     return torch.clamp(2 * log_cdf.exp(), max=1.0)
