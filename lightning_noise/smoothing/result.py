@@ -153,22 +153,23 @@ class CertificationResult:
 
     # ------------------------------------------------------------------------------------------ display
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
-        """Columns and one row of text: certified accuracy at each radius, clean accuracy, ACR, abstain rate."""
-        columns = [f"r={r:g}" for r in self.radius_grid] + ["clean acc", "ACR", "abstain"]
-        row = [f"{a:.3f}" for a in self.certified_accuracies]
-        row += [f"{self.clean_accuracy:.3f}", f"{self.average_certified_radius:.3f}", f"{self.abstain_rate:.3f}"]
-        return columns, [row]
+        """Two columns of text: certified accuracy at each radius, then clean accuracy, ACR and abstain rate."""
+        rows = [[f"certified accuracy at r = {r:g}", f"{a:.3f}"] for r, a in zip(self.radius_grid, self.certified_accuracies)]
+        rows += [
+            ["clean accuracy (smoothed)", f"{self.clean_accuracy:.3f}"],
+            ["average certified radius", f"{self.average_certified_radius:.3f}"],
+            ["abstain rate", f"{self.abstain_rate:.3f}"],
+        ]
+        return ["", "value"], rows
 
     def title(self) -> str:
         return f"Certified accuracy of smoothed {self.model} on {self.dataset} ({self.settings()})"
 
     def format_table(self) -> str:
         """The table as plain text (no rich needed)."""
-        columns, rows = self.table_rows()
-        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-        lines = [self.title(), "  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-        lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
-        return "\n".join(lines)
+        _, rows = self.table_rows()
+        width = max(len(row[0]) for row in rows)
+        return "\n".join([self.title(), *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
 
     def print_table(self, console: Any = None) -> None:
         """Print the table with rich when it is installed, else as plain text."""
@@ -179,10 +180,10 @@ class CertificationResult:
         box = require("rich.box", "Printing the certification table", "rich")
         table = rich_table.Table(title=self.title(), box=box.SIMPLE_HEAD, pad_edge=False)
         columns, rows = self.table_rows()
-        for column in columns:
-            table.add_column(column, justify="right", no_wrap=True)
-        for row in rows:
-            table.add_row(*row)
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+        for i, row in enumerate(rows):
+            table.add_row(*row, end_section=i == len(self.radius_grid) - 1)
         (console or require("rich.console", "Printing the certification table", "rich").Console()).print(table)
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
