@@ -2,8 +2,7 @@
 
 The settings are the ``eval.certification`` node of ``conf/train.yaml``. The smoothing noise ``sigma`` defaults
 to the std of the run's Gaussian input noise (the ``InputNoise`` callback the run trains with), so a model is
-certified at the noise it learned; a run without such noise takes ``eval.certification.sigma_without_noise``
-(the no-noise baseline of a comparison) or an explicit ``eval.certification.sigma``. The results go to the
+certified at the noise it learned; ``eval.certification.sigma`` sets it explicitly (needed without such noise). The results go to the
 console, ``certify.json`` / ``certify.png`` in the run directory, the loggers, and the run record
 (``metrics.json``: ``certify/acc_r{radius}``, ``certify/acr``... under ``metrics``, for the comparison report).
 """
@@ -53,8 +52,8 @@ def certification_callback(
     """The ``RandomizedSmoothing`` callback asked for by ``eval.certify=true``, else None (checked before training).
 
     Raises:
-        ValueError: a model that is not a classifier; no sigma (no Gaussian input noise and neither
-            ``eval.certification.sigma`` nor ``sigma_without_noise``); bad settings (from the callback).
+        ValueError: a model that is not a classifier; no sigma (no Gaussian input noise and no
+            ``eval.certification.sigma``); bad settings (from the callback).
     """
     if not cfg or not cfg.get("certify"):
         return None
@@ -62,16 +61,12 @@ def certification_callback(
         raise ValueError(f"eval.certify=true certifies classifiers, but this model's task is {task}.")
     settings: dict[str, Any] = OmegaConf.to_container(cfg.get("certification") or OmegaConf.create(), resolve=True)
     sigma = settings.pop("sigma", None)
-    fallback = settings.pop("sigma_without_noise", None)
     if sigma is None:
         sigma = input_noise_sigma(noise)
     if sigma is None:
-        sigma = fallback
-    if sigma is None:
         raise ValueError(
             "eval.certify=true needs a smoothing sigma: train with Gaussian input noise (noise=input) to certify at "
-            "its std, or set eval.certification.sigma=0.25 (or eval.certification.sigma_without_noise for runs "
-            "without input noise)."
+            "its std, or set eval.certification.sigma=0.25."
         )
     return RandomizedSmoothing(float(sigma), output_dir=output_dir, dataset_name=dataset_name, **settings)
 
