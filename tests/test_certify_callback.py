@@ -131,3 +131,34 @@ def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
         assert r["targets"] == list(range(21)) and r["labels"] == record["per_point"]["label"]
     # The model predicts the class written in the input (far from any boundary): certified correct everywhere.
     assert record["per_point"]["label"] == list(range(21))
+
+
+def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    pytest.importorskip("matplotlib")
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged = {}
+    monkeypatch.setattr(WandbLogger, "log_table", lambda self, key, columns=None, data=None, **kw: logged.update({key: (columns, data)}))
+    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False, output_dir=tmp_path)
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
+    torch.manual_seed(0)
+    make_trainer(callbacks=[callback], logger=logger).test(Classifier(), DataLoader(blobs(6, 1)), verbose=False)
+    columns, rows = logged["certify/table"]
+    assert columns == ["radius", "certified_accuracy"] and [r[0] for r in rows] == [0.0, 0.5]
+    assert all(isinstance(v, float) for row in rows for v in row)
+    assert logged["certify/plot"] == [str(tmp_path / "certify.png")]
+    assert isinstance(logged["certify/acr"], float) and logged["certify/n"] == 100 and logged["certify/points"] == 6
+
+
+def test_manual_mode_runs_only_when_called(tmp_path):
+    callback = RandomizedSmoothing(0.5, n0=16, n=100, when="manual", max_samples=5, plot=False, print_table=False,
+                                   output_dir=tmp_path)
+    trainer = make_trainer(callbacks=[callback])
+    model = Classifier()
+    trainer.test(model, DataLoader(blobs(6, 1)), verbose=False)
+    assert callback.result is None
+    result = callback.certify(trainer, model, DataLoader(blobs(9, 2), batch_size=4))
+    assert callback.result is result and result.num_points == 5 and (tmp_path / "certify.json").exists()
