@@ -18,6 +18,7 @@ from lightning_noise.gradient_noise import GradientNoise
 from lightning_noise.input_noise import InputNoise
 from lightning_noise.label_noise import LabelNoise
 from lightning_noise.robustness import RobustnessEvaluation, evaluate_robustness
+from lightning_noise.smoothing import RandomizedSmoothing, certify, smoothed_predict
 from lightning_noise.target_noise import TargetNoise
 from lightning_noise.weight_noise import WeightNoise
 
@@ -32,14 +33,17 @@ __all__ = [
     "GradientNoise",
     "InputNoise",
     "LabelNoise",
+    "RandomizedSmoothing",
     "RobustnessEvaluation",
     "compare_runs",
+    "certify",
     "corruptions",
     "evaluate_robustness",
     "functional",
     "load_runs",
     "report",
     "schedules",
+    "smoothed_predict",
     "TargetNoise",
     "WeightNoise",
     "__version__",

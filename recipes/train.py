@@ -24,7 +24,7 @@ import hydra  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from noisy_recipes import utils  # noqa: E402
+from noisy_recipes import certification, utils  # noqa: E402
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -67,6 +67,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     if robustness is not None:
         callbacks.append(robustness)
+    certifier = certification.certification_callback(
+        cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name
+    )
+    callbacks += [certifier] if certifier is not None else []
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
@@ -78,6 +82,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.eval_splits = list(evaluation)
     if robustness is not None:
         robustness.dataloader_idx = model.eval_splits.index("test")  # after the clean evaluation of every split
+    if certifier is not None:
+        certifier.dataloader_idx = model.eval_splits.index("test")
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
     metrics = {key: float(value) for result in results for key, value in result.items()}
     best = utils.best_epoch(trainer)
@@ -103,6 +109,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     }
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
+    certification.add_to_record(record, certifier)
     utils.write_record(output_dir / "metrics.json", record)
     utils.print_summary(
         title=f"{cfg.name}: {spec.name} + {type(model).__name__}",

@@ -13,6 +13,7 @@ from lightning_noise.report import plots, tables
 from lightning_noise.report.records import NONE_LABEL, describe_run
 from lightning_noise.report.stats import Comparison, mean_std_ci, t_test
 from lightning_noise.robustness import normalized_auc
+from lightning_noise.smoothing import report_section
 
 __all__ = ["ComparisonReport", "GroupSummary", "compare_runs"]
 
@@ -115,6 +116,9 @@ class ComparisonReport:
             if self.robustness:
                 files["robustness"] = self.plot_robustness(out / "robustness.png")
                 images["robustness curves"] = "robustness.png"
+            if report_section.has_certification(self):
+                files["certified"] = report_section.plot_certified(self, out / "certified.png")
+                images["certified accuracy vs radius"] = "certified.png"
         files["markdown"] = out / "report.md"
         files["markdown"].write_text(self.to_markdown(images))
         files["json"] = out / "summary.json"

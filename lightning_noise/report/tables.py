@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_noise._optional import require
+from lightning_noise.smoothing import report_section
 
 if TYPE_CHECKING:
     from lightning_noise.report.comparison import ComparisonReport, GroupSummary
@@ -114,6 +115,7 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
             [group, *[_auc_cell(per.get(c)) for c in corruptions]] for group, per in report.robustness.items()
         ]
         lines.append(_markdown_table(["configuration", *corruptions], rows))
+    lines += report_section.markdown_lines(report)
     for caption, path in (images or {}).items():
         lines += ["", f"![{caption}]({Path(path).as_posix()})"]
     return "\n".join(lines) + "\n"

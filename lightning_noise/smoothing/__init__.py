@@ -1,0 +1,26 @@
+"""Randomized smoothing (Cohen, Rosenfeld and Kolter, ICML 2019): certified L2 robustness of a classifier
+trained with Gaussian noise.
+
+* :func:`certify` and :func:`smoothed_predict`: CERTIFY and PREDICT on any model and batch of inputs;
+* :class:`RandomizedSmoothing`: a callback that certifies the test set after ``trainer.test`` and reports it;
+* :class:`CertificationResult`: certified accuracy by radius, average certified radius, abstain rate;
+* :mod:`~lightning_noise.smoothing.bounds`: the exact binomial bounds (Clopper-Pearson, binomial test) in torch.
+
+See docs/certified-robustness.md.
+"""
+
+from lightning_noise.smoothing.bounds import binomial_test_half, clopper_pearson_lower
+from lightning_noise.smoothing.callback import RandomizedSmoothing
+from lightning_noise.smoothing.smoothed import ABSTAIN, certify, smoothed_predict
+from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
+
+__all__ = [
+    "ABSTAIN",
+    "CertificationResult",
+    "DEFAULT_RADII",
+    "RandomizedSmoothing",
+    "binomial_test_half",
+    "certify",
+    "clopper_pearson_lower",
+    "smoothed_predict",
+]

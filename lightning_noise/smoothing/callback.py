@@ -1,0 +1,274 @@
+"""RandomizedSmoothing: after ``trainer.test``, certify the test set with randomized smoothing and report it."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from lightning_noise._optional import available
+from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_alpha, check_count, check_sigma
+from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
+
+__all__ = ["RandomizedSmoothing"]
+
+BatchSplitter = Callable[[Any], "tuple[Tensor, Tensor]"]
+
+
+def _default_split(batch: Any) -> tuple[Tensor, Tensor]:
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        f"RandomizedSmoothing takes (inputs, targets) = (batch[0], batch[1]) by default, but the batch is a "
+        f"{type(batch).__name__}. Pass batch_to_inputs_targets=lambda batch: (inputs, targets)."
+    )
+
+
+class RandomizedSmoothing(Callback):
+    r"""Certify the test set with randomized smoothing after ``trainer.test`` (Cohen, Rosenfeld and Kolter 2019).
+
+    The model's ``forward`` is the base classifier; its smoothed version at noise ``sigma`` is certified with
+    :func:`~lightning_noise.certify` on the first ``max_samples`` points of the test dataloader (``n0`` + ``n``
+    forward passes per point, batched). Then, on rank 0:
+
+    * a table of the certified accuracy at each radius of ``radii``, the clean accuracy of the smoothed
+      classifier, the average certified radius and the abstain rate, with ``sigma``, ``n0``, ``n``, ``alpha``
+      and the number of points (rich if installed, else plain text);
+    * ``certify.json`` (settings, summaries and the per-point labels and radii) and ``certify.png`` (certified
+      accuracy vs radius) in ``output_dir`` (default ``trainer.log_dir``);
+    * every logger receives ``certify/acc_r{radius}``, ``certify/clean_acc``, ``certify/acr``,
+      ``certify/abstain_rate`` and the settings as numbers; a ``WandbLogger`` also ``certify/table`` (radius,
+      certified accuracy) and the plot as ``certify/plot``.
+
+    Under DDP the points are split across ranks (with Lightning's unshuffled distributed sampler rank ``r``
+    certifies points ``r, r + W, ...``; together the first ``max_samples``), each rank draws its own noise
+    (seed ``seed + rank``), and the certificates are gathered in the dataset's order. The result is kept in
+    ``self.result`` (a :class:`~lightning_noise.smoothing.CertificationResult`).
+
+    Train with Gaussian input noise of the same ``sigma`` (``InputNoise(std=sigma)``) for a base classifier
+    that is accurate under that noise; an ordinary model's smoothed version mostly abstains.
+
+    Args:
+        sigma: std of the smoothing noise, in the units of the model's inputs (> 0).
+        n0: samples per point that pick the top class.
+        n: samples per point that bound its probability (cost: ``n0 + n`` forwards per point).
+        alpha: failure probability of each certificate.
+        radii: the L2 radii at which certified accuracy is reported.
+        max_samples: certify the first ``max_samples`` test points (``None``: all).
+        batch_size: noisy inputs per forward call.
+        seed: seed of the smoothing noise.
+        when: ``"test_end"`` to run at the end of ``trainer.test``; ``"manual"``: only when :meth:`certify` is
+            called.
+        dataloader_idx: which test dataloader, when there are several.
+        batch_to_inputs_targets: ``batch -> (inputs, targets)``; default ``(batch[0], batch[1])``.
+        output_dir: where to write the JSON and PNG; default ``trainer.log_dir`` (else ``default_root_dir``).
+        dataset_name: shown in titles; default the datamodule's (else the dataset's) class name.
+        plot: write ``certify.png`` (needs matplotlib; skipped with a message when it is missing).
+        print_table: print the table.
+        log: send the results to the trainer's loggers.
+
+    Raises:
+        ValueError: bad arguments (in ``__init__``).
+        RuntimeError: no test dataloader when certifying.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_noise import InputNoise, RandomizedSmoothing
+        >>> trainer = Trainer(callbacks=[InputNoise(std=0.25), RandomizedSmoothing(sigma=0.25, n=10_000)])
+        >>> # trainer.fit(model, datamodule=dm); trainer.test(model, datamodule=dm) -> table, certify.json/png
+    """
+
+    def __init__(
+        self,
+        sigma: float,
+        n0: int = 100,
+        n: int = 10_000,
+        alpha: float = 0.001,
+        *,
+        radii: Sequence[float] = DEFAULT_RADII,
+        max_samples: int | None = 500,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        seed: int = 0,
+        when: Literal["test_end", "manual"] = "test_end",
+        dataloader_idx: int = 0,
+        batch_to_inputs_targets: BatchSplitter | None = None,
+        output_dir: str | Path | None = None,
+        dataset_name: str | None = None,
+        plot: bool = True,
+        print_table: bool = True,
+        log: bool = True,
+    ) -> None:
+        self.sigma = check_sigma(sigma)
+        self.n0, self.n = check_count("n0", n0), check_count("n", n)
+        self.alpha = check_alpha(alpha)
+        self.batch_size = check_count("batch_size", batch_size)
+        radii = [radii] if isinstance(radii, (int, float)) else list(radii)
+        if not radii or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not r >= 0 or not math.isfinite(r) for r in radii):
+            raise ValueError(f"`radii` must be a non-empty list of finite numbers >= 0, got {radii!r}.")
+        self.radii = sorted(float(r) for r in radii)
+        if max_samples is not None:
+            check_count("max_samples", max_samples)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
+        if isinstance(dataloader_idx, bool) or not isinstance(dataloader_idx, int) or dataloader_idx < 0:
+            raise ValueError(f"`dataloader_idx` must be an integer >= 0, got {dataloader_idx!r}.")
+        if when not in ("test_end", "manual"):
+            raise ValueError(f"`when` must be 'test_end' or 'manual', got {when!r}.")
+        self.max_samples = max_samples
+        self.seed = seed
+        self.when = when
+        self.dataloader_idx = dataloader_idx
+        self.batch_to_inputs_targets = batch_to_inputs_targets or _default_split
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.dataset_name = dataset_name
+        self.plot = bool(plot)
+        self.print_table = bool(print_table)
+        self.log = bool(log)
+        self.result: CertificationResult | None = None
+        self.files: dict[str, Path] = {}
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.when == "test_end":
+            self.certify(trainer, pl_module)
+
+    # ------------------------------------------------------------------------------------------ the work
+    def certify(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
+    ) -> CertificationResult:
+        """Certify this rank's share of the points, gather them, and report on rank 0; returns the result."""
+        loader = dataloader if dataloader is not None else self._test_dataloader(trainer)
+        rank, world = trainer.global_rank, trainer.world_size
+        total = self._total_points(loader)
+        x, y = self._own_points(loader, total, rank, world)
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed + rank)
+        start = time.perf_counter()
+        with trainer.precision_plugin.forward_context():
+            labels, radii = certify(
+                pl_module, x, self.sigma, n0=self.n0, n=self.n, alpha=self.alpha, batch_size=self.batch_size,
+                generator=generator,
+            )
+        if world > 1:
+            labels, radii, y, total = self._gather(trainer, labels, radii, y, total)
+        self.result = CertificationResult(
+            labels=labels, radii=radii, targets=y.long(), sigma=self.sigma, n0=self.n0, n=self.n, alpha=self.alpha,
+            radius_grid=self.radii, seed=self.seed, seconds=time.perf_counter() - start,
+            model=type(pl_module).__name__, dataset=self.dataset_name or self._dataset_name(trainer, loader),
+            extra={"world_size": world},
+        )
+        if trainer.is_global_zero:
+            self._report(trainer, self.result)
+        return self.result
+
+    def _total_points(self, loader: Iterable[Any]) -> int | None:
+        """The points certified over all ranks: ``max_samples``, at most the dataset's size when it is known."""
+        dataset = getattr(loader, "dataset", None)
+        size = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+        if self.max_samples is None:
+            return size
+        return self.max_samples if size is None else min(self.max_samples, size)
+
+    def _own_points(self, loader: Iterable[Any], total: int | None, rank: int, world: int) -> tuple[Tensor, Tensor]:
+        """This rank's points: the first ``ceil((total - rank) / world)`` of its (distributed) loader."""
+        want = None if total is None else max(0, -(-(total - rank) // world))
+        xs, ys, have = [], [], 0
+        for batch in loader:
+            if want is not None and have >= want:
+                break
+            inputs, targets = self.batch_to_inputs_targets(batch)
+            if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
+                raise TypeError(
+                    "RandomizedSmoothing needs (inputs, targets) tensors from batch_to_inputs_targets, got "
+                    f"({type(inputs).__name__}, {type(targets).__name__})."
+                )
+            keep = inputs.shape[0] if want is None else min(inputs.shape[0], want - have)
+            xs.append(inputs[:keep].detach().cpu())
+            ys.append(targets[:keep].detach().cpu().reshape(keep, -1)[:, 0])
+            have += keep
+        if not xs:
+            raise RuntimeError("RandomizedSmoothing found no test points in the dataloader.")
+        return torch.cat(xs), torch.cat(ys)
+
+    @staticmethod
+    def _gather(
+        trainer: pl.Trainer, labels: Tensor, radii: Tensor, targets: Tensor, total: int | None
+    ) -> tuple[Tensor, Tensor, Tensor, int]:
+        """All ranks' certificates in the dataset's order (rank ``r`` holds points ``r, r + W, ...``)."""
+        world = trainer.world_size
+        count = torch.tensor([labels.numel()], device=trainer.strategy.root_device)
+        counts = trainer.strategy.all_gather(count).reshape(-1).cpu()
+        width = int(counts.max())
+        total = int(counts.sum()) if total is None else total
+
+        def gather(t: Tensor) -> Tensor:
+            padded = torch.zeros(width, dtype=t.dtype)
+            padded[: t.numel()] = t
+            out = trainer.strategy.all_gather(padded.to(trainer.strategy.root_device)).cpu().reshape(world, width)
+            return out.t().reshape(-1)[:total]  # column j holds points j * W + r of every rank r
+
+        return gather(labels), gather(radii), gather(targets.long()), total
+
+    def _test_dataloader(self, trainer: pl.Trainer) -> Iterable[Any]:
+        loaders = trainer.test_dataloaders
+        if isinstance(loaders, dict):
+            loaders = list(loaders.values())
+        if isinstance(loaders, (list, tuple)):
+            if self.dataloader_idx >= len(loaders):
+                raise ValueError(
+                    f"RandomizedSmoothing `dataloader_idx`={self.dataloader_idx}, but there are {len(loaders)} test "
+                    "dataloaders."
+                )
+            loaders = loaders[self.dataloader_idx]
+        if loaders is None:
+            raise RuntimeError(
+                "RandomizedSmoothing found no test dataloader: call trainer.test(...) with one, or call "
+                "certify(trainer, model, dataloader) yourself."
+            )
+        return loaders
+
+    @staticmethod
+    def _dataset_name(trainer: pl.Trainer, loader: Iterable[Any]) -> str:
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None:
+            return str(getattr(datamodule, "name", None) or type(datamodule).__name__)
+        dataset = getattr(loader, "dataset", None)
+        return type(dataset).__name__ if dataset is not None else "dataset"
+
+    # ------------------------------------------------------------------------------------------ reporting
+    def _report(self, trainer: pl.Trainer, result: CertificationResult) -> None:
+        out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
+        self.files = {"json": result.save_json(out / "certify.json")}
+        if self.plot and available("matplotlib"):
+            self.files["png"] = result.plot(out / "certify.png")
+        elif self.plot:
+            rank_zero_info("RandomizedSmoothing: matplotlib is not installed, no certify.png written.")
+        if self.print_table:
+            result.print_table()
+        rank_zero_info(
+            f"Certification ({result.settings()}) written to {out}: clean accuracy {result.clean_accuracy:.4f}, "
+            f"ACR {result.average_certified_radius:.4f}, abstain rate {result.abstain_rate:.4f} "
+            f"({result.points_per_second:.2f} points/s)."
+        )
+        if self.log:
+            self._log(trainer, result)
+
+    def _log(self, trainer: pl.Trainer, result: CertificationResult) -> None:
+        try:
+            from lightning.pytorch.loggers import WandbLogger
+        except ImportError:  # pragma: no cover - lightning always ships it
+            WandbLogger = None  # noqa: N806
+        for logger in trainer.loggers:
+            logger.log_metrics(result.scalars(), step=trainer.global_step)
+            if WandbLogger is not None and isinstance(logger, WandbLogger):
+                rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
+                logger.log_table("certify/table", columns=["radius", "certified_accuracy"], data=rows)
+                if "png" in self.files:
+                    logger.log_image("certify/plot", images=[str(self.files["png"])])

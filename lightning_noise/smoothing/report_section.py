@@ -1,0 +1,127 @@
+"""The comparison report's certification section: certified accuracy vs radius over seeds, with error bars.
+
+Run records written with ``eval.certify=true`` carry ``certify/acc_r{radius}`` (and ``certify/acr``,
+``certify/sigma``, ``certify/n``...) among their metrics, so :func:`~lightning_noise.report.compare_runs`
+already summarizes each one per configuration (mean, std, confidence interval over seeds). This module reads
+those summaries back as curves: :func:`certified_curves`, the plot :func:`plot_certified` and the Markdown
+table :func:`markdown_lines`, which :meth:`ComparisonReport.write` adds when the records have them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning_noise._optional import require
+
+if TYPE_CHECKING:
+    from lightning_noise.report.comparison import ComparisonReport
+
+__all__ = ["certified_curves", "has_certification", "markdown_lines", "plot_certified"]
+
+_RADIUS = re.compile(r"^certify/acc_r(?P<radius>[0-9.e+-]+)$")
+_SETTINGS = ("sigma", "n", "n0", "alpha", "points")
+
+
+def _radius_metrics(report: ComparisonReport) -> list[tuple[float, str]]:
+    found = [(float(m["radius"]), key) for key in report.summaries if (m := _RADIUS.match(key))]
+    return sorted(found)
+
+
+def has_certification(report: ComparisonReport) -> bool:
+    return bool(_radius_metrics(report))
+
+
+def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
+    """``{group: {"radius", "mean", "std", "ci_low", "ci_high", "n", "acr", "sigma", "settings"}}`` per configuration.
+
+    ``settings`` holds the mean over runs of ``sigma``, ``n``, ``n0``, ``alpha`` and ``points`` (equal across seeds).
+    """
+    curves: dict[str, dict[str, Any]] = {}
+    radius_metrics = _radius_metrics(report)
+    for summary in report.summaries[radius_metrics[0][1]] if radius_metrics else []:
+        group = summary.group
+        items = [(r, report.summary(group, key)) for r, key in radius_metrics if _has(report, group, key)]
+        settings = {k: report.summary(group, f"certify/{k}").mean for k in _SETTINGS if _has(report, group, f"certify/{k}")}
+        acr = report.summary(group, "certify/acr") if _has(report, group, "certify/acr") else None
+        curves[group] = {
+            "radius": [r for r, _ in items],
+            "mean": [s.mean for _, s in items],
+            "std": [s.std for _, s in items],
+            "ci_low": [s.ci_low for _, s in items],
+            "ci_high": [s.ci_high for _, s in items],
+            "n": summary.n,
+            "acr": None if acr is None else {"mean": acr.mean, "std": acr.std, "ci_low": acr.ci_low, "ci_high": acr.ci_high},
+            "sigma": settings.get("sigma"),
+            "settings": settings,
+        }
+    return curves
+
+
+def _has(report: ComparisonReport, group: str, metric: str) -> bool:
+    return any(s.group == group for s in report.summaries.get(metric, []))
+
+
+def _settings_line(curves: dict[str, dict[str, Any]]) -> str:
+    keys = ("n", "n0", "alpha", "points")
+    values = {k: sorted({c["settings"].get(k) for c in curves.values() if c["settings"].get(k) is not None}) for k in keys}
+    return ", ".join(f"{k}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in values.items() if vs)
+
+
+def plot_certified(report: ComparisonReport, path: str | Path) -> Path:
+    """Certified accuracy against L2 radius, one line per configuration (baseline dashed), CI error bars; PNG."""
+    figure = require("matplotlib.figure", "Plotting the certification report", "matplotlib")
+    curves = certified_curves(report)
+    fig = figure.Figure(figsize=(6.8, 4.8), layout="constrained")
+    ax = fig.subplots()
+    for group, curve in curves.items():
+        half = [0.0 if math.isnan(h) else (h - l) / 2 for l, h in zip(curve["ci_low"], curve["ci_high"])]
+        style = dict(color="black", linestyle="--") if group == report.baseline else {}
+        sigma = f", sigma {curve['sigma']:g}" if curve["sigma"] is not None else ""
+        ax.errorbar(curve["radius"], curve["mean"], yerr=half, marker="o", capsize=3,
+                    label=f"{group}{sigma} (n={curve['n']})", **style)
+    ax.set_xlabel("L2 radius")
+    ax.set_ylabel(f"certified accuracy (mean, {report.confidence:.0%} CI over seeds)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=2, fontsize="small")
+    ax.set_title(f"Randomized smoothing: {report.title}\n{_settings_line(curves)}", fontsize="medium")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def markdown_lines(report: ComparisonReport) -> list[str]:
+    """A Markdown section: certified accuracy at each radius and the ACR, mean ± std over seeds, per configuration."""
+    curves = certified_curves(report)
+    if not curves:
+        return []
+    radii = sorted({r for c in curves.values() for r in c["radius"]})
+    header = ["configuration", "sigma", "seeds", *[f"r={r:g}" for r in radii], "ACR"]
+    rows = []
+    for group, curve in curves.items():
+        by_radius = dict(zip(curve["radius"], zip(curve["mean"], curve["std"])))
+        cells = [_mean_std(*by_radius[r]) if r in by_radius else "" for r in radii]
+        acr = curve["acr"]
+        sigma = "" if curve["sigma"] is None else f"{curve['sigma']:g}"
+        rows.append([group, sigma, str(curve["n"]), *cells, "" if acr is None else _mean_std(acr["mean"], acr["std"])])
+    lines = [
+        "",
+        "## Certified accuracy (randomized smoothing)",
+        "",
+        "Fraction of test points whose smoothed prediction is correct and certified within L2 radius r "
+        f"(Cohen et al. 2019, CERTIFY; {_settings_line(curves)}), and the average certified radius (ACR); mean ± "
+        "std over seeds. Each certificate holds with probability at least 1 - alpha.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"

@@ -1,0 +1,164 @@
+"""RandomizedSmoothing: end to end after a tiny fit (files, logs, numbers), argument errors, DDP over 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_noise import InputNoise, RandomizedSmoothing
+from tests.helpers import trainer as make_trainer
+
+CENTERS = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_certify.py"
+
+
+def blobs(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    return TensorDataset(CENTERS[y] + 0.4 * torch.randn(n, 2, generator=g), y)
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(-1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
+def test_certifies_the_test_set_after_test_and_reports(tmp_path):
+    pytest.importorskip("matplotlib")
+    torch.manual_seed(0)
+    model = Classifier()
+    smoothing = RandomizedSmoothing(0.5, n0=32, n=500, radii=[0, 0.25, 0.5, 1.0], max_samples=40, output_dir=tmp_path,
+                                    print_table=False)
+    logger = CSVLogger(tmp_path, name="logs")
+    trainer = make_trainer(max_epochs=30, logger=logger, callbacks=[InputNoise(std=0.5, seed=0), smoothing])
+    trainer.fit(model, DataLoader(blobs(300, 0), batch_size=100))
+    assert smoothing.result is None  # only after test
+    trainer.test(model, DataLoader(blobs(90, 1), batch_size=32), verbose=False)
+
+    record = json.loads((tmp_path / "certify.json").read_text())
+    assert (tmp_path / "certify.png").stat().st_size > 1000
+    assert (record["sigma"], record["n0"], record["n"], record["alpha"], record["points"]) == (0.5, 32, 500, 0.001, 40)
+    assert record["per_point"]["target"] == blobs(90, 1).tensors[1][:40].tolist()  # the first 40 points, in order
+    accuracy = record["certified_accuracy"]
+    assert accuracy[0] == record["clean_accuracy"] >= 0.9  # blobs 3.2+ apart, std 0.4 (+ 0.5 noise): easy
+    assert all(a >= b for a, b in zip(accuracy, accuracy[1:]))
+    radii = torch.tensor(record["per_point"]["radius"])
+    labels = torch.tensor(record["per_point"]["label"])
+    # n = 500, alpha = 0.001: p_low <= 0.001 ** (1 / 500) (all 500 samples right), so radius <= sigma * Phi^-1(that).
+    largest = 0.5 * torch.special.ndtri(torch.tensor(0.001 ** (1 / 500), dtype=torch.float64)).item()
+    assert bool((radii <= largest + 1e-12).all()) and bool((radii[labels >= 0] > 0).all())
+    assert (radii == radii.max()).sum() >= 10  # many points far from the boundary: all 500 samples right
+    assert record["abstain_rate"] == pytest.approx((labels == -1).double().mean().item())
+    assert record["average_certified_radius"] == pytest.approx(
+        (radii * (labels == torch.tensor(record["per_point"]["target"]))).mean().item()
+    )
+    logger.save()
+    logged = (Path(logger.log_dir) / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("certify/acc_r0.5", "certify/acr", "certify/abstain_rate", "certify/clean_acc", "certify/n"):
+        assert key in logged
+
+
+def test_plain_table_names_the_settings(capsys):
+    from lightning_noise.smoothing import CertificationResult
+
+    result = CertificationResult(
+        labels=torch.tensor([0, -1, 1]), radii=torch.tensor([0.6, 0.0, 0.2], dtype=torch.float64),
+        targets=torch.tensor([0, 1, 0]), sigma=0.25, n0=100, n=1000, alpha=0.001, radius_grid=[0.0, 0.5],
+    )
+    text = result.format_table()
+    assert "n0=100, n=1000, alpha=0.001, points=3" in text
+    assert result.certified_accuracies == [pytest.approx(1 / 3), pytest.approx(1 / 3)]
+    assert result.abstain_rate == pytest.approx(1 / 3)
+    assert result.average_certified_radius == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sigma": -0.1}, r"`sigma` must be a finite number > 0"),
+        ({"n": 0}, r"`n` must be a positive integer"),
+        ({"alpha": 2}, r"`alpha` must be a number in \(0, 1\)"),
+        ({"radii": []}, r"`radii` must be a non-empty list of finite numbers >= 0"),
+        ({"radii": [0.5, -1]}, r"`radii` must be a non-empty list"),
+        ({"max_samples": 0}, r"`max_samples` must be a positive integer"),
+        ({"when": "fit_end"}, r"`when` must be 'test_end' or 'manual'"),
+    ],
+)
+def test_argument_errors(kwargs, message):
+    args = {"sigma": 0.25, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        RandomizedSmoothing(**args)
+
+
+def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    record = json.loads((tmp_path / "certify.json").read_text())
+    # 21 points: rank 0 certified points 0, 2, ..., 20 (11), rank 1 points 1, 3, ..., 19 (10); every rank has all.
+    assert [r["own"] for r in ranks] == [11, 10]
+    assert record["points"] == 21 and record["world_size"] == 2
+    assert record["per_point"]["target"] == list(range(21))
+    for r in ranks:
+        assert r["targets"] == list(range(21)) and r["labels"] == record["per_point"]["label"]
+    # The model predicts the class written in the input (far from any boundary): certified correct everywhere.
+    assert record["per_point"]["label"] == list(range(21))
+
+
+def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    pytest.importorskip("matplotlib")
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged = {}
+    monkeypatch.setattr(WandbLogger, "log_table", lambda self, key, columns=None, data=None, **kw: logged.update({key: (columns, data)}))
+    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False, output_dir=tmp_path)
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
+    torch.manual_seed(0)
+    make_trainer(callbacks=[callback], logger=logger).test(Classifier(), DataLoader(blobs(6, 1)), verbose=False)
+    columns, rows = logged["certify/table"]
+    assert columns == ["radius", "certified_accuracy"] and [r[0] for r in rows] == [0.0, 0.5]
+    assert all(isinstance(v, float) for row in rows for v in row)
+    assert logged["certify/plot"] == [str(tmp_path / "certify.png")]
+    assert isinstance(logged["certify/acr"], float) and logged["certify/n"] == 100 and logged["certify/points"] == 6
+
+
+def test_manual_mode_runs_only_when_called(tmp_path):
+    callback = RandomizedSmoothing(0.5, n0=16, n=100, when="manual", max_samples=5, plot=False, print_table=False,
+                                   output_dir=tmp_path)
+    trainer = make_trainer(callbacks=[callback])
+    model = Classifier()
+    trainer.test(model, DataLoader(blobs(6, 1)), verbose=False)
+    assert callback.result is None
+    result = callback.certify(trainer, model, DataLoader(blobs(9, 2), batch_size=4))
+    assert callback.result is result and result.num_points == 5 and (tmp_path / "certify.json").exists()
