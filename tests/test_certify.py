@@ -181,3 +181,16 @@ def test_input_and_output_errors():
         certify(nn.Identity(), torch.zeros(1, 2, 2), 0.5, n=10)
     labels, radii = certify(nn.Linear(2, 2), torch.zeros(0, 2), 0.5)
     assert labels.shape == radii.shape == (0,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_certify_on_cuda_draws_noise_there_and_restores_its_rng():
+    model = Linear(torch.tensor([1.0, 0.0]), 0.0).cuda()
+    x = torch.tensor([[0.5, 0.0], [-1.0, 2.0]])
+    before = torch.cuda.get_rng_state()
+    first = certify(model, x, 0.5, n=2000, generator=torch.Generator(device="cuda").manual_seed(0))
+    second = certify(model, x, 0.5, n=2000, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert torch.equal(first[1], second[1]) and first[0].tolist() == [1, 0] and first[1].device.type == "cpu"
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    with pytest.raises(ValueError, match="`generator` must be on the model's device"):
+        certify(model, x, 0.5, generator=torch.Generator())
