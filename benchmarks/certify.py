@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--n", nargs="+", type=int, default=[1_000, 10_000, 100_000], help="samples per point")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[4096], help="noisy inputs per forward")
-    parser.add_argument("--points", type=int, default=None, help="points per case (default: 200 at n=1e3, 40 at 1e4, 4 at 1e5)")
+    parser.add_argument("--points", type=int, default=None, help="points per case (default 200, 40, 4 at n=1e3..1e5)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             args.out.write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
         else:
             table = "\n".join(_row(r) for r in rows)
-            args.out.write_text(f"{header}\n\n| model | params | n | batch | points | seconds | points/s | samples/s |\n"
-                                f"|---|---|---|---|---|---|---|---|\n{table}\n")
+            columns = "| model | params | n | batch | points | seconds | points/s | samples/s |"
+            args.out.write_text(f"{header}\n\n{columns}\n|---|---|---|---|---|---|---|---|\n{table}\n")
     return rows
 
 

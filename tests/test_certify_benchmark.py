@@ -14,7 +14,9 @@ import certify as certify_benchmark  # noqa: E402
 
 def test_benchmark_runs_and_writes_json(tmp_path):
     out = tmp_path / "certify.json"
-    certify_benchmark.main(["--models", "mlp", "cnn", "--n", "50", "--points", "3", "--repeats", "1", "--out", str(out)])
+    certify_benchmark.main(
+        ["--models", "mlp", "cnn", "--n", "50", "--points", "3", "--repeats", "1", "--out", str(out)]
+    )
     rows = json.loads(out.read_text())["rows"]
     assert [(r["model"], r["n"], r["points"]) for r in rows] == [("mlp", 50, 3), ("cnn", 50, 3)]
     assert all(r["points_per_second"] > 0 for r in rows)

@@ -45,7 +45,9 @@ def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
     for summary in report.summaries[radius_metrics[0][1]] if radius_metrics else []:
         group = summary.group
         items = [(r, report.summary(group, key)) for r, key in radius_metrics if _has(report, group, key)]
-        settings = {k: report.summary(group, f"certify/{k}").mean for k in _SETTINGS if _has(report, group, f"certify/{k}")}
+        settings = {
+            k: report.summary(group, f"certify/{k}").mean for k in _SETTINGS if _has(report, group, f"certify/{k}")
+        }
         acr = report.summary(group, "certify/acr") if _has(report, group, "certify/acr") else None
         curves[group] = {
             "radius": [r for r, _ in items],
@@ -54,7 +56,7 @@ def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
             "ci_low": [s.ci_low for _, s in items],
             "ci_high": [s.ci_high for _, s in items],
             "n": summary.n,
-            "acr": None if acr is None else {"mean": acr.mean, "std": acr.std, "ci_low": acr.ci_low, "ci_high": acr.ci_high},
+            "acr": None if acr is None else {k: getattr(acr, k) for k in ("mean", "std", "ci_low", "ci_high")},
             "sigma": settings.get("sigma"),
             "settings": settings,
         }
@@ -67,7 +69,7 @@ def _has(report: ComparisonReport, group: str, metric: str) -> bool:
 
 def _settings_line(curves: dict[str, dict[str, Any]]) -> str:
     keys = ("n", "n0", "alpha", "points")
-    values = {k: sorted({c["settings"].get(k) for c in curves.values() if c["settings"].get(k) is not None}) for k in keys}
+    values = {k: sorted({c["settings"][k] for c in curves.values() if c["settings"].get(k) is not None}) for k in keys}
     return ", ".join(f"{k}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in values.items() if vs)
 
 
