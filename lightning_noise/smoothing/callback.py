@@ -194,6 +194,8 @@ class RandomizedSmoothing(Callback):
             xs.append(inputs[:keep].detach().cpu())
             ys.append(targets[:keep].detach().cpu().reshape(keep, -1)[:, 0])
             have += keep
+        if not xs and want == 0:  # more ranks than points: this rank certifies none
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
         if not xs:
             raise RuntimeError("RandomizedSmoothing found no test points in the dataloader.")
         return torch.cat(xs), torch.cat(ys)
