@@ -77,7 +77,8 @@ def test_clopper_pearson_and_binomial_test_equal_scipy():
             assert value == pytest.approx(reference, abs=1e-11), (ki, ni, alpha)
             assert value == pytest.approx(interval.low, abs=1e-9), (ki, ni, alpha)
     for ki, ni in [(9, 10), (5, 10), (0, 7), (60, 100), (5_200, 10_000), (51, 51)]:
-        assert binomial_test_half(ki, ni).item() == pytest.approx(stats.binomtest(ki, ni, 0.5).pvalue, rel=1e-9, abs=1e-15)
+        reference = stats.binomtest(ki, ni, 0.5).pvalue
+        assert binomial_test_half(ki, ni).item() == pytest.approx(reference, rel=1e-9, abs=1e-15)
 
 
 def test_bounds_reject_bad_counts():
@@ -99,7 +100,8 @@ def test_abstains_when_the_top_classes_are_tied():
     x = points_at(torch.zeros(20), w, 0.0, seed=4)
     labels, radii = certify(Linear(w, 0.0), x, 0.25, n=2000, generator=torch.Generator().manual_seed(0))
     assert labels.tolist() == [-1] * 20 and radii.tolist() == [0.0] * 20
-    assert smoothed_predict(Linear(w, 0.0), x, 0.25, n=2000, generator=torch.Generator().manual_seed(0)).tolist() == [-1] * 20
+    predicted = smoothed_predict(Linear(w, 0.0), x, 0.25, n=2000, generator=torch.Generator().manual_seed(0))
+    assert predicted.tolist() == [-1] * 20
 
 
 def test_smoothed_predict_answers_the_top_class_away_from_the_boundary():
@@ -181,3 +183,16 @@ def test_input_and_output_errors():
         certify(nn.Identity(), torch.zeros(1, 2, 2), 0.5, n=10)
     labels, radii = certify(nn.Linear(2, 2), torch.zeros(0, 2), 0.5)
     assert labels.shape == radii.shape == (0,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_certify_on_cuda_draws_noise_there_and_restores_its_rng():
+    model = Linear(torch.tensor([1.0, 0.0]), 0.0).cuda()
+    x = torch.tensor([[0.5, 0.0], [-1.0, 2.0]])
+    before = torch.cuda.get_rng_state()
+    first = certify(model, x, 0.5, n=2000, generator=torch.Generator(device="cuda").manual_seed(0))
+    second = certify(model, x, 0.5, n=2000, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert torch.equal(first[1], second[1]) and first[0].tolist() == [1, 0] and first[1].device.type == "cpu"
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    with pytest.raises(ValueError, match="`generator` must be on the model's device"):
+        certify(model, x, 0.5, generator=torch.Generator())

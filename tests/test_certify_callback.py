@@ -116,7 +116,8 @@ def test_argument_errors(kwargs, message):
 
 
 def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))}
+    launcher = ("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
     env["PYTHONPATH"] = str(Path(__file__).parents[1])
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
                             timeout=300)
@@ -139,10 +140,14 @@ def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, monkeypatch):
     from lightning.pytorch.loggers import WandbLogger
 
     logged = {}
-    monkeypatch.setattr(WandbLogger, "log_table", lambda self, key, columns=None, data=None, **kw: logged.update({key: (columns, data)}))
+    def log_table(self, key, columns=None, data=None, **kw):
+        logged[key] = (columns, data)
+
+    monkeypatch.setattr(WandbLogger, "log_table", log_table)
     monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
     monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
-    callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False, output_dir=tmp_path)
+    callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False,
+                                   output_dir=tmp_path)
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
     torch.manual_seed(0)
     make_trainer(callbacks=[callback], logger=logger).test(Classifier(), DataLoader(blobs(6, 1)), verbose=False)

@@ -112,7 +112,8 @@ class RandomizedSmoothing(Callback):
         self.alpha = check_alpha(alpha)
         self.batch_size = check_count("batch_size", batch_size)
         radii = [radii] if isinstance(radii, (int, float)) else list(radii)
-        if not radii or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not r >= 0 or not math.isfinite(r) for r in radii):
+        numbers = all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in radii)
+        if not radii or not numbers or any(not r >= 0 or not math.isfinite(r) for r in radii):
             raise ValueError(f"`radii` must be a non-empty list of finite numbers >= 0, got {radii!r}.")
         self.radii = sorted(float(r) for r in radii)
         if max_samples is not None:
@@ -193,6 +194,8 @@ class RandomizedSmoothing(Callback):
             xs.append(inputs[:keep].detach().cpu())
             ys.append(targets[:keep].detach().cpu().reshape(keep, -1)[:, 0])
             have += keep
+        if not xs and want == 0:  # more ranks than points: this rank certifies none
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
         if not xs:
             raise RuntimeError("RandomizedSmoothing found no test points in the dataloader.")
         return torch.cat(xs), torch.cat(ys)

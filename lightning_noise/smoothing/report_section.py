@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_noise._optional import require
+from lightning_noise.report.records import NONE_LABEL
 
 if TYPE_CHECKING:
     from lightning_noise.report.comparison import ComparisonReport
@@ -44,7 +45,9 @@ def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
     for summary in report.summaries[radius_metrics[0][1]] if radius_metrics else []:
         group = summary.group
         items = [(r, report.summary(group, key)) for r, key in radius_metrics if _has(report, group, key)]
-        settings = {k: report.summary(group, f"certify/{k}").mean for k in _SETTINGS if _has(report, group, f"certify/{k}")}
+        settings = {
+            k: report.summary(group, f"certify/{k}").mean for k in _SETTINGS if _has(report, group, f"certify/{k}")
+        }
         acr = report.summary(group, "certify/acr") if _has(report, group, "certify/acr") else None
         curves[group] = {
             "radius": [r for r, _ in items],
@@ -53,7 +56,7 @@ def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
             "ci_low": [s.ci_low for _, s in items],
             "ci_high": [s.ci_high for _, s in items],
             "n": summary.n,
-            "acr": None if acr is None else {"mean": acr.mean, "std": acr.std, "ci_low": acr.ci_low, "ci_high": acr.ci_high},
+            "acr": None if acr is None else {k: getattr(acr, k) for k in ("mean", "std", "ci_low", "ci_high")},
             "sigma": settings.get("sigma"),
             "settings": settings,
         }
@@ -66,32 +69,54 @@ def _has(report: ComparisonReport, group: str, metric: str) -> bool:
 
 def _settings_line(curves: dict[str, dict[str, Any]]) -> str:
     keys = ("n", "n0", "alpha", "points")
-    values = {k: sorted({c["settings"].get(k) for c in curves.values() if c["settings"].get(k) is not None}) for k in keys}
+    values = {k: sorted({c["settings"][k] for c in curves.values() if c["settings"].get(k) is not None}) for k in keys}
     return ", ".join(f"{k}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in values.items() if vs)
 
 
 def plot_certified(report: ComparisonReport, path: str | Path) -> Path:
-    """Certified accuracy against L2 radius, one line per configuration (baseline dashed), CI error bars; PNG."""
+    """Certified accuracy against L2 radius, one line per configuration, CI error bars; PNG.
+
+    One colour per smoothing sigma; configurations trained without noise are dashed, so that at each sigma the
+    model trained with noise and the one trained without are side by side. Labels drop the overrides that
+    every configuration shares.
+    """
     figure = require("matplotlib.figure", "Plotting the certification report", "matplotlib")
     curves = certified_curves(report)
-    fig = figure.Figure(figsize=(6.8, 4.8), layout="constrained")
+    sigmas = sorted({c["sigma"] for c in curves.values() if c["sigma"] is not None})
+    families = {s.group: s.family for s in report.summaries[report.metric]}
+    labels = _short_labels(list(curves))
+    fig = figure.Figure(figsize=(7.2, 5.2 + 0.22 * len(curves)), layout="constrained")
     ax = fig.subplots()
-    for group, curve in curves.items():
+    order = sorted(curves, key=lambda g: (curves[g]["sigma"] if curves[g]["sigma"] is not None else math.inf,
+                                          families.get(g) != NONE_LABEL))
+    for index, group in enumerate(order):
+        curve = curves[group]
         half = [0.0 if math.isnan(h) else (h - l) / 2 for l, h in zip(curve["ci_low"], curve["ci_high"])]
-        style = dict(color="black", linestyle="--") if group == report.baseline else {}
-        sigma = f", sigma {curve['sigma']:g}" if curve["sigma"] is not None else ""
-        ax.errorbar(curve["radius"], curve["mean"], yerr=half, marker="o", capsize=3,
-                    label=f"{group}{sigma} (n={curve['n']})", **style)
+        color = f"C{sigmas.index(curve['sigma']) % 10}" if curve["sigma"] in sigmas else f"C{index % 10}"
+        dashed = families.get(group) == NONE_LABEL
+        sigma = f"sigma {curve['sigma']:g}: " if curve["sigma"] is not None else ""
+        ax.errorbar(curve["radius"], curve["mean"], yerr=half, marker="o", markersize=4, capsize=3, color=color,
+                    linestyle="--" if dashed else "-", label=f"{sigma}{labels[group]} (n={curve['n']})")
     ax.set_xlabel("L2 radius")
     ax.set_ylabel(f"certified accuracy (mean, {report.confidence:.0%} CI over seeds)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=2, fontsize="small")
-    ax.set_title(f"Randomized smoothing: {report.title}\n{_settings_line(curves)}", fontsize="medium")
+    fig.legend(loc="outside lower center", ncol=1, fontsize="small")
+    ax.set_title(
+        f"Randomized smoothing: {report.title}\n{_settings_line(curves)}; dashed: trained without noise",
+        fontsize="medium",
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _short_labels(groups: list[str]) -> dict[str, str]:
+    """Group labels without the space-separated tokens that every group shares."""
+    tokens = [group.split(" ") for group in groups]
+    shared = set.intersection(*(set(t) for t in tokens)) if len(tokens) > 1 else set()
+    return {g: " ".join(x for x in t if x not in shared) or g for g, t in zip(groups, tokens)}
 
 
 def markdown_lines(report: ComparisonReport) -> list[str]:

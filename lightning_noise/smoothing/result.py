@@ -154,7 +154,8 @@ class CertificationResult:
     # ------------------------------------------------------------------------------------------ display
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
         """Two columns of text: certified accuracy at each radius, then clean accuracy, ACR and abstain rate."""
-        rows = [[f"certified accuracy at r = {r:g}", f"{a:.3f}"] for r, a in zip(self.radius_grid, self.certified_accuracies)]
+        accuracies = zip(self.radius_grid, self.certified_accuracies)
+        rows = [[f"certified accuracy at r = {r:g}", f"{a:.3f}"] for r, a in accuracies]
         rows += [
             ["clean accuracy (smoothed)", f"{self.clean_accuracy:.3f}"],
             ["average certified radius", f"{self.average_certified_radius:.3f}"],

@@ -106,7 +106,9 @@ def _base_predictions(logits: Tensor, batch: int) -> tuple[Tensor, int]:
     """Class predictions of the base classifier and the number of classes (2 for one logit)."""
     if not isinstance(logits, Tensor) or logits.shape[:1] != (batch,):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"The model must return logits of shape (batch,), (batch, 1) or (batch, classes); got {shape}.")
+        raise ValueError(
+            f"The model must return logits of shape (batch,), (batch, 1) or (batch, classes), got {shape}."
+        )
     if logits.dim() == 1 or (logits.dim() == 2 and logits.shape[1] == 1):
         return (logits.reshape(batch) > 0).long(), 2
     if logits.dim() != 2:
@@ -134,7 +136,7 @@ def sample_counts(
     device = torch.device(generator.device)
     x = x.to(device)
     points = x.shape[0]
-    counts: Tensor | None = None if num_classes is None else torch.zeros(points, num_classes, dtype=torch.long, device=device)
+    counts = None if num_classes is None else torch.zeros(points, num_classes, dtype=torch.long, device=device)
     total = points * num
     for start in range(0, total, batch_size):
         index = torch.arange(start, min(start + batch_size, total), device=device) // num

@@ -2,7 +2,8 @@
 
 The settings are the ``eval.certification`` node of ``conf/train.yaml``. The smoothing noise ``sigma`` defaults
 to the std of the run's Gaussian input noise (the ``InputNoise`` callback the run trains with), so a model is
-certified at the noise it learned; ``eval.certification.sigma`` sets it explicitly (needed without such noise). The results go to the
+certified at the noise it learned; ``eval.certification.sigma`` sets it explicitly (needed without such noise).
+The results go to the
 console, ``certify.json`` / ``certify.png`` in the run directory, the loggers, and the run record
 (``metrics.json``: ``certify/acc_r{radius}``, ``certify/acr``... under ``metrics``, for the comparison report).
 """
@@ -35,9 +36,9 @@ def input_noise_sigma(noise: Mapping[str, Callback]) -> float | None:
         low, high = callback.schedules["std"].bounds()
         if low != high or callback.relative or callback.module is not None:
             raise ValueError(
-                f"eval.certify: noise.{name} is not a constant Gaussian noise on the model's inputs (std {low:g}..{high:g}"
-                f", relative={callback.relative}, module={callback.module!r}), so it gives no smoothing sigma; set "
-                "eval.certification.sigma=..."
+                f"eval.certify: noise.{name} is not a constant Gaussian noise on the model's inputs "
+                f"(std {low:g}..{high:g}, relative={callback.relative}, module={callback.module!r}), so it gives "
+                "no smoothing sigma; set eval.certification.sigma=..."
             )
         if high > 0:
             sigmas.append(high)
