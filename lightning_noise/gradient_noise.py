@@ -11,13 +11,15 @@ import lightning.pytorch as pl
 import torch
 from torch.optim import Optimizer
 
+from lightning_noise._base import mix_seed
 from lightning_noise._flat import (
     DEFAULT_TABLE_SIZE,
     FlatGroup,
     ParameterNoise,
     Sampler,
     flat_groups,
-    standard_noise,
+    is_dtensor,
+    local_part,
 )
 from lightning_noise.schedules import Annealed, ScheduleLike
 
@@ -38,8 +40,20 @@ class _Plan:
     """What one optimizer's step touches: its selected parameters and their noise buffers."""
 
     signature: tuple[int, ...]
-    params: list[torch.nn.Parameter]
+    params: list[torch.nn.Parameter]  # the dense ones first, in the groups' index order, then the sparse ones
     groups: list[FlatGroup]
+    last_step: int = -1
+
+
+def _sparse_parameters(pl_module: pl.LightningModule | None) -> set[int]:
+    """Ids of the weights of embeddings built with ``sparse=True`` (their gradients are sparse tensors)."""
+    if pl_module is None:
+        return set()
+    return {
+        id(m.weight)
+        for m in pl_module.modules()
+        if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and getattr(m, "sparse", False)
+    }
 
 
 class GradientNoise(ParameterNoise):
@@ -112,6 +126,7 @@ class GradientNoise(ParameterNoise):
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
         name: str = "gradient",
+        prefetch: bool = True,
     ) -> None:
         if (std is None) == (eta is None):
             raise ValueError(
@@ -131,7 +146,8 @@ class GradientNoise(ParameterNoise):
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
+            prefetch=prefetch,
         )
         self.param_groups = tuple(sorted(set(param_groups))) if param_groups is not None else None
         self._plans: dict[int, _Plan] = {}
@@ -144,14 +160,6 @@ class GradientNoise(ParameterNoise):
 
     # ---------------------------------------------------------------------------------------------- lifecycle
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        strategy = type(trainer.strategy).__name__
-        if "DeepSpeed" in strategy:
-            raise ValueError(
-                "GradientNoise does not support the DeepSpeed strategy, which keeps gradients inside its engine; "
-                f"got strategy {strategy}. Use ddp or fsdp."
-            )
-        if "FSDP" in strategy or "ModelParallel" in strategy:
-            self.per_rank = True  # each rank owns different shards: identical noise would repeat across them
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         for index, optimizer in enumerate(trainer.optimizers):
             fused = _optimizer_handles_unscaling is not None and _optimizer_handles_unscaling(optimizer)
@@ -203,37 +211,66 @@ class GradientNoise(ParameterNoise):
         self._calls += 1
         step = trainer.global_step
         std = self.update_amounts(self.schedule_step(trainer))["std"]
-        if std == 0:
-            return
         index = next((i for i, opt in enumerate(trainer.optimizers) if opt is optimizer), 0)
-        self.reseed(step, index)
-        self.add_noise_(self._plan(optimizer), std)
+        plan = self._plan(optimizer, pl_module)
+        if std != 0:
+            self.reseed(step, index)
+            self.add_noise_(plan, std, slot=index)
+        if self._prefetches(plan.groups):
+            ahead = step + max(step - plan.last_step, 1) if plan.last_step >= 0 else step + 1
+            plan.last_step = step
+            if self.unit == "epoch" or float(self.schedules["std"](ahead)) != 0:
+                self._prefetch(index, plan.groups, self.key_seed(ahead, index), "normal")
 
-    def add_noise_(self, plan: _Plan, std: float) -> None:
-        """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters (one draw per flat group)."""
+    def add_noise_(self, plan: _Plan, std: float, slot: int = 0) -> None:
+        """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters, drawn under the current key.
+
+        Dense gradients take one flat draw per (device, dtype) group, in the layout of the whole parameters
+        (a DTensor gradient takes the part of the draw that lies on this rank's shard). Sparse gradients
+        (``nn.Embedding(sparse=True)``) take noise on their values, the rows present, from their own keyed draw.
+        """
         table = self._noise_table()
+        if table is None and plan.groups:
+            self._draw_exact(slot, plan.groups, self._batch_seed, "normal")
         for number, group in enumerate(plan.groups):
-            grads = [plan.params[i].grad for i in group.indices]
-            present = [g is not None for g in grads]
-            if not any(present):
+            params = [plan.params[i] for i in group.indices]
+            if table is not None:
+                first, second, sign = table.windows(group, self._batch_seed + number)
+                terms = [(first, std), (second, sign * std)]
+            else:
+                terms = [(group.views, std)]
+            grads, keep = [], []
+            for k, p in enumerate(params):
+                g = p.grad
+                if g is not None and not g.is_sparse:
+                    grads.append(g.to_local() if is_dtensor(g) else g)
+                    keep.append(k)
+            if not grads:
                 continue
-            terms = standard_noise(
-                group, distribution="normal", generator=self.generator(group.device), table=table,
-                key=self._batch_seed + number,
-            )  # fmt: skip
-            if not all(present):
-                grads = [g for g, keep in zip(grads, present) if keep]
-                terms = [([v for v, keep in zip(views, present) if keep], sign) for views, sign in terms]
-            for views, sign in terms:
-                torch._foreach_add_(grads, views, alpha=sign * std)
+            for views, alpha in terms:
+                torch._foreach_add_(grads, [local_part(views[k], params[k]) for k in keep], alpha=alpha)
+        for number, p in enumerate(plan.params):
+            if p.grad is not None and p.grad.is_sparse:
+                self._add_sparse_noise_(p, std, mix_seed(self._batch_seed, len(plan.groups) + number))
 
-    def _plan(self, optimizer: Optimizer) -> _Plan:
-        """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change."""
+    def _add_sparse_noise_(self, param: torch.nn.Parameter, std: float, key: int) -> None:
+        grad = param.grad.coalesce()
+        values = grad._values()
+        generator = self.generator(values.device)
+        generator.manual_seed(key)
+        values.add_(torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype), alpha=std)
+        param.grad = grad
+
+    def _plan(self, optimizer: Optimizer, pl_module: pl.LightningModule | None = None) -> _Plan:
+        """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change.
+
+        Parameters of embeddings with ``sparse=True`` get no flat buffer (their gradients are sparse)."""
         chosen = self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
         chosen = [i for i in chosen if i < len(optimizer.param_groups)]
         signature = tuple(len(optimizer.param_groups[i]["params"]) for i in chosen) + (len(optimizer.param_groups),)
         plan = self._plans.get(id(optimizer))
         if plan is None or plan.signature != signature:
+            sparse = _sparse_parameters(pl_module)
             seen: set[int] = set()
             params = []
             for i in chosen:
@@ -241,7 +278,9 @@ class GradientNoise(ParameterNoise):
                     if id(p) not in seen and p.is_floating_point():
                         seen.add(id(p))
                         params.append(p)
-            plan = _Plan(signature, params, flat_groups([p.detach() for p in params]))
+            dense = [p for p in params if id(p) not in sparse]
+            plan = _Plan(signature, dense, flat_groups([p.detach() for p in dense]))
+            plan.params += [p for p in params if id(p) in sparse]
             self._plans[id(optimizer)] = plan
         return plan
 

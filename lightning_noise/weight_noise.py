@@ -9,15 +9,19 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 
+from lightning_noise._base import _STAGE_CODES
 from lightning_noise._flat import (
     DEFAULT_TABLE_SIZE,
     FlatGroup,
     ParameterNoise,
     Sampler,
+    is_dtensor,
     flat_groups,
-    standard_noise,
+    local_part,
+    local_tensor,
 )
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
@@ -96,6 +100,7 @@ class WeightNoise(ParameterNoise):
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
         name: str = "weight",
+        prefetch: bool = True,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"WeightNoise: `kind` must be one of {list(KINDS)}, got {kind!r}.")
@@ -104,17 +109,24 @@ class WeightNoise(ParameterNoise):
                              "'multiplicative', got kind='uniform'.")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
+            prefetch=prefetch,
         )
         self.kind = kind
         self.biases = bool(biases)
         self._params: list[nn.Parameter] = []
         self._names: list[str] = []
-        self._groups: list[FlatGroup] = []  # clean copies
-        self._noise: list[FlatGroup] = []  # noise buffers, same layout
+        self._chosen: list[tuple[str, nn.Parameter]] = []
+        self._lazy: list[str] = []
+        self._buffers: list[list[FlatGroup]] = []  # noise (then noisy weights), one or two copies
+        self._clean_groups: list[FlatGroup] = []  # in-place mode: clean copies of the local shards
         self._group_params: list[list[nn.Parameter]] = []
         self._handles: list[RemovableHandle] = []
-        self._perturbed = False
+        self._step_handles: list[RemovableHandle] = []
+        self._swapped: list[tuple[nn.Parameter, Tensor]] = []  # swap mode: (parameter, its clean tensor)
+        self._dirty: list[int] = []  # in-place mode: groups whose parameters hold noise
+        self._swap = True
+        self._parity = 0
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind, "modules": self.modules, "biases": self.biases}
@@ -127,7 +139,7 @@ class WeightNoise(ParameterNoise):
     @property
     def perturbed(self) -> bool:
         """Whether the selected weights currently hold noise."""
-        return self._perturbed
+        return bool(self._swapped or self._dirty)
 
     # ---------------------------------------------------------------------------------------------- selection
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -146,7 +158,7 @@ class WeightNoise(ParameterNoise):
         for prefix, module in roots:
             for name, param in module.named_parameters(prefix=prefix):
                 leaf = name.rsplit(".", 1)[-1]
-                if param.is_floating_point() and (self.biases or not leaf.startswith("bias")):
+                if (is_lazy(param) or param.is_floating_point()) and (self.biases or not leaf.startswith("bias")):
                     chosen.setdefault(id(param), (name, param))
         if not chosen:
             raise ValueError(
@@ -154,44 +166,85 @@ class WeightNoise(ParameterNoise):
                 f"no floating-point parameter of {type(pl_module).__name__}. Parameters: "
                 f"{[n for n, _ in pl_module.named_parameters()][:40]}."
             )
-        self._names = [name for name, _ in chosen.values()]
-        self._params = [param for _, param in chosen.values()]
-        detached = [p.detach() for p in self._params]
-        self._groups = flat_groups(detached)
-        # The table sampler reads views of the table and needs no noise buffer, only the layout.
-        self._noise = self._groups if self.sampler == "table" else flat_groups(detached)
-        self._group_params = [[self._params[i] for i in group.indices] for group in self._groups]
-        self._perturbed = False
+        self._chosen = list(chosen.values())
+        # Sharded (DTensor) parameters are perturbed in place, shard by shard; plain ones swap their storage.
+        self._swap = not any(is_dtensor(param) for _, param in self._chosen)
+        self._swapped, self._dirty = [], []
+        self._build()
+        if not pl_module.automatic_optimization:  # automatic: training_step runs inside the step's closure
+            self._step_handles = [opt.register_step_pre_hook(self._before_raw_step) for opt in trainer.optimizers]
         self._register_state_dict_hooks(pl_module)
+
+    def _build(self) -> None:
+        """Buffers for the selected parameters that are initialized (lazy ones join once they are)."""
+        lazy = [name for name, param in self._chosen if is_lazy(param)]
+        if lazy and not self._lazy:
+            rank_zero_warn(
+                f"WeightNoise: {len(lazy)} selected parameter(s) of lazy modules are not initialized yet ({lazy[:5]}); "
+                "they get noise from the first batch after the forward that initializes them."
+            )
+        self._lazy = lazy
+        ready = [(name, param) for name, param in self._chosen if not is_lazy(param)]
+        self._names = [name for name, _ in ready]
+        self._params = [param for _, param in ready]
+        detached = [p.detach() for p in self._params]
+        self._group_params = []
+        self._clean_groups = []
+        self._buffers = []
+        self._parity = 0
+        self._prefetcher.close()
+        if not detached:
+            return
+        # Noise buffers in the layout of the whole (unsharded) parameters: the numbers are the same whatever
+        # the sharding. Two with prefetch: one holds this batch's noisy weights while the next draw fills the other.
+        layout = flat_groups(detached)
+        self._group_params = [[self._params[i] for i in group.indices] for group in layout]
+        copies = 2 if self._prefetches(layout) and self._swap else 1
+        self._buffers = [layout] + [flat_groups(detached) for _ in range(copies - 1)]
+        if not self._swap:  # sharded parameters are perturbed in place: a clean copy of the local shards
+            self._clean_groups = flat_groups([local_tensor(p) for p in self._params])
 
     def _register_state_dict_hooks(self, pl_module: pl.LightningModule) -> None:
         """On every module that owns a selected parameter: a ``state_dict`` post-hook that writes clean values."""
-        index = {id(p): i for i, p in enumerate(self._params)}
+        index = {id(p): name for name, p in self._chosen}
         for module in pl_module.modules():
-            owned = [(name, index[id(p)]) for name, p in module.named_parameters(recurse=False) if id(p) in index]
+            owned = [(name, p) for name, p in module.named_parameters(recurse=False) if id(p) in index]
             if owned:
                 self._handles.append(module.register_state_dict_post_hook(self._clean_state_hook(owned)))
 
-    def _clean_state_hook(self, owned: list[tuple[str, int]]):
+    def _clean_state_hook(self, owned: list[tuple[str, nn.Parameter]]):
         def hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-            if not self._perturbed:
+            if not self.perturbed:
                 return
-            for name, i in owned:
-                if prefix + name in state_dict:
-                    state_dict[prefix + name] = self._clean_view(i).clone()
-
+            for name, param in owned:
+                clean = self._clean_value(param)
+                if clean is not None and prefix + name in state_dict:
+                    state_dict[prefix + name] = clean
         return hook
 
-    def _clean_view(self, i: int) -> Tensor:
-        for group in self._groups:
-            if i in group.indices:
-                return group.views[group.indices.index(i)]
-        raise KeyError(i)
+    def _clean_value(self, param: nn.Parameter) -> Tensor | None:
+        """A copy of the clean value of ``param`` while it is perturbed, else ``None``."""
+        for swapped, clean in self._swapped:
+            if swapped is param:
+                return clean.clone()
+        if self._dirty:
+            i = next((k for k, p in enumerate(self._params) if p is param), None)
+            for number in self._dirty:
+                group = self._clean_groups[number]
+                if i is not None and i in group.indices:
+                    return group.views[group.indices.index(i)].clone()
+        return None
 
     def _detach(self) -> None:
-        for handle in self._handles:
+        for handle in self._handles + self._step_handles:
             handle.remove()
         self._handles.clear()
+        self._step_handles = []
+
+    def _before_raw_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """An optimizer step while the weights hold noise (the raw optimizer under manual optimization, before
+        any ``on_before_optimizer_step``): restore first, so the update applies to the clean weights and is kept."""
+        self.restore()
 
     # ---------------------------------------------------------------------------------------------- perturb
     def on_train_batch_start(
@@ -200,36 +253,87 @@ class WeightNoise(ParameterNoise):
         self.restore()
         super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
         self._calls += 1
+        if self._lazy and not all(is_lazy(p) for name, p in self._chosen if name in self._lazy):
+            self._build()
         std = self.amounts["std"]
-        if self._active_stage != "train" or std == 0 or not self._params:
+        if self._active_stage != "train" or not self._params:
             return
+        if std != 0:
+            self.perturb(std)
+        if self._prefetches(self._buffers[0]):
+            step = self.schedule_step(trainer)
+            if self.unit == "step" and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1) == 0:
+                step += 1
+            if float(self.schedules["std"](step)) != 0 or std != 0:
+                buffers = self._buffers[(self._parity + 1) % len(self._buffers)]
+                self._prefetch(0, buffers, self.key_seed(_STAGE_CODES["train"], self._train_batches), self._dist)
+
+    @property
+    def _dist(self) -> Literal["normal", "uniform"]:
+        return "uniform" if self.kind == "uniform" else "normal"
+
+    def perturb(self, std: float) -> None:
+        """Put ``std`` noise drawn under the current batch's key on the selected weights (clean values kept)."""
         table = self._noise_table()
-        distribution = "uniform" if self.kind == "uniform" else "normal"
-        for number, (clean, noise, params) in enumerate(zip(self._groups, self._noise, self._group_params)):
-            with torch.no_grad():
-                torch._foreach_copy_(clean.views, params)
-                terms = standard_noise(
-                    noise,
-                    distribution=distribution,
-                    generator=self.generator(noise.device),
-                    table=table,
-                    key=self._batch_seed + number,
-                )
-                for views, sign in terms:
-                    if self.kind == "multiplicative":
-                        torch._foreach_addcmul_(params, clean.views, views, value=sign * std)
-                    else:
-                        torch._foreach_add_(params, views, alpha=sign * std)
-        self._perturbed = True
+        if len(self._buffers) > 1:
+            self._parity = (self._parity + 1) % len(self._buffers)
+        buffers = self._buffers[self._parity]
+        if table is None:
+            self._draw_exact(0, buffers, self._batch_seed, self._dist)
+        with torch.no_grad():
+            for number, (group, params) in enumerate(zip(buffers, self._group_params)):
+                key = self._batch_seed + number
+                if table is not None:
+                    first, second, sign = table.windows(group, key)
+                    terms = [(first, std), (second, sign * std)]
+                else:
+                    terms = [(group.views, std)]
+                if self._swap:
+                    self._perturb_swap(params, group.views, terms)
+                else:
+                    self._perturb_in_place(number, params, terms)
+
+    def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
+        """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean
+        tensors are kept aside untouched, so restoring swaps them back without a copy. A parameter counts as
+        perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
+        multiplicative = self.kind == "multiplicative"
+        for k, (param, noisy) in enumerate(zip(params, out)):
+            clean = param.data
+            for term, (views, alpha) in enumerate(terms):
+                source = clean if term == 0 else noisy
+                if multiplicative:
+                    torch.addcmul(source, clean, views[k], value=alpha, out=noisy)
+                else:
+                    torch.add(source, views[k], alpha=alpha, out=noisy)
+            param.data = noisy
+            self._swapped.append((param, clean))
+
+    def _perturb_in_place(self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]):
+        """Sharded parameters: save the local shards, mark the group perturbed, add each shard's part of the draw."""
+        targets = [local_tensor(p) for p in params]
+        clean = self._clean_groups[number]
+        torch._foreach_copy_(clean.views, targets)
+        self._dirty.append(number)
+        for views, alpha in terms:
+            parts = [local_part(view, p) for view, p in zip(views, params)]
+            if self.kind == "multiplicative":
+                torch._foreach_addcmul_(targets, clean.views, parts, value=alpha)
+            else:
+                torch._foreach_add_(targets, parts, alpha=alpha)
 
     def restore(self) -> None:
-        """Copy the clean weights back if they are perturbed (exact: from the saved copy)."""
-        if not self._perturbed:
-            return
-        with torch.no_grad():
-            for clean, params in zip(self._groups, self._group_params):
-                torch._foreach_copy_(params, clean.views)
-        self._perturbed = False
+        """Give the selected parameters their exact clean values back if they hold noise."""
+        if self._swapped:
+            for param, clean in reversed(self._swapped):
+                param.data = clean
+            self._swapped.clear()
+        if self._dirty:
+            with torch.no_grad():
+                for number in self._dirty:
+                    params = self._group_params[number]
+                    torch._foreach_copy_([local_tensor(p) for p in params], self._clean_groups[number].views)
+            self._dirty.clear()
 
     # ---------------------------------------------------------------------------------------------- restore
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -252,6 +356,7 @@ class WeightNoise(ParameterNoise):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.restore()
+        super().on_train_end(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.restore()
