@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
+from torch.utils.weak import WeakIdKeyDictionary
 
 from lightning_noise._base import _STAGE_CODES
 from lightning_noise._flat import (
@@ -25,6 +26,10 @@ from lightning_noise._flat import (
 )
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
+
+# Swap mode: the clean tensor of every parameter that holds noise, shared by all WeightNoise instances, so that
+# several of them on one parameter stack their noise and the first restore gives the clean tensor back.
+_CLEAN: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 Kind = Literal["gaussian", "uniform", "multiplicative"]
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
@@ -123,7 +128,7 @@ class WeightNoise(ParameterNoise):
         self._group_params: list[list[nn.Parameter]] = []
         self._handles: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
-        self._swapped: list[tuple[nn.Parameter, Tensor]] = []  # swap mode: (parameter, its clean tensor)
+        self._swapped: list[nn.Parameter] = []  # swap mode: parameters holding noisy tensors (clean ones in _CLEAN)
         self._dirty: list[int] = []  # in-place mode: groups whose parameters hold noise
         self._swap = True
         self._parity = 0
@@ -224,8 +229,9 @@ class WeightNoise(ParameterNoise):
 
     def _clean_value(self, param: nn.Parameter) -> Tensor | None:
         """A copy of the clean value of ``param`` while it is perturbed, else ``None``."""
-        for swapped, clean in self._swapped:
-            if swapped is param:
+        if self._swapped:
+            clean = _CLEAN.get(param)
+            if clean is not None:
                 return clean.clone()
         if self._dirty:
             i = next((k for k, p in enumerate(self._params) if p is param), None)
@@ -299,15 +305,16 @@ class WeightNoise(ParameterNoise):
         perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
         multiplicative = self.kind == "multiplicative"
         for k, (param, noisy) in enumerate(zip(params, out)):
-            clean = param.data
+            current = param.data  # clean, or already noisy from another WeightNoise on the same parameter
             for term, (views, alpha) in enumerate(terms):
-                source = clean if term == 0 else noisy
+                source = current if term == 0 else noisy
                 if multiplicative:
-                    torch.addcmul(source, clean, views[k], value=alpha, out=noisy)
+                    torch.addcmul(source, current, views[k], value=alpha, out=noisy)
                 else:
                     torch.add(source, views[k], alpha=alpha, out=noisy)
+            _CLEAN.setdefault(param, current)
             param.data = noisy
-            self._swapped.append((param, clean))
+            self._swapped.append(param)
 
     def _perturb_in_place(self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]):
         """Sharded parameters: save the local shards, mark the group perturbed, add each shard's part of the draw."""
@@ -325,8 +332,10 @@ class WeightNoise(ParameterNoise):
     def restore(self) -> None:
         """Give the selected parameters their exact clean values back if they hold noise."""
         if self._swapped:
-            for param, clean in reversed(self._swapped):
-                param.data = clean
+            for param in self._swapped:
+                clean = _CLEAN.pop(param, None)
+                if clean is not None:  # else another WeightNoise on this parameter restored it already
+                    param.data = clean
             self._swapped.clear()
         if self._dirty:
             with torch.no_grad():
