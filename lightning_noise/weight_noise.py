@@ -56,15 +56,30 @@ class WeightNoise(ParameterNoise):
 
     Manual optimization. The weights are restored after the first ``manual_backward`` of a batch, so only the
     first forward/backward pass of each ``training_step`` sees noisy weights (a warning says so at fit start).
+    An optimizer step while the weights are still noisy (the raw ``opt.optimizer.step()`` after a plain
+    ``loss.backward()``) restores them first, so the update applies to the clean weights and is kept.
+
+    How. The noisy weights are written into a preallocated buffer (``w + std * n`` in one pass) and each
+    selected parameter's storage is swapped to its view of that buffer (``param.data``); restoring swaps the
+    untouched clean tensors back: exact, without copying. A parameter counts as perturbed from the moment its
+    storage is swapped, so an exception or Ctrl-C in the middle of a perturbation leaves nothing noisy behind.
+    Parameters of lazy modules join the selection at the first batch after their initialization (with a
+    warning until then).
 
     Distributed. The noise is the same on every rank (keyed by seed and batch counter, not rank), as if the
-    global batch ran on one device; the clean weights stay identical across replicas in any case.
+    global batch ran on one device; the clean weights stay identical across replicas in any case. Sharded
+    parameters (DTensors: ``ModelParallelStrategy`` with ``fully_shard``) are perturbed in place, each rank
+    adding its part of one global draw: the model sees the noise the unsharded model sees under the same seed.
+    ``FSDPStrategy`` (FSDP1 flat parameters) and DeepSpeed are refused at ``setup``.
 
-    Speed. One flat draw per batch and three ``torch._foreach_*`` passes (save, perturb, restore) over
-    preallocated buffers. ``sampler="table"`` (``gaussian`` and ``multiplicative``) adds two windows of a
-    precomputed table at keyed offsets instead, generating nothing per batch (on a 1M-parameter MLP: 1.16x the
-    step instead of 1.65x), at the cost of independence between batches (see
-    ``docs/weight-and-gradient-noise.md``).
+    Speed. With the exact sampler, the next batch's standard normals are drawn ahead (``prefetch=True``), on a
+    side thread (CPU, when a second core is available) or a side CUDA stream, while the current batch
+    computes, into a second buffer; the draw under a batch's key is the same numbers whether prefetched or not,
+    and a prefetch made for the wrong key (a resume, a changed schedule) is dropped and drawn again. What stays
+    on the critical path is one pass over the weights. ``sampler="table"`` (``gaussian`` and
+    ``multiplicative``) adds two windows of a precomputed table at keyed offsets instead, generating nothing,
+    at the cost of independence between batches (see ``docs/weight-and-gradient-noise.md``). Memory: one
+    buffer the size of the selected parameters, two with prefetch, plus the table for ``sampler="table"``.
 
     Args:
         std: standard deviation of the noise (relative, for ``multiplicative``), a float or a schedule.
@@ -78,10 +93,13 @@ class WeightNoise(ParameterNoise):
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current std as ``noise/{name}_std`` every training step.
         name: name used in logged metrics and in the checkpoint state key.
+        prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
+            the noise is the same either way. ``False`` keeps every draw on the training thread.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); a pattern that matches no submodule, or a selection
-            without any parameter (at ``on_fit_start``; the message lists the submodules).
+        ValueError: bad arguments (in ``__init__``); FSDPStrategy or DeepSpeed (at ``setup``); a pattern that
+            matches no submodule, or a selection without any parameter (at ``on_fit_start``; the message lists
+            the submodules).
 
     Example::
 

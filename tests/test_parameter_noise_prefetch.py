@@ -166,3 +166,12 @@ def test_a_wrong_guess_is_discarded_and_drawn_synchronously():
     assert prefetcher.misses > 0 and prefetcher.hits > 0, (prefetcher.hits, prefetcher.misses)
     for (name, a), b in zip(on.items(), off.values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the prefetch runs on a side stream)")
+def test_prefetch_on_a_cuda_stream_is_bit_identical():
+    on, callbacks = fit(True, max_epochs=2, accelerator="gpu")
+    off, _ = fit(False, max_epochs=2, accelerator="gpu")
+    for (name, a), b in zip(on.state_dict().items(), off.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert all(c._prefetcher.hits > 0 for c in callbacks)
