@@ -66,15 +66,19 @@ class FlatGroup:
     sizes: list[int] = field(default_factory=list)
 
 
-def flat_groups(tensors: Sequence[Tensor]) -> list[FlatGroup]:
-    """Group ``tensors`` by (device, dtype) and preallocate a flat buffer with views for each group."""
+def flat_groups(tensors: Sequence[Tensor], *, allocate: bool = True) -> list[FlatGroup]:
+    """Group ``tensors`` by (device, dtype) and preallocate a flat buffer with views for each group.
+
+    ``allocate=False`` gives the layout only (the buffer on the meta device, holding no memory): enough to cut
+    the windows of a :class:`NoiseTable` draw.
+    """
     by_key: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for index, tensor in enumerate(tensors):
         by_key.setdefault((tensor.device, tensor.dtype), []).append(index)
     groups = []
     for (device, dtype), indices in by_key.items():
         sizes = [tensors[i].numel() for i in indices]
-        buffer = torch.empty(sum(sizes), device=device, dtype=dtype)
+        buffer = torch.empty(sum(sizes), device=device if allocate else "meta", dtype=dtype)
         chunks = torch.split(buffer, sizes)
         views = [chunk.view(tensors[i].shape) for chunk, i in zip(chunks, indices)]
         groups.append(FlatGroup(device, dtype, indices, buffer, views, sizes))

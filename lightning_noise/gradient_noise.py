@@ -289,7 +289,8 @@ class GradientNoise(ParameterNoise):
                         seen.add(id(p))
                         params.append(p)
             dense = [p for p in params if id(p) not in sparse]
-            plan = _Plan(signature, dense, flat_groups([p.detach() for p in dense]))
+            layout = flat_groups([p.detach() for p in dense], allocate=self.sampler == "exact")
+            plan = _Plan(signature, dense, layout)
             plan.params += [p for p in params if id(p) in sparse]
             self._plans[id(optimizer)] = plan
         return plan

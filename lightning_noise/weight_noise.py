@@ -30,6 +30,8 @@ from lightning_noise.schedules import ScheduleLike
 # Swap mode: the clean tensor of every parameter that holds noise, shared by all WeightNoise instances, so that
 # several of them on one parameter stack their noise and the first restore gives the clean tensor back.
 _CLEAN: WeakIdKeyDictionary = WeakIdKeyDictionary()
+# In-place mode (sharded parameters): the WeightNoise whose clean copy of a parameter is the clean value.
+_OWNER: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 Kind = Literal["gaussian", "uniform", "multiplicative"]
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
@@ -220,7 +222,7 @@ class WeightNoise(ParameterNoise):
             return
         # Noise buffers in the layout of the whole (unsharded) parameters: the numbers are the same whatever
         # the sharding. Two with prefetch: one holds this batch's noisy weights while the next draw fills the other.
-        layout = flat_groups(detached)
+        layout = flat_groups(detached, allocate=self._swap or self.sampler == "exact")
         self._group_params = [[self._params[i] for i in group.indices] for group in layout]
         copies = 2 if self._prefetches(layout) and self._swap else 1
         self._buffers = [layout] + [flat_groups(detached) for _ in range(copies - 1)]
@@ -251,6 +253,9 @@ class WeightNoise(ParameterNoise):
             clean = _CLEAN.get(param)
             if clean is not None:
                 return clean.clone()
+        owner = _OWNER.get(param)
+        if owner is not None and owner is not self:
+            return owner._clean_value(param)
         if self._dirty:
             i = next((k for k, p in enumerate(self._params) if p is param), None)
             for number in self._dirty:
@@ -339,6 +344,8 @@ class WeightNoise(ParameterNoise):
         targets = [local_tensor(p) for p in params]
         clean = self._clean_groups[number]
         torch._foreach_copy_(clean.views, targets)
+        for param in params:  # the first WeightNoise to perturb a parameter restores it
+            _OWNER.setdefault(param, self)
         self._dirty.append(number)
         for views, alpha in terms:
             parts = [local_part(view, p) for view, p in zip(views, params)]
@@ -358,8 +365,16 @@ class WeightNoise(ParameterNoise):
         if self._dirty:
             with torch.no_grad():
                 for number in self._dirty:
-                    params = self._group_params[number]
-                    torch._foreach_copy_([local_tensor(p) for p in params], self._clean_groups[number].views)
+                    pairs = [
+                        (local_tensor(p), clean)
+                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views)
+                        if _OWNER.get(p) is self
+                    ]
+                    if pairs:
+                        torch._foreach_copy_([t for t, _ in pairs], [c for _, c in pairs])
+                    for p in self._group_params[number]:
+                        if _OWNER.get(p) is self:
+                            del _OWNER[p]
             self._dirty.clear()
 
     # ---------------------------------------------------------------------------------------------- restore

@@ -45,6 +45,8 @@ def test_sharded_noise_equals_the_unsharded_noise(tmp_path):
     for name, noise in unsharded.noise.items():
         assert noise.abs().max() > 0, name
         torch.testing.assert_close(sharded["noise"][name], noise, rtol=0, atol=1e-6, msg=name)
+    for name, p in clean.named_parameters():  # two WeightNoise on net.0 restored in place, shard by shard
+        assert torch.equal(sharded["restored"][name], p.detach()), f"{name} not restored exactly"
     rank0, rank1 = torch.load(tmp_path / "final0.pt"), torch.load(tmp_path / "final1.pt")
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
@@ -62,3 +64,19 @@ def test_fsdp1_and_deepspeed_are_refused_with_a_clear_message(owner):
     DeepSpeedStrategy = type("DeepSpeedStrategy", (), {})
     with pytest.raises(ValueError, match=rf"{owner} does not support the DeepSpeed strategy"):
         check_parameter_strategy(SimpleNamespace(strategy=DeepSpeedStrategy()), owner)
+
+
+def test_the_check_runs_at_setup_before_any_batch(monkeypatch):
+    """A strategy the callbacks refuse stops ``fit`` at ``setup``: no training step runs."""
+    import lightning_noise._flat as flat
+    from lightning_noise import WeightNoise
+    from tests.helpers import RecordingMLP, loader, regression_data
+
+    def refuse(trainer, owner):
+        raise ValueError(f"{owner} refuses {type(trainer.strategy).__name__}")
+
+    monkeypatch.setattr(flat, "check_parameter_strategy", refuse)
+    model = RecordingMLP()
+    with pytest.raises(ValueError, match="WeightNoise refuses SingleDeviceStrategy"):
+        trainer(callbacks=[WeightNoise(std=0.1)]).fit(model, loader(regression_data()))
+    assert model.seen == []

@@ -3,7 +3,7 @@
 Usage: ``python tests/scripts/fsdp_parameter_noise.py OUT_DIR``; launched by tests/test_fsdp_parameter_noise.py,
 which runs the same model unsharded in its own process and compares. Rank 0 saves to ``OUT_DIR/sharded.pt`` the
 whole (gathered) weights the first forward saw and the noise GradientNoise added at the first step; every rank
-saves its gathered final weights to ``OUT_DIR/final{rank}.pt``.
+saves the weights after WeightNoise restored them at the first step, and every rank its gathered final weights to ``OUT_DIR/final{rank}.pt``.
 """
 
 import sys
@@ -35,6 +35,7 @@ class Recorder(pl.LightningModule):
         self.shard = shard
         self.weights: dict[str, torch.Tensor] = {}
         self.noise: dict[str, torch.Tensor] = {}
+        self.restored: dict[str, torch.Tensor] = {}
         self._clean_grads: dict[str, torch.Tensor] = {}
 
     def configure_model(self) -> None:
@@ -55,6 +56,7 @@ class Recorder(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:  # after the callbacks' hooks: the noisy gradients
         if self.trainer.global_step == 0:
             self.noise = {name: full(p.grad) - self._clean_grads[name] for name, p in self.named_parameters()}
+            self.restored = {name: full(p) for name, p in self.named_parameters()}  # WeightNoise restored them
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -69,7 +71,13 @@ class CleanGradients(pl.Callback):
 
 
 def callbacks() -> list[pl.Callback]:
-    return [CleanGradients(), WeightNoise(std=0.1, biases=True, seed=SEED), GradientNoise(std=0.05, seed=SEED)]
+    return [
+        CleanGradients(),
+        WeightNoise(std=0.1, biases=True, seed=SEED),
+        # stacked on the first layer, from the table: both samplers, and two instances on one parameter
+        WeightNoise(std=0.2, kind="multiplicative", modules=["net.0"], sampler="table", seed=SEED, name="table"),
+        GradientNoise(std=0.05, seed=SEED),
+    ]
 
 
 def data() -> DataLoader:
@@ -85,7 +93,7 @@ def main(out: Path) -> None:
     trainer.fit(model, data())
     final = {name: full(p) for name, p in model.named_parameters()}
     if trainer.global_rank == 0:
-        torch.save({"weights": model.weights, "noise": model.noise}, out / "sharded.pt")
+        torch.save({"weights": model.weights, "noise": model.noise, "restored": model.restored}, out / "sharded.pt")
     torch.save(final, out / f"final{trainer.global_rank}.pt")
 
 
