@@ -392,6 +392,9 @@ def show(rows: list[dict], title: str) -> None:
         console.print(table)
 
 
+MODES = {"no": ("eager",), "also": ("eager", "compiled"), "only": ("compiled",)}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"--steps and --warmup must be even, got {args.steps} and {args.warmup}")
     rows = measure(
         args.models, cases, repeats=args.repeats, steps=args.steps, warmup=args.warmup, clock=args.clock,
-        method=args.method, modes={"no": ("eager",), "also": ("eager", "compiled"), "only": ("compiled",)}[args.compiled],
+        method=args.method, modes=MODES[args.compiled],
     )
     title = (
         f"Step time with / without each callback ({args.method}, CPU, {args.threads} thread(s), {args.clock} clock, "

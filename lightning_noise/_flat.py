@@ -218,6 +218,7 @@ _CORES = _usable_cores()
 @dataclass
 class _Pending:
     seed: int
+    groups: Sequence[FlatGroup]
     future: Future | None
     events: list[Any]
 
@@ -276,7 +277,7 @@ class Prefetcher:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.THREAD_NAME)
             future = self._executor.submit(self._fill, cpu, seed, distribution)
-        self._pending[slot] = _Pending(seed, future, events)
+        self._pending[slot] = _Pending(seed, groups, future, events)
 
     def _fill(self, groups: list[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]) -> None:
         with torch.no_grad():
@@ -294,12 +295,12 @@ class Prefetcher:
             torch.cuda.current_stream(device).wait_event(event)
         return ok
 
-    def take(self, slot: Hashable, seed: int) -> bool:
-        """Wait for the slot's draw; ``True`` when it was drawn for ``seed`` (the buffers hold that draw)."""
+    def take(self, slot: Hashable, seed: int, groups: Sequence[FlatGroup]) -> bool:
+        """Wait for the slot's draw; ``True`` when it was drawn for ``seed`` into ``groups`` (which hold it now)."""
         pending = self._pending.pop(slot, None)
         if pending is None:
             return False
-        hit = self._wait(pending) and pending.seed == seed
+        hit = self._wait(pending) and pending.seed == seed and pending.groups is groups
         if hit:
             self.hits += 1
         else:
@@ -470,7 +471,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
         self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
     ) -> None:
         """Fill ``groups`` with the exact draw under ``seed``: the prefetched one when it was made for ``seed``."""
-        if not self._prefetcher.take(slot, seed):
+        if not self._prefetcher.take(slot, seed, groups):
             fill_standard_(groups, seed, distribution, self.generator)
 
     def _prefetch(

@@ -290,12 +290,20 @@ class WeightNoise(ParameterNoise):
         if std != 0:
             self.perturb(std)
         if self._prefetches(self._buffers[0]):
-            step = self.schedule_step(trainer)
-            if self.unit == "step" and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1) == 0:
-                step += 1
-            if float(self.schedules["std"](step)) != 0 or std != 0:
-                buffers = self._buffers[(self._parity + 1) % len(self._buffers)]
-                self._prefetch(0, buffers, self.key_seed(_STAGE_CODES["train"], self._train_batches), self._dist)
+            self._prefetch_next(trainer, pl_module, batch_idx, std)
+
+    def _prefetch_next(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch_idx: int, std: float) -> None:
+        """Start drawing the next batch's noise, unless its std will be 0. The key is certain (the batch counter);
+        the std is a guess (the next schedule step): a wrong guess costs a wasted or a synchronous draw."""
+        step = self.schedule_step(trainer)
+        if self.unit == "step" and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1) == 0:
+            step += 1
+        needed = float(self.schedules["std"](step)) != 0
+        if not pl_module.automatic_optimization:  # any number of optimizer steps per batch
+            needed = needed or std != 0
+        if needed:
+            buffers = self._buffers[(self._parity + 1) % len(self._buffers)]
+            self._prefetch(0, buffers, self.key_seed(_STAGE_CODES["train"], self._train_batches), self._dist)
 
     @property
     def _dist(self) -> Literal["normal", "uniform"]:

@@ -90,12 +90,14 @@ def test_a_prefetched_draw_equals_the_synchronous_one_and_a_wrong_seed_is_refuse
     prefetcher = Prefetcher()
     try:
         prefetcher.submit("slot", groups, 7, "normal")
-        assert prefetcher.take("slot", 7)
+        assert prefetcher.take("slot", 7, groups)
         for a, b in zip(groups, expected):
             assert torch.equal(a.buffer, b.buffer)
         prefetcher.submit("slot", groups, 8, "normal")
-        assert not prefetcher.take("slot", 7)  # predicted the wrong key: the caller must draw synchronously
-        assert (prefetcher.hits, prefetcher.misses) == (1, 1)
+        assert not prefetcher.take("slot", 7, groups)  # the wrong key: the caller draws synchronously
+        prefetcher.submit("slot", groups, 7, "normal")
+        assert not prefetcher.take("slot", 7, expected)  # drawn into other buffers (a rebuilt layout)
+        assert (prefetcher.hits, prefetcher.misses) == (1, 2)
     finally:
         prefetcher.close()
     assert not prefetch_threads()

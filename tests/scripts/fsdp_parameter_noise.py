@@ -1,9 +1,10 @@
-"""Two-process CPU run (gloo) of ``ModelParallelStrategy`` with ``fully_shard`` (FSDP2), WeightNoise and GradientNoise.
+"""Two-process CPU run (gloo) of ``ModelParallelStrategy`` + ``fully_shard`` (FSDP2), WeightNoise and GradientNoise.
 
 Usage: ``python tests/scripts/fsdp_parameter_noise.py OUT_DIR``; launched by tests/test_fsdp_parameter_noise.py,
-which runs the same model unsharded in its own process and compares. Rank 0 saves to ``OUT_DIR/sharded.pt`` the
-whole (gathered) weights the first forward saw and the noise GradientNoise added at the first step; every rank
-saves the weights after WeightNoise restored them at the first step, and every rank its gathered final weights to ``OUT_DIR/final{rank}.pt``.
+which runs the same model unsharded in its own process and compares. Rank 0 saves to ``OUT_DIR/sharded.pt``
+the whole (gathered) weights the first forward saw, the noise GradientNoise added at the first step, and the
+weights after WeightNoise restored them at that step; every rank saves its gathered final weights to
+``OUT_DIR/final{rank}.pt``.
 """
 
 import sys
