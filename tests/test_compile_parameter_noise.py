@@ -65,7 +65,7 @@ def run(mode: str, noise: pl.Callback | None) -> tuple[Net, int]:
     return model, int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
-@pytest.mark.parametrize("mode", ["model", "submodule"])
+@pytest.mark.parametrize("mode", [pytest.param("model", marks=pytest.mark.slow), "submodule"])  # model: ~20 s
 def test_weight_noise_under_compile_sees_the_eager_noise_without_recompiles(mode):
     eager, _ = run("eager", WeightNoise(std=0.1, biases=True, seed=3))
     _, baseline = run(mode, None)
