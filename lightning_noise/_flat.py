@@ -16,6 +16,12 @@ Two sources of standard normal numbers:
   directly (about 5 times cheaper than ``"exact"`` for a whole weight-noise step on CPU). The price is that
   draws are not independent of each other: two draws whose windows overlap reuse the same numbers at shifted
   positions. See ``docs/weight-and-gradient-noise.md`` for the trade-off.
+
+The exact draw under a key is :func:`fill_standard_`, a pure function of (key, layout). :class:`Prefetcher`
+computes the next step's draw ahead, on a side thread (CPU) or a side CUDA stream, with the same function;
+a callback uses it only when the key it derives at the step is the key the draw was made for. Sharded
+(DTensor) parameters keep the layout of the whole parameters, and each rank reads its part of the draw
+(:func:`local_part`), so the noise does not depend on the sharding.
 """
 
 from __future__ import annotations
