@@ -2,17 +2,21 @@
 
 Usage::
 
-    python benchmarks/overhead.py                      # all models and cases, about 2-3 minutes on one core
-    python benchmarks/overhead.py --models mlp --repeats 3 --out overhead.md   # also write markdown (or .json)
+    python benchmarks/overhead.py                      # all models and cases, eager, a few minutes on one core
+    python benchmarks/overhead.py --models mlp --compiled also --repeats 5 --out overhead.md   # + compiled rows
 
 Method. Models: an MLP with about 1M parameters (784-1024-256-10, batch 64), a small CNN on 28x28 inputs
 (batch 64) and an LSTM (32 inputs, 256 hidden, 32 time steps, batch 32), on in-memory random data, on the CPU
 with ``torch.set_num_threads(1)``. Each (model, case) is one ``Trainer.fit`` of ``warmup + steps`` optimizer
 steps; a timing callback, first in the callback list, records the time between consecutive
 ``on_train_batch_start`` calls: the whole step cycle, data loading, every hook and the optimizer step included.
-The clock is the training thread's CPU time (``time.thread_time``; everything runs in that thread, with one
-torch thread and no loader workers), so time lost to other processes does not count (``--clock wall`` for
-wall time). The first ``warmup`` steps are dropped.
+The first ``warmup`` steps are dropped. ``--compiled also`` repeats every case with ``torch.compile(model)``
+(inductor); those ratios are against the compiled baseline.
+
+Clock. Wall time by default: the exact samplers of WeightNoise and GradientNoise draw the next step's numbers
+on a side thread (``prefetch=True``), which the training thread's CPU time (``--clock cpu``) would not count.
+Wall time needs a quiet machine with a spare core for that thread: run nothing else meanwhile. The
+``prefetch=False`` cases show the same sampler without the side thread.
 
 On a shared machine, step times drift by tens of percent over seconds (other processes share the core and
 its caches), more than the effects measured. So by default (``--method alternate``) the callback's amount is
@@ -21,6 +25,12 @@ microseconds), and a fit's ratio is the median over adjacent pairs of (on-step t
 halves of a pair are ~10 ms apart. ``--method separate`` compares whole fits with a baseline fit instead.
 Cases run round-robin, ``repeats`` times; the table shows the median ratio over repeats and its range. The
 baseline row's ratio (even / odd steps without any callback) is the noise floor of the measurement.
+
+Memory. ``extra MB`` is what the callback holds beyond the model for the whole fit, counted from its tensors'
+storages: noise buffers (for WeightNoise they also hold the noisy weights during a batch: two with prefetch,
+one without), clean copies (sharded parameters only) and the noise table (``sampler='table'``, shared by all
+draws). The summary also gives it per byte of the parameters the callback acts on. Building a table is a
+one-off transient of about 24 bytes per entry at the first noisy step.
 """
 
 from __future__ import annotations
@@ -38,12 +48,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lightning_noise import ActivationNoise, GradientNoise, InputNoise, WeightNoise  # noqa: E402
+from lightning_noise._base import NoiseCallback  # noqa: E402
 from lightning_noise.schedules import Annealed  # noqa: E402
 
 
@@ -116,8 +127,12 @@ CASES: dict[str, Callable[[list[str], Amount], pl.Callback | None]] = {
         std=a(0.1), modules=hidden, sampler="table", seed=0
     ),
     "WeightNoise(std=0.05)": lambda hidden, a: WeightNoise(std=a(0.05), seed=0),
+    "WeightNoise(std=0.05, prefetch=False)": lambda hidden, a: WeightNoise(std=a(0.05), seed=0, prefetch=False),
     "WeightNoise(std=0.05, sampler='table')": lambda hidden, a: WeightNoise(std=a(0.05), sampler="table", seed=0),
     "GradientNoise(eta=0.3)": lambda hidden, a: GradientNoise(std=a(Annealed(0.3)), seed=0),
+    "GradientNoise(eta=0.3, prefetch=False)": lambda hidden, a: GradientNoise(
+        std=a(Annealed(0.3)), seed=0, prefetch=False
+    ),
     "GradientNoise(eta=0.3, sampler='table')": lambda hidden, a: GradientNoise(
         std=a(Annealed(0.3)), sampler="table", seed=0
     ),
@@ -134,19 +149,25 @@ class StepTimer(pl.Callback):
     def __init__(self, clock: Callable[[], float] = time.thread_time) -> None:
         self.clock = clock
         self.starts: list[float] = []
+        self.memory: dict[str, int] = {}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.starts.append(self.clock())
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.starts.append(self.clock())
+        noise = next((c for c in trainer.callbacks if isinstance(c, NoiseCallback)), None)
+        self.memory = held_memory(noise, pl_module)  # before teardown releases the buffers
 
     def intervals(self) -> list[float]:
         return [b - a for a, b in zip(self.starts, self.starts[1:])]
 
 
-def step_times(model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool) -> list[float]:
-    """Step times (seconds) of one fit of ``warmup + steps`` steps, warm-up dropped; step k is interval k."""
+def step_times(
+    model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool, compiled: bool = False
+) -> tuple[list[float], dict[str, int]]:
+    """Step times (seconds) of one fit of ``warmup + steps`` steps, warm-up dropped (step k is interval k), and
+    the extra memory the callback holds at the end (see :func:`held_memory`)."""
     make_net, shape, batch_size, hidden = MODELS[model_name]
     torch.manual_seed(0)
     model = Classifier(make_net())
@@ -167,71 +188,188 @@ def step_times(model_name: str, case: str, *, steps: int, warmup: int, clock: st
         enable_checkpointing=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(model, data)
-    return timer.intervals()[warmup:]
+    if compiled:
+        torch._dynamo.reset()
+    trainer.fit(torch.compile(model) if compiled else model, data)
+    return timer.intervals()[warmup:], timer.memory
+
+
+# --------------------------------------------------------------------------------------------------- memory
+def _tensors(value: Any, seen: set[int]) -> list[Tensor]:
+    """Every tensor reachable from ``value`` through lists, tuples, dicts, dataclasses and objects' __dict__."""
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (nn.Module, pl.Trainer, torch.Generator)):
+        return []
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, (list, tuple, set)):
+        items = list(value)
+    elif hasattr(value, "__dict__") and type(value).__module__.startswith("lightning_noise"):
+        items = list(vars(value).values())
+    else:
+        return []
+    return [t for item in items for t in _tensors(item, seen)]
+
+
+MEMORY_PARTS = {"_buffers": "noise", "_plans": "noise", "_clean_groups": "clean", "_table": "table"}
+
+
+def held_memory(noise: pl.Callback | None, model: nn.Module) -> dict[str, int]:
+    """Bytes of the storages the callback keeps beyond the model, by part: noise buffers (the noisy weights of
+    WeightNoise live there too), clean copies and noise tables; ``selected``: bytes of the parameters it acts on.
+
+    This is what the callback adds to the baseline's memory for the whole fit. A transient comes on top once:
+    building a noise table draws it in float64 (about 3 x 8 bytes per entry, at the first noisy step).
+    """
+    if noise is None:
+        return {}
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen_storages: set[int] = set(params)
+    parts = {name: 0 for name in ("noise", "clean", "table")}
+    for attribute, part in MEMORY_PARTS.items():
+        for tensor in _tensors(getattr(noise, attribute, None), set()):
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in seen_storages and storage.nbytes():
+                seen_storages.add(storage.data_ptr())
+                parts[part] += storage.nbytes()
+    selected = getattr(noise, "_params", None)
+    if selected is None and getattr(noise, "_plans", None):
+        selected = [p for plan in noise._plans.values() for p in plan.params]
+    parts["selected"] = sum(p.numel() * p.element_size() for p in selected or [])
+    return parts
 
 
 def measure(
-    models: list[str], cases: list[str], *, repeats: int, steps: int, warmup: int, clock: str, method: str
+    models: list[str], cases: list[str], *, repeats: int, steps: int, warmup: int, clock: str, method: str,
+    modes: tuple[str, ...] = ("eager",),
 ) -> list[dict]:
-    """Per model: ``repeats`` rounds over the cases; per case, the median ratio over rounds and its range.
+    """Per model and mode: ``repeats`` rounds over the cases; per case, the median ratio over rounds and its range.
 
     ``alternate``: in each fit the callback is on at even steps and idle (amount 0) at odd ones; a fit's ratio
     is the median over pairs of (on-step time / the next off-step time), so each pair is ~10 ms apart.
     ``separate``: a fit's ratio is its median step time over the baseline fit's of the same round.
+    ``modes``: ``eager`` and/or ``compiled`` (``torch.compile(model)``, inductor; its ratios are against the
+    compiled baseline).
     """
     rows = []
     alternate = method == "alternate"
     for model_name in models:
-        on: dict[str, list[float]] = {case: [] for case in cases}
-        ratios: dict[str, list[float]] = {case: [] for case in cases}
-        for _ in range(repeats):
-            medians = {}
-            for case in cases:
-                times = step_times(model_name, case, steps=steps, warmup=warmup, clock=clock, alternate=alternate)
-                if alternate:
-                    pairs = list(zip(times[0::2], times[1::2]))
-                    ratios[case].append(statistics.median(a / b for a, b in pairs))
-                    medians[case] = statistics.median(times[0::2])
-                else:
-                    medians[case] = statistics.median(times)
-                on[case].append(medians[case])
-            if not alternate:
+        for mode in modes:
+            on: dict[str, list[float]] = {case: [] for case in cases}
+            ratios: dict[str, list[float]] = {case: [] for case in cases}
+            memory: dict[str, dict[str, int]] = {}
+            for _ in range(repeats):
+                medians = {}
                 for case in cases:
-                    ratios[case].append(medians[case] / medians["baseline"])
-        params = sum(p.numel() for p in MODELS[model_name][0]().parameters())
-        for case in cases:
-            rows.append(
-                {
-                    "model": model_name,
-                    "params": params,
-                    "case": case,
-                    "step_ms": 1e3 * statistics.median(on[case]),
-                    "ratio": statistics.median(ratios[case]),
-                    "ratio_min": min(ratios[case]),
-                    "ratio_max": max(ratios[case]),
-                }
-            )
+                    times, memory[case] = step_times(
+                        model_name, case, steps=steps, warmup=warmup, clock=clock, alternate=alternate,
+                        compiled=mode == "compiled",
+                    )  # fmt: skip
+                    if alternate:
+                        pairs = list(zip(times[0::2], times[1::2]))
+                        ratios[case].append(statistics.median(a / b for a, b in pairs))
+                        medians[case] = statistics.median(times[0::2])
+                    else:
+                        medians[case] = statistics.median(times)
+                    on[case].append(medians[case])
+                if not alternate:
+                    for case in cases:
+                        ratios[case].append(medians[case] / medians["baseline"])
+            params = sum(p.numel() for p in MODELS[model_name][0]().parameters())
+            baseline_ms = 1e3 * statistics.median(on["baseline"])
+            for case in cases:
+                rows.append(
+                    {
+                        "model": model_name,
+                        "mode": mode,
+                        "params": params,
+                        "case": case,
+                        "step_ms": 1e3 * statistics.median(on[case]),
+                        "baseline_ms": baseline_ms,
+                        "ratio": statistics.median(ratios[case]),
+                        "ratio_min": min(ratios[case]),
+                        "ratio_max": max(ratios[case]),
+                        "memory": memory[case],
+                    }
+                )
     return rows
 
 
 # --------------------------------------------------------------------------------------------------- output
-HEADERS = ["model", "params", "case", "step (ms)", "ratio", "ratio min-max"]
+HEADERS = ["model", "mode", "params", "case", "step (ms)", "baseline (ms)", "ratio", "ratio min-max", "extra MB"]
+
+
+def _mb(row: dict) -> str:
+    held = sum(v for k, v in row["memory"].items() if k != "selected")
+    return f"{held / 2**20:.1f}" if row["memory"] else "-"
 
 
 def cells(row: dict) -> list[str]:
     return [
         row["model"],
+        row["mode"],
         f"{row['params'] / 1e6:.2f}M",
         row["case"],
         f"{row['step_ms']:.2f}",
+        f"{row['baseline_ms']:.2f}",
         f"{row['ratio']:.3f}x",
         f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}",
+        _mb(row),
     ]
 
 
+def family(case: str) -> tuple[str, str]:
+    """(callback without the sampler/prefetch arguments, sampler label) of a case name."""
+    label = "table" if "sampler='table'" in case else ("exact, no prefetch" if "prefetch=False" in case else "exact")
+    name = case.replace(", sampler='table'", "").replace(", prefetch=False", "")
+    return name, label
+
+
+SUMMARY_HEADERS = [
+    "model", "mode", "callback", "baseline (ms)", "exact", "exact, no prefetch", "table",
+    "extra memory (exact / table)", "per selected param (noise + clean / table)",
+]  # fmt: skip
+
+
+def summary(rows: list[dict]) -> list[list[str]]:
+    """One line per (model, mode, callback): the samplers' ratios side by side and the memory each holds."""
+    lines: dict[tuple[str, str, str], dict[str, dict]] = {}
+    for row in rows:
+        if row["case"] == "baseline":
+            continue
+        name, label = family(row["case"])
+        lines.setdefault((row["model"], row["mode"], name), {})[label] = row
+    table = []
+    for (model, mode, name), by_label in lines.items():
+        any_row = next(iter(by_label.values()))
+
+        def ratio(label: str) -> str:
+            return f"{by_label[label]['ratio']:.2f}x" if label in by_label else "-"
+
+        def per_param(label: str) -> str:
+            memory = by_label[label]["memory"] if label in by_label else {}
+            if not memory.get("selected"):
+                return "-"
+            buffers = (memory["noise"] + memory["clean"]) / memory["selected"]
+            table_mb = memory["table"] / 2**20
+            return f"{buffers:.1f}x" + (f" + {table_mb:.0f} MB table" if table_mb else "")
+
+        memory = " / ".join(_mb(by_label[label]) + " MB" if label in by_label else "-" for label in ("exact", "table"))
+        table.append(
+            [model, mode, name, f"{any_row['baseline_ms']:.2f}", ratio("exact"), ratio("exact, no prefetch"),
+             ratio("table"), memory, " / ".join(per_param(label) for label in ("exact", "table"))]
+        )  # fmt: skip
+    return table
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines = ["| " + " | ".join(SUMMARY_HEADERS) + " |", "|" + "---|" * len(SUMMARY_HEADERS)]
+    lines += ["| " + " | ".join(line) + " |" for line in summary(rows)]
+    lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -244,12 +382,17 @@ def show(rows: list[dict], title: str) -> None:
         print(title)
         print(markdown(rows))
         return
-    table = Table(title=title)
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("model", "case") else "right")
-    for row in rows:
-        table.add_row(*cells(row))
-    Console().print(table)
+    console = Console(width=200)
+    for headers, lines, name in ((SUMMARY_HEADERS, summary(rows), "summary"), (HEADERS, map(cells, rows), "all")):
+        table = Table(title=f"{title} [{name}]")
+        for header in headers:
+            table.add_column(header, justify="left" if header in ("model", "mode", "case", "callback") else "right")
+        for line in lines:
+            table.add_row(*line)
+        console.print(table)
+
+
+MODES = {"no": ("eager",), "also": ("eager", "compiled"), "only": ("compiled",)}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -261,7 +404,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=5, help="fits per (model, case), round-robin")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per fit (even)")
     parser.add_argument("--warmup", type=int, default=6, help="untimed steps at the start of each fit (even)")
-    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="cpu: the training thread's CPU time")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall (default): elapsed time; cpu: the training thread's CPU time, which does not count "
+                             "the prefetch thread's work (use it only to compare runs without prefetch)")
+    parser.add_argument("--compiled", choices=["no", "also", "only"], default="no",
+                        help="also: add rows with torch.compile(model) (inductor), ratios against the compiled "
+                             "baseline; only: just those")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=None, help="write the results to a .json or .md file")
     args = parser.parse_args(argv)
@@ -278,7 +426,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"--steps and --warmup must be even, got {args.steps} and {args.warmup}")
     rows = measure(
         args.models, cases, repeats=args.repeats, steps=args.steps, warmup=args.warmup, clock=args.clock,
-        method=args.method,
+        method=args.method, modes=MODES[args.compiled],
     )
     title = (
         f"Step time with / without each callback ({args.method}, CPU, {args.threads} thread(s), {args.clock} clock, "

@@ -193,10 +193,14 @@ class NoiseCallback(Callback):
             self._generators[device] = generator
         return generator
 
+    def key_seed(self, *key: int) -> int:
+        """The seed :meth:`reseed` gives for ``key``: a hash of (base seed, callback identity, rank if per-rank, *key)."""
+        rank = self._rank if self.per_rank else 0
+        return mix_seed(self._base_seed or 0, self._identity, rank, *key)
+
     def reseed(self, *key: int) -> None:
         """Seed every generator from (base seed, callback identity, rank if per-rank, *key)."""
-        rank = self._rank if self.per_rank else 0
-        self._batch_seed = mix_seed(self._base_seed or 0, self._identity, rank, *key)
+        self._batch_seed = self.key_seed(*key)
         self._draws = 0
         for generator in self._generators.values():
             generator.manual_seed(self._batch_seed)

@@ -16,20 +16,30 @@ Two sources of standard normal numbers:
   directly (about 5 times cheaper than ``"exact"`` for a whole weight-noise step on CPU). The price is that
   draws are not independent of each other: two draws whose windows overlap reuse the same numbers at shifted
   positions. See ``docs/weight-and-gradient-noise.md`` for the trade-off.
+
+The exact draw under a key is :func:`fill_standard_`, a pure function of (key, layout). :class:`Prefetcher`
+computes the next step's draw ahead, on a side thread (CPU) or a side CUDA stream, with the same function;
+a callback uses it only when the key it derives at the step is the key the draw was made for. Sharded
+(DTensor) parameters keep the layout of the whole parameters, and each rank reads its part of the draw
+(:func:`local_part`), so the noise does not depend on the sharding.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+import lightning.pytorch as pl
 
 import torch
 from torch import Tensor
 
 from lightning_noise._base import NoiseCallback, mix_seed, non_negative
-from lightning_noise._checks import check_choice, check_int
+from lightning_noise._checks import check_bool, check_choice, check_int
 from lightning_noise.schedules import ScheduleLike
 
 Sampler = Literal["exact", "table"]
@@ -61,15 +71,19 @@ class FlatGroup:
     sizes: list[int] = field(default_factory=list)
 
 
-def flat_groups(tensors: Sequence[Tensor]) -> list[FlatGroup]:
-    """Group ``tensors`` by (device, dtype) and preallocate a flat buffer with views for each group."""
+def flat_groups(tensors: Sequence[Tensor], *, allocate: bool = True) -> list[FlatGroup]:
+    """Group ``tensors`` by (device, dtype) and preallocate a flat buffer with views for each group.
+
+    ``allocate=False`` gives the layout only (the buffer on the meta device, holding no memory): enough to cut
+    the windows of a :class:`NoiseTable` draw.
+    """
     by_key: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for index, tensor in enumerate(tensors):
         by_key.setdefault((tensor.device, tensor.dtype), []).append(index)
     groups = []
     for (device, dtype), indices in by_key.items():
         sizes = [tensors[i].numel() for i in indices]
-        buffer = torch.empty(sum(sizes), device=device, dtype=dtype)
+        buffer = torch.empty(sum(sizes), device=device if allocate else "meta", dtype=dtype)
         chunks = torch.split(buffer, sizes)
         views = [chunk.view(tensors[i].shape) for chunk, i in zip(chunks, indices)]
         groups.append(FlatGroup(device, dtype, indices, buffer, views, sizes))
@@ -172,6 +186,202 @@ def standard_noise(
     return [(group.views, 1.0)]
 
 
+def fill_standard_(
+    groups: Sequence[FlatGroup],
+    seed: int,
+    distribution: Literal["normal", "uniform"],
+    generator: Callable[[torch.device], torch.Generator],
+) -> None:
+    """Fill the buffers of ``groups`` with the exact draw under ``seed``: zero-mean, unit-variance numbers.
+
+    The generator of each device (``generator(device)``) is seeded with ``seed``, then the groups are drawn in
+    order. The numbers are a pure function of (seed, distribution, the groups' sizes and devices): whichever
+    generator object or thread computes them, the values are the same. The prefetch relies on this.
+    """
+    seeded: set[torch.device] = set()
+    for group in groups:
+        g = generator(group.device)
+        if group.device not in seeded:
+            g.manual_seed(seed)
+            seeded.add(group.device)
+        if distribution == "uniform":
+            group.buffer.uniform_(-_SQRT3, _SQRT3, generator=g)
+        else:
+            group.buffer.normal_(generator=g)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+_CORES = _usable_cores()
+
+
+@dataclass
+class _Pending:
+    seed: int
+    groups: Sequence[FlatGroup]
+    future: Future | None
+    events: list[Any]
+
+
+class Prefetcher:
+    """Draws the exact noise of the next step ahead of time: on a side thread for CPU buffers, on a side CUDA
+    stream for CUDA buffers, while the current step computes.
+
+    A *slot* is a set of buffers (a list of :class:`FlatGroup`) with at most one draw in flight. :meth:`submit`
+    starts the draw for a seed; :meth:`take` waits for it and says whether it was made for the seed now needed.
+    Both call :func:`fill_standard_`, so a taken draw holds exactly the numbers a synchronous draw under that
+    seed would; when the prediction was wrong the caller draws synchronously. The worker owns a generator per
+    device of its own; while a draw is in flight its buffers belong to the worker, and every path that reuses
+    them (:meth:`take`, :meth:`discard`, :meth:`close`) waits for it first.
+
+    The side thread is created on the first CPU draw and joined by :meth:`close` (at the end of fit, on an
+    exception, at teardown); no thread outlives the fit.
+    """
+
+    THREAD_NAME = "lightning-noise-prefetch"
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: dict[Hashable, _Pending] = {}
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._streams: dict[torch.device, Any] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        generator = self._generators.get(device)
+        if generator is None:
+            generator = self._generators[device] = torch.Generator(device=device)
+        return generator
+
+    def submit(
+        self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
+    ) -> None:
+        """Start drawing the numbers of ``seed`` into ``groups``' buffers (after any draw in flight on the slot)."""
+        self.discard(slot)
+        cpu = [group for group in groups if group.device.type != "cuda"]
+        events = []
+        for device in {group.device for group in groups if group.device.type == "cuda"}:
+            on_device = [group for group in groups if group.device == device]
+            stream = self._streams.get(device)
+            if stream is None:
+                stream = self._streams[device] = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))  # the buffers' last readers run first
+            with torch.cuda.stream(stream):
+                fill_standard_(on_device, seed, distribution, self._generator)
+            event = torch.cuda.Event()
+            event.record(stream)
+            events.append((device, event))
+        future = None
+        if cpu:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.THREAD_NAME)
+            future = self._executor.submit(self._fill, cpu, seed, distribution)
+        self._pending[slot] = _Pending(seed, groups, future, events)
+
+    def _fill(self, groups: list[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]) -> None:
+        with torch.no_grad():
+            fill_standard_(groups, seed, distribution, self._generator)
+
+    def pending_seed(self, slot: Hashable) -> int | None:
+        pending = self._pending.get(slot)
+        return None if pending is None else pending.seed
+
+    def _wait(self, pending: _Pending) -> bool:
+        ok = True
+        if pending.future is not None:
+            ok = pending.future.exception() is None  # waits; an error means: draw again synchronously
+        for device, event in pending.events:
+            torch.cuda.current_stream(device).wait_event(event)
+        return ok
+
+    def take(self, slot: Hashable, seed: int, groups: Sequence[FlatGroup]) -> bool:
+        """Wait for the slot's draw; ``True`` when it was drawn for ``seed`` into ``groups`` (which hold it now)."""
+        pending = self._pending.pop(slot, None)
+        if pending is None:
+            return False
+        hit = self._wait(pending) and pending.seed == seed and pending.groups is groups
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        return hit
+
+    def discard(self, slot: Hashable) -> None:
+        """Wait for the slot's draw, if any, and drop it."""
+        pending = self._pending.pop(slot, None)
+        if pending is not None:
+            self._wait(pending)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # a copy or a pickle starts with no draw in flight and no thread
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+
+    def close(self) -> None:
+        """Wait for every draw in flight, drop them, and join the side thread."""
+        for slot in list(self._pending):
+            self.discard(slot)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+def is_dtensor(tensor: Any) -> bool:
+    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (parameters sharded by ``fully_shard``)."""
+    return type(tensor).__name__ == "DTensor" and hasattr(tensor, "placements")
+
+
+def local_tensor(param: Tensor) -> Tensor:
+    """The tensor this rank holds for ``param``: its local shard for a DTensor, else the data itself."""
+    return param.to_local() if is_dtensor(param) else param.detach()
+
+
+def local_part(view: Tensor, param: Tensor) -> Tensor:
+    """The part of ``view`` (shaped like the whole ``param``) that this rank holds, for a DTensor ``param``.
+
+    Noise buffers have the layout of the unsharded parameters, so that one global draw under a key holds the
+    same numbers whatever the sharding; each rank adds the slice that lies on its shard.
+    """
+    if not is_dtensor(param):
+        return view
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    shape, offset = compute_local_shape_and_global_offset(param.shape, param.device_mesh, param.placements)
+    return view[tuple(slice(start, start + size) for start, size in zip(offset, shape))]
+
+
+def check_parameter_strategy(trainer: pl.Trainer, owner: str) -> None:
+    """Refuse, before training, a strategy whose parameters a parameter-noise callback cannot reach.
+
+    DDP and single devices hold whole parameters; ``ModelParallelStrategy`` (``fully_shard``, tensor
+    parallelism) holds DTensors, which are perturbed shard by shard. ``FSDPStrategy`` flattens the parameters of
+    each wrapped module into shards of one flat buffer, whose mapping to the original parameters is private to
+    FSDP; DeepSpeed keeps parameters and gradients inside its engine.
+
+    Raises:
+        ValueError: FSDPStrategy or a DeepSpeed strategy.
+    """
+    strategy = type(trainer.strategy).__name__
+    if "DeepSpeed" in strategy:
+        raise ValueError(
+            f"{owner} does not support the DeepSpeed strategy, which keeps parameters and gradients inside its "
+            f"engine; got strategy {strategy}. Use ddp, or ModelParallelStrategy with `fully_shard`."
+        )
+    if "FSDP" in strategy:
+        raise ValueError(
+            f"{owner} does not support {strategy} (FSDP1 flat parameters); got strategy {strategy}. For sharded "
+            "training use `ModelParallelStrategy` and call `torch.distributed.fsdp.fully_shard` in "
+            "`configure_model`: its DTensor parameters get, on each rank, the rank's part of one global draw."
+        )
+
+
 def add_table_noise(x: Tensor, std: float | Tensor, table: NoiseTable, key: int, *, multiplicative: bool = False) -> Tensor:
     """``x + std * n`` (or ``x * (1 + std * n)``) with ``n`` ~ N(0, 1) read from ``table`` under ``key``; out of place.
 
@@ -236,6 +446,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
         unit: Literal["step", "epoch"],
         log_amounts: bool,
         name: str,
+        prefetch: bool = True,
     ) -> None:
         super().__init__(
             name=name,
@@ -248,3 +459,43 @@ class ParameterNoise(TableSampling, NoiseCallback):
         )
         self.check_amount("std", non_negative)
         self._init_sampler(sampler, table_size)
+        self.prefetch = check_bool(prefetch, "prefetch", owner=type(self).__name__)
+        self._prefetcher = Prefetcher()
+
+    # ---------------------------------------------------------------------------------------------- prefetch
+    def _prefetches(self, groups: Sequence[FlatGroup]) -> bool:
+        """Whether the exact draws of ``groups`` are made ahead: ``prefetch=True``, the exact sampler, and a CUDA
+        buffer (side stream) or more than one usable CPU core (side thread)."""
+        if not self.prefetch or self.sampler != "exact" or not groups:
+            return False
+        return any(group.device.type == "cuda" for group in groups) or _CORES > 1
+
+    def _draw_exact(
+        self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
+    ) -> None:
+        """Fill ``groups`` with the exact draw under ``seed``: the prefetched one when it was made for ``seed``."""
+        if not self._prefetcher.take(slot, seed, groups):
+            fill_standard_(groups, seed, distribution, self.generator)
+
+    def _prefetch(
+        self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
+    ) -> None:
+        """Start the draw of ``seed`` into ``groups`` unless it is already in flight."""
+        if self._prefetcher.pending_seed(slot) != seed:
+            self._prefetcher.submit(slot, groups, seed, distribution)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            check_parameter_strategy(trainer, type(self).__name__)
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._prefetcher.close()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._prefetcher.close()
+        super().on_exception(trainer, pl_module, exception)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._prefetcher.close()
+        super().teardown(trainer, pl_module, stage)

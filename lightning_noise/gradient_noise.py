@@ -10,13 +10,15 @@ import lightning.pytorch as pl
 import torch
 from torch.optim import Optimizer
 
+from lightning_noise._base import mix_seed
 from lightning_noise._flat import (
     DEFAULT_TABLE_SIZE,
     FlatGroup,
     ParameterNoise,
     Sampler,
     flat_groups,
-    standard_noise,
+    is_dtensor,
+    local_part,
 )
 from lightning_noise._checks import as_list, check_number, describe, is_int
 from lightning_noise.schedules import Annealed, ScheduleLike
@@ -36,8 +38,20 @@ class _Plan:
     """What one optimizer's step touches: its selected parameters and their noise buffers."""
 
     signature: tuple[int, ...]
-    params: list[torch.nn.Parameter]
+    params: list[torch.nn.Parameter]  # the dense ones first, in the groups' index order, then the sparse ones
     groups: list[FlatGroup]
+    last_step: int = -1
+
+
+def _sparse_parameters(pl_module: pl.LightningModule | None) -> set[int]:
+    """Ids of the weights of embeddings built with ``sparse=True`` (their gradients are sparse tensors)."""
+    if pl_module is None:
+        return set()
+    return {
+        id(m.weight)
+        for m in pl_module.modules()
+        if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and getattr(m, "sparse", False)
+    }
 
 
 class GradientNoise(ParameterNoise):
@@ -57,17 +71,24 @@ class GradientNoise(ParameterNoise):
     whose ``.grad`` is not ``None``; frozen parameters and parameters that got no gradient are untouched.
 
     Distributed. Gradients are identical on every rank at that point, so the noise is too: it is drawn from a
-    generator seeded with (seed, step, optimizer), never the rank, and the replicas stay bit-identical. Under
-    sharded strategies (FSDP) each rank holds different parameters, and the noise is keyed by rank as well.
+    generator seeded with (seed, step, optimizer), never the rank, and the replicas stay bit-identical. Sharded
+    gradients (DTensors: ``ModelParallelStrategy`` with ``fully_shard``) take, on each rank, their part of one
+    global draw: the same noise as the unsharded model under the same seed. ``FSDPStrategy`` (FSDP1 flat
+    parameters) and DeepSpeed are refused at ``setup``.
+
+    Sparse gradients (``nn.Embedding(sparse=True)``) stay sparse: the noise goes on their values, the rows
+    present in the batch, from a draw keyed by (step, parameter).
 
     Manual optimization works when the optimizer is stepped through Lightning's wrapper
     (``opt = self.optimizers(); opt.step()``); stepping the raw ``torch.optim`` optimizer bypasses the hook
     and raises an error at the end of the batch.
 
-    Speed. One flat draw per step into a preallocated buffer, then one ``torch._foreach_add_``. With
-    ``sampler="table"`` the numbers are two windows of a precomputed table at keyed offsets, added as views:
-    nothing is generated per step (on a 1M-parameter MLP: 1.09x the step instead of 1.54x), at the cost of
-    statistical independence between steps (see ``docs/weight-and-gradient-noise.md``).
+    Speed. One flat draw per step into a preallocated buffer, then one ``torch._foreach_add_``. With the exact
+    sampler the draw of the next step is made ahead (``prefetch=True``) on a side thread (CPU, when a second
+    core is available) or a side CUDA stream while the current step computes; a draw made for the wrong key is
+    dropped and drawn again, so the noise is the same as without prefetch. With ``sampler="table"`` the numbers
+    are two windows of a precomputed table at keyed offsets, added as views: nothing is generated per step, at
+    the cost of statistical independence between steps (see ``docs/weight-and-gradient-noise.md``).
 
     Args:
         std: standard deviation of the noise, a float or a schedule; give this or ``eta``.
@@ -81,10 +102,13 @@ class GradientNoise(ParameterNoise):
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current std as ``noise/{name}_std`` every training step.
         name: name used in logged metrics and in the checkpoint state key.
+        prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
+            the noise is the same either way. ``False`` keeps every draw on the training thread.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); a ``param_groups`` index the optimizer lacks, fp16 AMP with
-            an optimizer that unscales inside ``step`` (fused), or DeepSpeed (at ``on_fit_start``).
+        ValueError: bad arguments (in ``__init__``); FSDPStrategy or DeepSpeed (at ``setup``); a ``param_groups``
+            index the optimizer lacks, or fp16 AMP with an optimizer that unscales inside ``step`` (fused) (at
+            ``on_fit_start``).
         RuntimeError: an optimizer stepped without calling ``on_before_optimizer_step`` (manual optimization
             through the raw optimizer).
         TypeError: an argument of the wrong type, e.g. ``param_groups=1.0``; strings are never read as bools or numbers
@@ -114,6 +138,7 @@ class GradientNoise(ParameterNoise):
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
         name: str = "gradient",
+        prefetch: bool = True,
     ) -> None:
         if (std is None) == (eta is None):
             raise ValueError(
@@ -136,7 +161,8 @@ class GradientNoise(ParameterNoise):
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
+            prefetch=prefetch,
         )
         self.param_groups = tuple(sorted(set(param_groups))) if param_groups is not None else None
         self._plans: dict[int, _Plan] = {}
@@ -149,14 +175,6 @@ class GradientNoise(ParameterNoise):
 
     # ---------------------------------------------------------------------------------------------- lifecycle
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        strategy = type(trainer.strategy).__name__
-        if "DeepSpeed" in strategy:
-            raise ValueError(
-                "GradientNoise does not support the DeepSpeed strategy, which keeps gradients inside its engine; "
-                f"got strategy {strategy}. Use ddp or fsdp."
-            )
-        if "FSDP" in strategy or "ModelParallel" in strategy:
-            self.per_rank = True  # each rank owns different shards: identical noise would repeat across them
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         for index, optimizer in enumerate(trainer.optimizers):
             fused = _optimizer_handles_unscaling is not None and _optimizer_handles_unscaling(optimizer)
@@ -208,37 +226,66 @@ class GradientNoise(ParameterNoise):
         self._calls += 1
         step = trainer.global_step
         std = self.update_amounts(self.schedule_step(trainer))["std"]
-        if std == 0:
-            return
         index = next((i for i, opt in enumerate(trainer.optimizers) if opt is optimizer), 0)
-        self.reseed(step, index)
-        self.add_noise_(self._plan(optimizer), std)
+        plan = self._plan(optimizer, pl_module)
+        if std != 0:
+            self.reseed(step, index)
+            self.add_noise_(plan, std, slot=index)
+        if self._prefetches(plan.groups):
+            ahead = step + max(step - plan.last_step, 1) if plan.last_step >= 0 else step + 1
+            plan.last_step = step
+            if self.unit == "epoch" or float(self.schedules["std"](ahead)) != 0:
+                self._prefetch(index, plan.groups, self.key_seed(ahead, index), "normal")
 
-    def add_noise_(self, plan: _Plan, std: float) -> None:
-        """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters (one draw per flat group)."""
+    def add_noise_(self, plan: _Plan, std: float, slot: int = 0) -> None:
+        """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters, drawn under the current key.
+
+        Dense gradients take one flat draw per (device, dtype) group, in the layout of the whole parameters
+        (a DTensor gradient takes the part of the draw that lies on this rank's shard). Sparse gradients
+        (``nn.Embedding(sparse=True)``) take noise on their values, the rows present, from their own keyed draw.
+        """
         table = self._noise_table()
+        if table is None and plan.groups:
+            self._draw_exact(slot, plan.groups, self._batch_seed, "normal")
         for number, group in enumerate(plan.groups):
-            grads = [plan.params[i].grad for i in group.indices]
-            present = [g is not None for g in grads]
-            if not any(present):
+            params = [plan.params[i] for i in group.indices]
+            if table is not None:
+                first, second, sign = table.windows(group, self._batch_seed + number)
+                terms = [(first, std), (second, sign * std)]
+            else:
+                terms = [(group.views, std)]
+            grads, keep = [], []
+            for k, p in enumerate(params):
+                g = p.grad
+                if g is not None and not g.is_sparse:
+                    grads.append(g.to_local() if is_dtensor(g) else g)
+                    keep.append(k)
+            if not grads:
                 continue
-            terms = standard_noise(
-                group, distribution="normal", generator=self.generator(group.device), table=table,
-                key=self._batch_seed + number,
-            )  # fmt: skip
-            if not all(present):
-                grads = [g for g, keep in zip(grads, present) if keep]
-                terms = [([v for v, keep in zip(views, present) if keep], sign) for views, sign in terms]
-            for views, sign in terms:
-                torch._foreach_add_(grads, views, alpha=sign * std)
+            for views, alpha in terms:
+                torch._foreach_add_(grads, [local_part(views[k], params[k]) for k in keep], alpha=alpha)
+        for number, p in enumerate(plan.params):
+            if p.grad is not None and p.grad.is_sparse:
+                self._add_sparse_noise_(p, std, mix_seed(self._batch_seed, len(plan.groups) + number))
 
-    def _plan(self, optimizer: Optimizer) -> _Plan:
-        """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change."""
+    def _add_sparse_noise_(self, param: torch.nn.Parameter, std: float, key: int) -> None:
+        grad = param.grad.coalesce()
+        values = grad._values()
+        generator = self.generator(values.device)
+        generator.manual_seed(key)
+        values.add_(torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype), alpha=std)
+        param.grad = grad
+
+    def _plan(self, optimizer: Optimizer, pl_module: pl.LightningModule | None = None) -> _Plan:
+        """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change.
+
+        Parameters of embeddings with ``sparse=True`` get no flat buffer (their gradients are sparse)."""
         chosen = self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
         chosen = [i for i in chosen if i < len(optimizer.param_groups)]
         signature = tuple(len(optimizer.param_groups[i]["params"]) for i in chosen) + (len(optimizer.param_groups),)
         plan = self._plans.get(id(optimizer))
         if plan is None or plan.signature != signature:
+            sparse = _sparse_parameters(pl_module)
             seen: set[int] = set()
             params = []
             for i in chosen:
@@ -246,7 +293,10 @@ class GradientNoise(ParameterNoise):
                     if id(p) not in seen and p.is_floating_point():
                         seen.add(id(p))
                         params.append(p)
-            plan = _Plan(signature, params, flat_groups([p.detach() for p in params]))
+            dense = [p for p in params if id(p) not in sparse]
+            layout = flat_groups([p.detach() for p in dense], allocate=self.sampler == "exact")
+            plan = _Plan(signature, dense, layout)
+            plan.params += [p for p in params if id(p) in sparse]
             self._plans[id(optimizer)] = plan
         return plan
 

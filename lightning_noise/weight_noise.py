@@ -9,19 +9,30 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
+from torch.utils.weak import WeakIdKeyDictionary
 
+from lightning_noise._base import _STAGE_CODES
 from lightning_noise._flat import (
     DEFAULT_TABLE_SIZE,
     FlatGroup,
     ParameterNoise,
     Sampler,
+    is_dtensor,
     flat_groups,
-    standard_noise,
+    local_part,
+    local_tensor,
 )
 from lightning_noise._checks import check_bool, check_choice
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
+
+# Swap mode: the clean tensor of every parameter that holds noise, shared by all WeightNoise instances, so that
+# several of them on one parameter stack their noise and the first restore gives the clean tensor back.
+_CLEAN: WeakIdKeyDictionary = WeakIdKeyDictionary()
+# In-place mode (sharded parameters): the WeightNoise whose clean copy of a parameter is the clean value.
+_OWNER: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 Kind = Literal["gaussian", "uniform", "multiplicative"]
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
@@ -48,15 +59,30 @@ class WeightNoise(ParameterNoise):
 
     Manual optimization. The weights are restored after the first ``manual_backward`` of a batch, so only the
     first forward/backward pass of each ``training_step`` sees noisy weights (a warning says so at fit start).
+    An optimizer step while the weights are still noisy (the raw ``opt.optimizer.step()`` after a plain
+    ``loss.backward()``) restores them first, so the update applies to the clean weights and is kept.
+
+    How. The noisy weights are written into a preallocated buffer (``w + std * n`` in one pass) and each
+    selected parameter's storage is swapped to its view of that buffer (``param.data``); restoring swaps the
+    untouched clean tensors back: exact, without copying. A parameter counts as perturbed from the moment its
+    storage is swapped, so an exception or Ctrl-C in the middle of a perturbation leaves nothing noisy behind.
+    Parameters of lazy modules join the selection at the first batch after their initialization (with a
+    warning until then).
 
     Distributed. The noise is the same on every rank (keyed by seed and batch counter, not rank), as if the
-    global batch ran on one device; the clean weights stay identical across replicas in any case.
+    global batch ran on one device; the clean weights stay identical across replicas in any case. Sharded
+    parameters (DTensors: ``ModelParallelStrategy`` with ``fully_shard``) are perturbed in place, each rank
+    adding its part of one global draw: the model sees the noise the unsharded model sees under the same seed.
+    ``FSDPStrategy`` (FSDP1 flat parameters) and DeepSpeed are refused at ``setup``.
 
-    Speed. One flat draw per batch and three ``torch._foreach_*`` passes (save, perturb, restore) over
-    preallocated buffers. ``sampler="table"`` (``gaussian`` and ``multiplicative``) adds two windows of a
-    precomputed table at keyed offsets instead, generating nothing per batch (on a 1M-parameter MLP: 1.16x the
-    step instead of 1.65x), at the cost of independence between batches (see
-    ``docs/weight-and-gradient-noise.md``).
+    Speed. With the exact sampler, the next batch's standard normals are drawn ahead (``prefetch=True``), on a
+    side thread (CPU, when a second core is available) or a side CUDA stream, while the current batch
+    computes, into a second buffer; the draw under a batch's key is the same numbers whether prefetched or not,
+    and a prefetch made for the wrong key (a resume, a changed schedule) is dropped and drawn again. What stays
+    on the critical path is one pass over the weights. ``sampler="table"`` (``gaussian`` and
+    ``multiplicative``) adds two windows of a precomputed table at keyed offsets instead, generating nothing,
+    at the cost of independence between batches (see ``docs/weight-and-gradient-noise.md``). Memory: one
+    buffer the size of the selected parameters, two with prefetch, plus the table for ``sampler="table"``.
 
     Args:
         std: standard deviation of the noise (relative, for ``multiplicative``), a float or a schedule.
@@ -70,10 +96,13 @@ class WeightNoise(ParameterNoise):
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current std as ``noise/{name}_std`` every training step.
         name: name used in logged metrics and in the checkpoint state key.
+        prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
+            the noise is the same either way. ``False`` keeps every draw on the training thread.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); a pattern that matches no submodule, or a selection
-            without any parameter (at ``on_fit_start``; the message lists the submodules).
+        ValueError: bad arguments (in ``__init__``); FSDPStrategy or DeepSpeed (at ``setup``); a pattern that
+            matches no submodule, or a selection without any parameter (at ``on_fit_start``; the message lists
+            the submodules).
         TypeError: an argument of the wrong type, e.g. ``biases="false"``; strings are never read as bools or numbers
             (in ``__init__``).
         ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
@@ -101,6 +130,7 @@ class WeightNoise(ParameterNoise):
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
         name: str = "weight",
+        prefetch: bool = True,
     ) -> None:
         check_choice(kind, "kind", KINDS, owner="WeightNoise")
         if sampler == "table" and kind == "uniform":
@@ -108,17 +138,24 @@ class WeightNoise(ParameterNoise):
                              "'multiplicative', got kind='uniform'.")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name
+            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
+            prefetch=prefetch,
         )
         self.kind = kind
         self.biases = check_bool(biases, "biases", owner="WeightNoise")
         self._params: list[nn.Parameter] = []
         self._names: list[str] = []
-        self._groups: list[FlatGroup] = []  # clean copies
-        self._noise: list[FlatGroup] = []  # noise buffers, same layout
+        self._chosen: list[tuple[str, nn.Parameter]] = []
+        self._lazy: list[str] = []
+        self._buffers: list[list[FlatGroup]] = []  # noise (then noisy weights), one or two copies
+        self._clean_groups: list[FlatGroup] = []  # in-place mode: clean copies of the local shards
         self._group_params: list[list[nn.Parameter]] = []
         self._handles: list[RemovableHandle] = []
-        self._perturbed = False
+        self._step_handles: list[RemovableHandle] = []
+        self._swapped: list[nn.Parameter] = []  # swap mode: parameters holding noisy tensors (clean ones in _CLEAN)
+        self._dirty: list[int] = []  # in-place mode: groups whose parameters hold noise
+        self._swap = True
+        self._parity = 0
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind, "modules": self.modules, "biases": self.biases}
@@ -131,7 +168,7 @@ class WeightNoise(ParameterNoise):
     @property
     def perturbed(self) -> bool:
         """Whether the selected weights currently hold noise."""
-        return self._perturbed
+        return bool(self._swapped or self._dirty)
 
     # ---------------------------------------------------------------------------------------------- selection
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -150,7 +187,7 @@ class WeightNoise(ParameterNoise):
         for prefix, module in roots:
             for name, param in module.named_parameters(prefix=prefix):
                 leaf = name.rsplit(".", 1)[-1]
-                if param.is_floating_point() and (self.biases or not leaf.startswith("bias")):
+                if (is_lazy(param) or param.is_floating_point()) and (self.biases or not leaf.startswith("bias")):
                     chosen.setdefault(id(param), (name, param))
         if not chosen:
             raise ValueError(
@@ -158,44 +195,89 @@ class WeightNoise(ParameterNoise):
                 f"no floating-point parameter of {type(pl_module).__name__}. Parameters: "
                 f"{[n for n, _ in pl_module.named_parameters()][:40]}."
             )
-        self._names = [name for name, _ in chosen.values()]
-        self._params = [param for _, param in chosen.values()]
-        detached = [p.detach() for p in self._params]
-        self._groups = flat_groups(detached)
-        # The table sampler reads views of the table and needs no noise buffer, only the layout.
-        self._noise = self._groups if self.sampler == "table" else flat_groups(detached)
-        self._group_params = [[self._params[i] for i in group.indices] for group in self._groups]
-        self._perturbed = False
+        self._chosen = list(chosen.values())
+        # Sharded (DTensor) parameters are perturbed in place, shard by shard; plain ones swap their storage.
+        self._swap = not any(is_dtensor(param) for _, param in self._chosen)
+        self._swapped, self._dirty = [], []
+        self._build()
+        if not pl_module.automatic_optimization:  # automatic: training_step runs inside the step's closure
+            self._step_handles = [opt.register_step_pre_hook(self._before_raw_step) for opt in trainer.optimizers]
         self._register_state_dict_hooks(pl_module)
+
+    def _build(self) -> None:
+        """Buffers for the selected parameters that are initialized (lazy ones join once they are)."""
+        lazy = [name for name, param in self._chosen if is_lazy(param)]
+        if lazy and not self._lazy:
+            rank_zero_warn(
+                f"WeightNoise: {len(lazy)} selected parameter(s) of lazy modules are not initialized yet ({lazy[:5]}); "
+                "they get noise from the first batch after the forward that initializes them."
+            )
+        self._lazy = lazy
+        ready = [(name, param) for name, param in self._chosen if not is_lazy(param)]
+        self._names = [name for name, _ in ready]
+        self._params = [param for _, param in ready]
+        detached = [p.detach() for p in self._params]
+        self._group_params = []
+        self._clean_groups = []
+        self._buffers = []
+        self._parity = 0
+        self._prefetcher.close()
+        if not detached:
+            return
+        # Noise buffers in the layout of the whole (unsharded) parameters: the numbers are the same whatever
+        # the sharding. Two with prefetch: one holds this batch's noisy weights while the next draw fills the other.
+        layout = flat_groups(detached, allocate=self._swap or self.sampler == "exact")
+        self._group_params = [[self._params[i] for i in group.indices] for group in layout]
+        copies = 2 if self._prefetches(layout) and self._swap else 1
+        self._buffers = [layout] + [flat_groups(detached) for _ in range(copies - 1)]
+        if not self._swap:  # sharded parameters are perturbed in place: a clean copy of the local shards
+            self._clean_groups = flat_groups([local_tensor(p) for p in self._params])
 
     def _register_state_dict_hooks(self, pl_module: pl.LightningModule) -> None:
         """On every module that owns a selected parameter: a ``state_dict`` post-hook that writes clean values."""
-        index = {id(p): i for i, p in enumerate(self._params)}
+        index = {id(p): name for name, p in self._chosen}
         for module in pl_module.modules():
-            owned = [(name, index[id(p)]) for name, p in module.named_parameters(recurse=False) if id(p) in index]
+            owned = [(name, p) for name, p in module.named_parameters(recurse=False) if id(p) in index]
             if owned:
                 self._handles.append(module.register_state_dict_post_hook(self._clean_state_hook(owned)))
 
-    def _clean_state_hook(self, owned: list[tuple[str, int]]):
+    def _clean_state_hook(self, owned: list[tuple[str, nn.Parameter]]):
         def hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-            if not self._perturbed:
+            if not self.perturbed:
                 return
-            for name, i in owned:
-                if prefix + name in state_dict:
-                    state_dict[prefix + name] = self._clean_view(i).clone()
-
+            for name, param in owned:
+                clean = self._clean_value(param)
+                if clean is not None and prefix + name in state_dict:
+                    state_dict[prefix + name] = clean
         return hook
 
-    def _clean_view(self, i: int) -> Tensor:
-        for group in self._groups:
-            if i in group.indices:
-                return group.views[group.indices.index(i)]
-        raise KeyError(i)
+    def _clean_value(self, param: nn.Parameter) -> Tensor | None:
+        """A copy of the clean value of ``param`` while it is perturbed, else ``None``."""
+        if self._swapped:
+            clean = _CLEAN.get(param)
+            if clean is not None:
+                return clean.clone()
+        owner = _OWNER.get(param)
+        if owner is not None and owner is not self:
+            return owner._clean_value(param)
+        if self._dirty:
+            i = next((k for k, p in enumerate(self._params) if p is param), None)
+            for number in self._dirty:
+                group = self._clean_groups[number]
+                if i is not None and i in group.indices:
+                    return group.views[group.indices.index(i)].clone()
+        return None
 
     def _detach(self) -> None:
-        for handle in self._handles:
+        for handle in self._handles + self._step_handles:
             handle.remove()
         self._handles.clear()
+        self._step_handles = []
+
+    def _before_raw_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """An optimizer step while the weights hold noise (the raw optimizer under manual optimization, before
+        any ``on_before_optimizer_step``): restore first, so the update applies to the clean weights and is kept."""
+        self.restore()
 
     # ---------------------------------------------------------------------------------------------- perturb
     def on_train_batch_start(
@@ -204,36 +286,108 @@ class WeightNoise(ParameterNoise):
         self.restore()
         super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
         self._calls += 1
+        if self._lazy and not all(is_lazy(p) for name, p in self._chosen if name in self._lazy):
+            self._build()
         std = self.amounts["std"]
-        if self._active_stage != "train" or std == 0 or not self._params:
+        if self._active_stage != "train" or not self._params:
             return
+        if std != 0:
+            self.perturb(std)
+        if self._prefetches(self._buffers[0]):
+            self._prefetch_next(trainer, pl_module, batch_idx, std)
+
+    def _prefetch_next(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch_idx: int, std: float) -> None:
+        """Start drawing the next batch's noise, unless its std will be 0. The key is certain (the batch counter);
+        the std is a guess (the next schedule step): a wrong guess costs a wasted or a synchronous draw."""
+        step = self.schedule_step(trainer)
+        if self.unit == "step" and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1) == 0:
+            step += 1
+        needed = float(self.schedules["std"](step)) != 0
+        if not pl_module.automatic_optimization:  # any number of optimizer steps per batch
+            needed = needed or std != 0
+        if needed:
+            buffers = self._buffers[(self._parity + 1) % len(self._buffers)]
+            self._prefetch(0, buffers, self.key_seed(_STAGE_CODES["train"], self._train_batches), self._dist)
+
+    @property
+    def _dist(self) -> Literal["normal", "uniform"]:
+        return "uniform" if self.kind == "uniform" else "normal"
+
+    def perturb(self, std: float) -> None:
+        """Put ``std`` noise drawn under the current batch's key on the selected weights (clean values kept)."""
         table = self._noise_table()
-        distribution = "uniform" if self.kind == "uniform" else "normal"
-        for number, (clean, noise, params) in enumerate(zip(self._groups, self._noise, self._group_params)):
-            with torch.no_grad():
-                torch._foreach_copy_(clean.views, params)
-                terms = standard_noise(
-                    noise,
-                    distribution=distribution,
-                    generator=self.generator(noise.device),
-                    table=table,
-                    key=self._batch_seed + number,
-                )
-                for views, sign in terms:
-                    if self.kind == "multiplicative":
-                        torch._foreach_addcmul_(params, clean.views, views, value=sign * std)
-                    else:
-                        torch._foreach_add_(params, views, alpha=sign * std)
-        self._perturbed = True
+        if len(self._buffers) > 1:
+            self._parity = (self._parity + 1) % len(self._buffers)
+        buffers = self._buffers[self._parity]
+        if table is None:
+            self._draw_exact(0, buffers, self._batch_seed, self._dist)
+        with torch.no_grad():
+            for number, (group, params) in enumerate(zip(buffers, self._group_params)):
+                key = self._batch_seed + number
+                if table is not None:
+                    first, second, sign = table.windows(group, key)
+                    terms = [(first, std), (second, sign * std)]
+                else:
+                    terms = [(group.views, std)]
+                if self._swap:
+                    self._perturb_swap(params, group.views, terms)
+                else:
+                    self._perturb_in_place(number, params, terms)
+
+    def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
+        """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean
+        tensors are kept aside untouched, so restoring swaps them back without a copy. A parameter counts as
+        perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
+        multiplicative = self.kind == "multiplicative"
+        for k, (param, noisy) in enumerate(zip(params, out)):
+            current = param.data  # clean, or already noisy from another WeightNoise on the same parameter
+            for term, (views, alpha) in enumerate(terms):
+                source = current if term == 0 else noisy
+                if multiplicative:
+                    torch.addcmul(source, current, views[k], value=alpha, out=noisy)
+                else:
+                    torch.add(source, views[k], alpha=alpha, out=noisy)
+            _CLEAN.setdefault(param, current)
+            param.data = noisy
+            self._swapped.append(param)
+
+    def _perturb_in_place(self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]):
+        """Sharded parameters: save the local shards, mark the group perturbed, add each shard's part of the draw."""
+        targets = [local_tensor(p) for p in params]
+        clean = self._clean_groups[number]
+        torch._foreach_copy_(clean.views, targets)
+        for param in params:  # the first WeightNoise to perturb a parameter restores it
+            _OWNER.setdefault(param, self)
+        self._dirty.append(number)
+        for views, alpha in terms:
+            parts = [local_part(view, p) for view, p in zip(views, params)]
+            if self.kind == "multiplicative":
+                torch._foreach_addcmul_(targets, clean.views, parts, value=alpha)
+            else:
+                torch._foreach_add_(targets, parts, alpha=alpha)
 
     def restore(self) -> None:
-        """Copy the clean weights back if they are perturbed (exact: from the saved copy)."""
-        if not self._perturbed:
-            return
-        with torch.no_grad():
-            for clean, params in zip(self._groups, self._group_params):
-                torch._foreach_copy_(params, clean.views)
-        self._perturbed = False
+        """Give the selected parameters their exact clean values back if they hold noise."""
+        if self._swapped:
+            for param in self._swapped:
+                clean = _CLEAN.pop(param, None)
+                if clean is not None:  # else another WeightNoise on this parameter restored it already
+                    param.data = clean
+            self._swapped.clear()
+        if self._dirty:
+            with torch.no_grad():
+                for number in self._dirty:
+                    pairs = [
+                        (local_tensor(p), clean)
+                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views)
+                        if _OWNER.get(p) is self
+                    ]
+                    if pairs:
+                        torch._foreach_copy_([t for t, _ in pairs], [c for _, c in pairs])
+                    for p in self._group_params[number]:
+                        if _OWNER.get(p) is self:
+                            del _OWNER[p]
+            self._dirty.clear()
 
     # ---------------------------------------------------------------------------------------------- restore
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -257,6 +411,7 @@ class WeightNoise(ParameterNoise):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.restore()
+        super().on_train_end(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.restore()

@@ -129,12 +129,13 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "WeightNoise": (
         WeightNoise,
         {"std": 0.1},
-        amount("std", -0.1) + modules(required=False) + choice("kind") + boolean("biases") + common(stages=False),
+        amount("std", -0.1) + modules(required=False) + choice("kind") + boolean("biases") + boolean("prefetch")
+        + common(stages=False),
     ),
     "GradientNoise": (
         GradientNoise,
         {"std": 0.1},
-        amount("std", -0.1) + common(stages=False)
+        amount("std", -0.1) + boolean("prefetch") + common(stages=False)
         + [("param_groups", -1, ValueError), ("param_groups", [-1], ValueError), ("param_groups", [], ValueError),
            ("param_groups", 1.0, TypeError), ("param_groups", [0.0], TypeError), ("param_groups", "0", TypeError),
            ("param_groups", True, TypeError), ("param_groups", NAN, TypeError), ("param_groups", INF, TypeError)],

@@ -20,7 +20,23 @@ def test_overhead_runs_and_writes_json(tmp_path):
                    "--out", str(out)])  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert [row["case"] for row in rows] == ["baseline", case]
-    assert all(row["step_ms"] > 0 and row["ratio"] > 0 for row in rows)
+    assert all(row["step_ms"] > 0 and row["ratio"] > 0 and row["baseline_ms"] > 0 for row in rows)
+    assert [row["mode"] for row in rows] == ["eager", "eager"]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_memory_of_weight_noise_is_its_buffers_and_table(tmp_path):
+    """WeightNoise on the 1M-parameter MLP holds two noise buffers (exact, prefetch) or one and a table."""
+    out = tmp_path / "overhead.md"
+    cases = ["WeightNoise(std=0.05, prefetch=False)", "WeightNoise(std=0.05, sampler='table')"]
+    rows = overhead.main(["--models", "mlp", "--cases", *cases, "--repeats", "1", "--steps", "2", "--warmup", "2",
+                          "--out", str(out)])  # fmt: skip
+    memory = {row["case"]: row["memory"] for row in rows}
+    weights = 4 * (784 * 1024 + 1024 * 256 + 256 * 10)  # float32 weights, biases not selected
+    assert memory[cases[0]] == {"noise": weights, "clean": 0, "table": 0, "selected": weights}
+    assert memory[cases[1]] == {"noise": weights, "clean": 0, "table": 4 * (1 << 22), "selected": weights}
+    text = out.read_text()
+    assert "| mlp | eager | WeightNoise(std=0.05) |" in text and "1.0x + 16 MB table" in text
 
 
 def test_on_even_steps_schedule():
