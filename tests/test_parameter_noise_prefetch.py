@@ -136,13 +136,6 @@ def test_no_thread_is_left_after_fit_or_after_an_exception(error):
     assert not any(c.perturbed for c in callbacks if isinstance(c, WeightNoise))
 
 
-def test_prefetch_switch_is_checked():
-    with pytest.raises(ValueError, match=r"`prefetch` must be True or False, got 'yes'"):
-        WeightNoise(std=0.1, prefetch="yes")
-    with pytest.raises(ValueError, match=r"`prefetch` must be True or False, got 1"):
-        GradientNoise(std=0.1, prefetch=1)
-
-
 class TwoOptimizers(Net):
     """Manual optimization, two optimizers stepped in turn: GradientNoise's first guess of the next key is wrong."""
 
