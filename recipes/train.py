@@ -14,11 +14,17 @@ run directory, prints a summary and returns the metrics.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-# Run from a checkout without installing: make `lightning_noise` (repo root) importable, like rootutils does.
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+# Run from a checkout without installing: make `lightning_noise` (repo root) and `noisy_recipes` (recipes/)
+# importable here, like rootutils does, and in the processes this one starts: submitit's jobs (locally and on
+# SLURM) unpickle the task in a fresh interpreter that finds the packages only through PYTHONPATH.
+_PATHS = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+sys.path[1:1] = [p for p in _PATHS if p not in sys.path]
+_INHERITED = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*_PATHS, *_INHERITED]))
 
 import hydra  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402

@@ -75,10 +75,14 @@ def write_fashion_mnist(root: Path, n_train: int = 40, n_test: int = 20, seed: i
     return root
 
 
-def run_recipe(args: list[str], *, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``recipes/train.py`` in a subprocess with a clean environment (one thread, W&B off)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"))}
-    env.update(WANDB_MODE="disabled", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+def run_recipe(
+    args: list[str], *, cwd: Path, timeout: int = 300, env: dict[str, str] | None = None, script: Path = TRAIN
+) -> subprocess.CompletedProcess:
+    """Run ``recipes/train.py`` (or ``script``) in a subprocess with a clean environment (one thread, W&B off);
+    ``env`` adds or replaces variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"))}
+    base.update(WANDB_MODE="disabled", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env = {**base, **(env or {})}
     return subprocess.run(
-        [sys.executable, str(TRAIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -8,7 +8,7 @@ import pytest
 
 import lightning_noise
 from lightning_noise.report import compare_runs, load_runs
-from tests.recipes.conftest import FAST, options, run_recipe
+from tests.recipes.conftest import FAST, ROOT, options, run_recipe
 from train import train
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
@@ -33,6 +33,23 @@ def test_two_job_sweep_over_the_noise_amount(tmp_path):
     assert [(s.family, s.amount) for s in report.summaries["test/acc"]] == [
         ("none", 0.0), ("gaussian input.std.amount", 0.15)
     ]
+
+
+def test_submitit_local_sweep_runs_each_job_in_its_own_process(tmp_path):
+    """hydra/launcher=submitit_local: each job is pickled and run by a fresh interpreter, as on SLURM. The
+    environment has the repository root on PYTHONPATH but not recipes/, like a user's shell in a checkout."""
+    sweep = tmp_path / "sweep"
+    result = run_recipe(
+        ["-m", "hydra/launcher=submitit_local", "seed=0,1", "trainer.max_epochs=2", "logger=csv", "trainer=debug",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(sweep)
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert all("test/acc" in r["metrics"] for r in records)
+    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2  # both ran through submitit
 
 
 @pytest.mark.parametrize(
