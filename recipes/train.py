@@ -37,9 +37,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train and evaluate one configuration; returns the final metrics (``train/acc``, ``test/loss``...).
 
     Raises:
-        ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a
-            callback monitoring ``val/`` metrics without validation), before any training step.
+        ConfigError: (a ValueError) a configuration that cannot train (incompatible model and data, noise and
+            task, a missing CSV column or required value, ``trainer=gpu`` without a GPU, ``-m`` with
+            ``trainer=ddp``, an ``optimized_metric`` the run will not report, a callback monitoring ``val/``
+            metrics without validation), before any training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
@@ -47,10 +48,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = hydra.utils.instantiate(cfg.data)
-    spec = datamodule.spec  # loads and splits the data now, so data errors come first
-    hydra.utils.get_class(cfg.model._target_).check_data(spec)
-    model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(spec)
+    utils.check_config(cfg)  # required values left out, a GPU trainer without a GPU
+    datamodule, spec = utils.instantiate_data(cfg.data)  # loads and splits the data now, so data errors come first
+    model = utils.instantiate_model(cfg.model, spec)
     utils.check_optimized_metric(
         cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
     )
@@ -98,7 +98,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
-        "noise_amounts": utils.noise_amounts(cfg.get("noise")),  # amount x noise_scale per noise: 0 = no noise
+        "noise_amounts": utils.noise_amounts(noise),  # what each built callback got (its peak): 0 = no noise
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,
@@ -124,8 +124,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna."""
-    metrics = train(cfg)
+    """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna.
+
+    A configuration mistake (:class:`~noisy_recipes.utils.ConfigError`) ends in one line saying what to change
+    and exit status 2, with no traceback (``HYDRA_FULL_ERROR=1`` shows it) and no empty run directory left.
+    """
+    with utils.short_config_errors():
+        metrics = train(cfg)
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 

@@ -24,7 +24,9 @@ def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[lis
     rows = []
     for s in report.summaries[metric]:
         c = report.comparison(s.group, metric)
-        best = " (best)" if s.group == report.best and metric == report.metric else ""
+        best = ""
+        if metric == report.metric and (s.group == report.best or s.group in report.tied):
+            best = " (tied best)" if report.tied else " (best)"
         base = " (baseline)" if s.group == report.baseline else ""
         row = [f"{s.group}{base}{best}", str(s.n), _fmt(s.mean), _fmt(s.std), _interval(s.ci_low, s.ci_high)]
         if c is None:
@@ -71,6 +73,11 @@ def _print_blocks(report: ComparisonReport, columns: list[str], rows: list[list[
 def best_line(report: ComparisonReport) -> str:
     """The best configuration, its interval and its difference to the baseline, as one sentence."""
     s = report.summary(report.best)
+    if report.tied:
+        line = f"No single best configuration: {', '.join(report.tied)} tie at {report.metric} {_fmt(s.mean)}"
+        if report.baseline in report.tied:
+            line += "; no noisy configuration beats the baseline's mean"
+        return line + "."
     line = f"Best configuration: {report.best} ({report.metric} {_fmt(s.mean)}, "
     line += f"{report.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
     c = report.comparison(report.best)
@@ -92,7 +99,7 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
         f"in {groups} configurations; baseline: `{report.baseline or 'none found'}`. Mean and standard deviation "
         f"(ddof=1) over seeds, {level} confidence interval of the mean (Student t); the difference to the "
         "baseline is tested with a paired t-test when both configurations ran the same seeds, else Welch's "
-        "t-test (two-sided, no correction for multiple comparisons).",
+        "t-test (two-sided, no correction for multiple comparisons)." + _clip_note(report),
         "",
         _markdown_table(*table_rows(report)),
         "",
@@ -117,6 +124,16 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
     for caption, path in (images or {}).items():
         lines += ["", f"![{caption}]({Path(path).as_posix()})"]
     return "\n".join(lines) + "\n"
+
+
+def _clip_note(report: ComparisonReport) -> str:
+    if report.clipped is None:
+        return ""
+    low, high = report.clipped
+    return (
+        f" Intervals that ran past the range of `{report.metric}` ([{low:g}, {high:g}]) are clipped to it (the "
+        "t interval is symmetric; a mean near a bound over few seeds would otherwise reach past it)."
+    )
 
 
 def _fmt(value: float, signed: bool = False) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,127 @@ NOISE_TASKS = {
     "LabelNoise": ("classification",),
     "TargetNoise": ("regression",),
 }
+
+
+# ---------------------------------------------------------------------------------------------- config errors
+class ConfigError(ValueError):
+    """A configuration the recipe cannot run, found before training; the message says what to change.
+
+    ``recipes/train.py`` prints it as one line and exits with status 2 (no traceback unless ``HYDRA_FULL_ERROR=1``).
+    """
+
+
+@contextmanager
+def short_config_errors() -> Iterator[None]:
+    """Report a :class:`ConfigError` as one line on stderr and exit with status 2, removing the run directory
+    it leaves empty; ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        remove_empty_run_dir()
+        print(f"Error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def remove_empty_run_dir() -> None:
+    """Remove what Hydra wrote for a run that never trained (``.hydra/``, the job's log file) and the run
+    directory if that leaves it empty; in a multirun also the sweep directory if it then holds only Hydra's
+    ``multirun.yaml``. Nothing else is deleted: a directory with other files stays."""
+    from hydra.types import RunMode
+
+    hc = hydra_config()
+    if hc is None:
+        return
+    run_dir = Path(hc.runtime.output_dir)
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / f"{hc.job.name}.log").unlink(missing_ok=True)
+    _rmdir_if_empty(run_dir)
+    sweep_dir = Path(hc.sweep.dir)
+    if hc.mode == RunMode.MULTIRUN and not run_dir.exists() and sweep_dir.is_dir():
+        if [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+            (sweep_dir / "multirun.yaml").unlink()
+        _rmdir_if_empty(sweep_dir)
+
+
+def _rmdir_if_empty(directory: Path) -> None:
+    """Remove ``directory`` and then its parents while they are empty, stopping at the working directory."""
+    cwd = Path.cwd().resolve()
+    directory = directory.resolve()
+    while directory != cwd and cwd in directory.parents and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse, before anything is built, required values left out (``???``) and a GPU trainer without a GPU.
+
+    Raises:
+        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``) or ``trainer=cpu``.
+    """
+    from omegaconf import OmegaConf as _OmegaConf
+
+    missing = sorted(_OmegaConf.missing_keys(_OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])))
+    if missing:
+        example = " ".join(f"{key}={REQUIRED_EXAMPLES.get(key, 'VALUE')}" for key in missing)
+        raise ConfigError(
+            f"Required value{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}. Add "
+            f"{'them' if len(missing) > 1 else 'it'} to the command line, e.g. python recipes/train.py "
+            f"{' '.join(task_overrides())} {example}".replace("  ", " ")
+        )
+    accelerator = str(cfg.trainer.get("accelerator", "cpu")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, and torch finds none on this machine "
+            f"(torch {torch.__version__}, torch.cuda.is_available() is False). Use trainer=cpu "
+            "(or trainer=ddp_cpu for two CPU processes)."
+        )
+
+
+# Example values of required keys, shown in the message when one is left out.
+REQUIRED_EXAMPLES = {"data.path": "my.csv", "data.target": "label"}
+
+
+def instantiate_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, Any]:
+    """Build the data module and load its data (``datamodule.spec``), so data errors come before the model's.
+
+    Raises:
+        ConfigError: a bad data setting (a missing file or CSV column, an unknown dataset, sizes that do not fit).
+    """
+    with _as_config_error(ValueError, FileNotFoundError):
+        datamodule = hydra.utils.instantiate(cfg)
+        return datamodule, datamodule.spec
+
+
+def instantiate_model(cfg: DictConfig, spec: Any) -> pl.LightningModule:
+    """Check that the data fits the model class, then build the model for ``spec``.
+
+    Raises:
+        ConfigError: the data does not fit the model (``model=cnn data=circles``), or a bad model setting.
+    """
+    with _as_config_error(ValueError):
+        hydra.utils.get_class(cfg._target_).check_data(spec)
+        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec)
+
+
+@contextmanager
+def _as_config_error(*types: type[Exception]) -> Iterator[None]:
+    """Raise errors of ``types`` (also when Hydra's instantiate wraps them) as a :class:`ConfigError`."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except ConfigError:
+        raise
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, types):
+            raise ConfigError(str(cause).strip("'\"")) from error
+        raise
+    except types as error:
+        raise ConfigError(str(error).strip("'\"")) from error
 
 
 # ---------------------------------------------------------------------------------------------- hydra state
@@ -50,7 +174,7 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
     under its own scheduler allocation, so both are fine.
 
     Raises:
-        ValueError: multirun + ``strategy=ddp`` (more than one device or node) + the basic launcher.
+        ConfigError: multirun + ``strategy=ddp`` (more than one device or node) + the basic launcher.
     """
     from hydra.types import RunMode
 
@@ -63,7 +187,7 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
     multi = devices not in (1, "1", [0]) or (nodes or 1) > 1
     launcher = str(hc.launcher.get("_target_", ""))
     if "ddp" in strategy.lower() and "spawn" not in strategy.lower() and multi and "BasicLauncher" in launcher:
-        raise ValueError(
+        raise ConfigError(
             f"A multirun (-m) cannot use trainer.strategy={strategy!r} with {devices} devices: Lightning's ddp "
             "launcher re-runs the command line for each extra process, which would start the whole sweep again. "
             "Use trainer.strategy=ddp_spawn for sweeps, run the configurations one by one without -m, or use a "
@@ -77,7 +201,7 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
     The run reports ``{split}/loss`` and ``{split}/{metric_name}`` (``acc`` or ``mse``) for every non-empty split.
 
     Raises:
-        ValueError: a metric not in that list (the message lists it, and names the regression search).
+        ConfigError: a metric not in that list (the message lists it, and names the regression search).
     """
     if not metric:
         return
@@ -90,7 +214,7 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
             " This model has no accuracy (its task is not classification): set optimized_metric=val/mse, and for "
             "an Optuna search use hparams_search=optuna_regression (minimizes val/mse, no label noise)."
         )
-    raise ValueError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
+    raise ConfigError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -126,15 +250,15 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     """Build the selected noise callbacks, refusing those the model's task cannot take.
 
     Raises:
-        ValueError: a noise that does not fit the task (label noise on regression, target noise on
-            classification, either on the autoencoder).
+        ConfigError: a noise that does not fit the task (label noise on regression, target noise on
+            classification, either on the autoencoder), or a bad noise setting.
     """
     callbacks = {}
     for name, node in _nodes(cfg, "noise").items():
         cls_name = str(node._target_).rsplit(".", 1)[-1]
         tasks = NOISE_TASKS.get(cls_name)
         if tasks is not None and task not in tasks:
-            raise ValueError(
+            raise ConfigError(
                 f"noise={name} ({cls_name}) needs a {' or '.join(tasks)} model, but this model's task is {task}. "
                 + (
                     "For a denoising autoencoder use noise=input."
@@ -142,7 +266,8 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
                     else "Choose noise=target for regression data, noise=label_smoothing or label_flip for classes."
                 )
             )
-        callbacks[name] = hydra.utils.instantiate(node)
+        with _as_config_error(ValueError, TypeError):
+            callbacks[name] = hydra.utils.instantiate(node)
     return callbacks
 
 
@@ -151,7 +276,7 @@ def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batche
     ``trainer.limit_val_batches=0``): early stopping and checkpointing would fail after the first epoch.
 
     Raises:
-        ValueError: naming each such callback and the overrides that fix it.
+        ConfigError: naming each such callback and the overrides that fix it.
     """
     if val_samples and limit_val_batches != 0:
         return
@@ -162,7 +287,7 @@ def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batche
     ]
     if watching:
         reason = "data.val_size=0" if not val_samples else "trainer.limit_val_batches=0"
-        raise ValueError(
+        raise ConfigError(
             f"This run never validates ({reason}), so no val/ metric is logged, but {', '.join(watching)} "
             "monitors one. Use callbacks=none (no early stopping or checkpointing: the last weights are "
             "evaluated), or monitor a training metric, e.g. callbacks.early_stopping.monitor=train/loss "
@@ -213,7 +338,7 @@ def robustness_callback(
     is the run's ``test/`` metric).
 
     Raises:
-        ValueError: an unknown corruption name (the message lists the known ones).
+        ConfigError: an unknown corruption name (the message lists the known ones).
     """
     if not cfg or not cfg.get("robustness"):
         return None
@@ -230,14 +355,15 @@ def robustness_callback(
         kwargs = {"metric": _mse, "metric_name": "mse"}
     elif task == "reconstruction":
         kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
-    return RobustnessEvaluation(
-        corruptions,
-        seed=int(cfg.get("seed", 0)),
-        output_dir=output_dir,
-        dataset_name=dataset_name,
-        max_batches=max_batches,
-        **kwargs,
-    )
+    with _as_config_error(ValueError):
+        return RobustnessEvaluation(
+            corruptions,
+            seed=int(cfg.get("seed", 0)),
+            output_dir=output_dir,
+            dataset_name=dataset_name,
+            max_batches=max_batches,
+            **kwargs,
+        )
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
@@ -295,21 +421,19 @@ def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:
     return settings
 
 
-def noise_amounts(cfg: DictConfig | None) -> dict[str, float]:
-    """The effective amount of each selected noise, ``{"input.std": 0.1, ...}``: the config's amount x
-    ``noise_scale`` (at the schedule's peak) for the recipe's ``scaled`` amounts, the value for a plain number.
+def noise_amounts(callbacks: Mapping[str, Callback]) -> dict[str, float]:
+    """The amount each built noise callback received, ``{"input.std": 0.1, ...}``: for every amount argument
+    of the callback (its ``schedules``), the schedule's peak (the upper end of ``bounds()``; a constant's value).
 
-    The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts are all 0 is a no-noise run.
+    Read from the callbacks themselves, so it is what trained (``schedule.value``, ``noise_scale`` and every
+    other override included). The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts
+    are all 0 is a no-noise run.
     """
-    from lightning_noise.report.records import AMOUNT_KEYS
-
     amounts = {}
-    for name, node in _nodes(cfg, "noise").items():
-        for key, value in node.items():
-            if isinstance(value, DictConfig) and str(value.get("_target_", "")).endswith("schedules.scaled"):
-                amounts[f"{name}.{key}"] = float(value.amount) * float(value.get("scale", 1.0))
-            elif key in AMOUNT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
-                amounts[f"{name}.{key}"] = float(value)
+    for name, callback in callbacks.items():
+        for argument, schedule in (getattr(callback, "schedules", None) or {}).items():
+            bounds = getattr(schedule, "bounds", None)
+            amounts[f"{name}.{argument}"] = float(bounds()[1]) if callable(bounds) else float(schedule(0))
     return amounts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hydra.errors import MissingConfigException
@@ -10,7 +11,7 @@ from hydra.types import RunMode
 
 import lightning_noise
 from noisy_recipes import utils
-from tests.recipes.conftest import FAST, options, write_csv
+from tests.recipes.conftest import FAST, options, run_recipe, write_csv
 from train import train
 
 # The data each model trains on in the smoke tests, by task the noise needs.
@@ -73,6 +74,18 @@ def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
     assert set(record["metrics"]) == {f"{s}/{m}" for s in ("train", "val", "test") for m in ("acc", "loss")}
     assert record["metrics"] == pytest.approx(metrics)
     assert 0 <= record["best_epoch"] < 3 and record["splits"] == {"train": 30, "val": 20, "test": 50}
+
+
+def test_recorded_amounts_are_what_the_built_callbacks_got(compose_cfg, tmp_path):
+    """schedule.value=0.5 halves the amount the callback receives (0.2 x 0.5 = 0.1): the record says 0.1."""
+    cfg = compose_cfg([*FAST, "schedule.value=0.5", "noise=[input,label_smoothing]"])
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    built = utils.instantiate_noise(cfg.noise, "classification")
+    expected = {f"{name}.{arg}": s(0) for name, cb in built.items() for arg, s in cb.schedules.items()}
+    assert record["noise_amounts"] == pytest.approx(expected)
+    assert record["noise_amounts"]["input.std"] == pytest.approx(0.1)
+    assert record["noise_amounts"]["label_smoothing.smoothing"] == pytest.approx(0.5 * cfg.noise.label_smoothing.smoothing.amount)
 
 
 def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
@@ -141,8 +154,41 @@ def test_label_noise_on_regression_fails_before_training(compose_cfg):
 
 def test_required_value_left_out(compose_cfg):
     cfg = compose_cfg([*FAST, "data=csv"])
-    with pytest.raises(Exception, match=r"Missing mandatory value: data.path"):
+    with pytest.raises(utils.ConfigError, match=r"not set: data.path, data.target.*data.path=my.csv data.target=label"):
         train(cfg)
+
+
+def test_gpu_trainer_without_a_gpu_says_use_cpu(compose_cfg, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(utils.ConfigError, match=r"needs a CUDA GPU.*Use trainer=cpu"):
+        train(compose_cfg([*FAST, "trainer=gpu"]))
+
+
+CLI_MISTAKES = [
+    (["model=cnn", "data=circles"], r"model=cnn takes image data.*Use data=digits"),
+    (["data=csv"], r"data.path=my.csv data.target=label"),
+    (["trainer=gpu"], r"Use trainer=cpu"),
+    pytest.param(["data=diabetes", "noise=label_smoothing"], r"needs a classification model", marks=pytest.mark.slow),
+    pytest.param(["data=csv", "data.path=d.csv", "data.target=class"], r"not a column", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CLI_MISTAKES)
+def test_config_mistake_is_one_line_without_traceback(overrides, message, tmp_path):
+    """A known mistake: one line on stderr saying what to change, exit status 2, no run directory left behind."""
+    write_csv(tmp_path / "d.csv")
+    result = run_recipe([*FAST, *overrides], cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert re.search(message, lines[0]) and "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "logs").exists()  # no empty run directory (nor its parents)
+
+
+@pytest.mark.slow
+def test_config_mistake_shows_the_traceback_with_hydra_full_error(tmp_path):
+    result = run_recipe([*FAST, "model=cnn"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 
 def test_ddp_under_multirun_is_refused(compose_cfg):
