@@ -55,7 +55,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
     )
     noise = utils.instantiate_noise(cfg.get("noise"), model.task)
-    loggers = utils.instantiate_loggers(cfg.get("logger"))
+    loggers = utils.instantiate_loggers(cfg.get("logger"), run=utils.run_labels(cfg, noise))
     utils.check_monitors(
         cfg.get("callbacks"),
         val_samples=datamodule.split_sizes().get("val", 0),
@@ -85,10 +85,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if robustness is not None:
         robustness.dataloader_idx = model.eval_splits.index("test")  # after the clean evaluation of every split
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
-    metrics = {key: float(value) for result in results for key, value in result.items()}
+    metrics = utils.final_metrics(results)  # final/test/acc -> test/acc
     best = utils.best_epoch(trainer)
-    for logger in loggers:
-        logger.log_metrics({"best_epoch": best}, step=trainer.global_step)
+    utils.log_final(loggers, metrics, best_epoch=best, step=trainer.global_step)
     utils.finish_loggers(loggers)
 
     overrides = utils.task_overrides()

@@ -366,8 +366,55 @@ def robustness_callback(
         )
 
 
-def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
-    return [hydra.utils.instantiate(node) for node in _nodes(cfg, "logger").values()]
+def run_labels(cfg: DictConfig, noise: Mapping[str, Callback]) -> dict[str, Any]:
+    """How a logger tells this run apart from the others: ``name`` (the run name and its overrides, minus the
+    ``experiment=`` that the name already says), ``group`` (one per multirun: the name and the sweep
+    directory's name; None for a single run) and ``tags`` (each noise callback's class and amounts, or
+    ``no noise``).
+
+    Example: ``{"name": "circles_classic variant=hidden_0.1 seed=3", "group": "circles_classic
+    2024-05-01_12-00-00", "tags": ["ActivationNoise", "activation.std=0.1"]}``.
+    """
+    from hydra.types import RunMode
+
+    overrides = [o for o in task_overrides() if not o.lstrip("+~").startswith("experiment=")]
+    hc = hydra_config()
+    group = None
+    if hc is not None and hc.mode == RunMode.MULTIRUN:
+        group = f"{cfg.name} {Path(hc.sweep.dir).name}"
+    amounts = noise_amounts(noise)
+    tags = [type(callback).__name__ for callback in noise.values()]
+    tags += [f"{key}={value:g}" for key, value in amounts.items() if value]
+    if not any(amounts.values()):
+        tags.append("no noise")
+    return {"name": " ".join([str(cfg.name), *overrides]), "group": group, "tags": [t[:64] for t in tags]}
+
+
+def instantiate_loggers(cfg: DictConfig | None, run: Mapping[str, Any] | None = None) -> list[Logger]:
+    """Build the logger group; a W&B logger's ``name``, ``group`` and ``tags`` left null take ``run``'s
+    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``."""
+    loggers = []
+    for node in _nodes(cfg, "logger").values():
+        labels = {}
+        if str(node._target_).rsplit(".", 1)[-1] == "WandbLogger" and run:
+            labels = {key: value for key, value in run.items() if key in node and node.get(key) is None}
+        loggers.append(hydra.utils.instantiate(node, **labels))
+    return loggers
+
+
+def final_metrics(results: list[Mapping[str, Any]]) -> dict[str, float]:
+    """The final evaluation's metrics (``trainer.test`` results, logged as ``final/test/acc``) as ``test/acc``."""
+    return {key.removeprefix("final/"): float(value) for result in results for key, value in result.items()}
+
+
+def log_final(loggers: list[Logger], metrics: Mapping[str, float], *, best_epoch: int, step: int) -> None:
+    """Log the best epoch under ``final/best_epoch``, and put the final evaluation (``final/test/acc``...) and
+    the best epoch in a W&B run's summary: the run's results, apart from the training curves."""
+    final = {f"final/{key}": value for key, value in metrics.items()}
+    for logger in loggers:
+        logger.log_metrics({"final/best_epoch": best_epoch}, step=step)
+        if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
+            logger.experiment.summary.update({**final, "final/best_epoch": best_epoch})
 
 
 def finish_loggers(loggers: list[Logger]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -11,7 +12,7 @@ from hydra.types import RunMode
 
 import lightning_noise
 from noisy_recipes import utils
-from tests.recipes.conftest import FAST, options, run_recipe, write_csv
+from tests.recipes.conftest import FAST, options, read_wandb_run, run_recipe, write_csv
 from train import train
 
 # The data each model trains on in the smoke tests, by task the noise needs.
@@ -122,6 +123,32 @@ def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wa
 
 
 # ---------------------------------------------------------------------------------------------- bad overrides
+def test_final_evaluation_has_its_own_keys_not_a_last_training_point(compose_cfg, tmp_path):
+    """The best checkpoint's evaluation is logged as final/{split}/..., never as another val/loss point."""
+    train(compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"]))
+    rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
+    assert sum(1 for row in rows if row.get("val/loss")) == 2  # one per validation epoch, nothing more
+    assert sum(1 for row in rows if row.get("final/test/acc")) == 1
+    assert not any(row.get("test/acc") or row.get("train/acc") and row.get("final/train/acc") for row in rows)
+    assert sum(1 for row in rows if row.get("final/best_epoch")) == 1
+
+
+def test_wandb_runs_of_a_sweep_are_named_grouped_and_tagged(compose_cfg, tmp_path, fresh_wandb):
+    overrides = ["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25", "seed=3"]
+    cfg = compose_cfg([*overrides, "hydra.mode=MULTIRUN", "hydra.sweep.dir=sweeps/sweep_7"])
+    metrics = train(cfg)
+    fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    record = read_wandb_run(run)
+    assert record["name"] == "train " + " ".join(overrides)  # the run name and the overrides
+    assert record["group"] == "train sweep_7"  # one group per multirun
+    assert record["tags"] == ["InputNoise", "input.std=0.25"]  # noise kinds and amounts
+    assert record["config"]["seed"] == 3
+    summary = record["summary"]
+    assert summary["final/test/acc"] == pytest.approx(metrics["test/acc"]) and summary["final/best_epoch"] == 0
+    assert "test/acc" not in summary and "test/loss" not in summary  # the final evaluation is only under final/
+
+
 def test_unknown_noise_option_lists_the_options(compose_cfg):
     with pytest.raises(MissingConfigException, match=r"(?s)noise/gaussian.*Available options.*input"):
         compose_cfg(["noise=gaussian"])
