@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._optional import check_available
+from lightning_noise._optional import available, check_available
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
     BatchSplitter,
@@ -72,13 +72,16 @@ class RobustnessEvaluation(Callback):
         output_dir: where to write the JSON and PNG; default ``trainer.log_dir``. ``None`` and no log dir: the
             trainer's ``default_root_dir``.
         dataset_name: shown in the title; default the datamodule's (else the dataset's) class name.
-        plot: write ``robustness.png`` (needs matplotlib).
-        print_table: print the table (needs rich).
+        plot: write ``robustness.png`` (matplotlib, the ``plot`` extra). Default: when matplotlib is installed;
+            ``True`` without it raises.
+        print_table: print the table: with rich when it is installed, else as plain text. Default: print;
+            ``True`` asks for rich and raises without it.
         log: send the results to the trainer's loggers.
 
     Raises:
         ValueError: bad arguments (in ``__init__``).
-        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``).
+        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``;
+            the message names ``pip install 'lightning-noise[plot]'``). The defaults need neither.
         RuntimeError: no test dataloader when evaluating.
 
     Example::
@@ -103,8 +106,8 @@ class RobustnessEvaluation(Callback):
         max_batches: int | None = None,
         output_dir: str | Path | None = None,
         dataset_name: str | None = None,
-        plot: bool = True,
-        print_table: bool = True,
+        plot: bool | None = None,
+        print_table: bool | None = None,
         log: bool = True,
     ) -> None:
         self.corruptions = resolve_corruptions(corruptions)
@@ -128,8 +131,8 @@ class RobustnessEvaluation(Callback):
         self.max_batches = max_batches
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.dataset_name = dataset_name
-        self.plot = bool(plot)
-        self.print_table = bool(print_table)
+        self.plot = available("matplotlib") if plot is None else bool(plot)  # None: when matplotlib is there
+        self.print_table = True if print_table is None else bool(print_table)  # plain text without rich
         self.log = bool(log)
         self.result: RobustnessResult | None = None
         self.files: dict[str, Path] = {}
@@ -209,7 +212,7 @@ class RobustnessEvaluation(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(result.scalars(), step=trainer.global_step)
             if wandb_logger is not None and isinstance(logger, wandb_logger):
-                columns, rows = result.table_rows()
+                columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
                 logger.log_table("robustness/table", columns=columns, data=rows)
                 if "png" in self.files:
                     logger.log_image("robustness/plot", images=[str(self.files["png"])])

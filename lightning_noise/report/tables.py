@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lightning_noise._optional import require
+from lightning_noise._optional import available, require
+from lightning_noise._robustness_result import plain_table
 
 if TYPE_CHECKING:
     from lightning_noise.report.comparison import ComparisonReport, GroupSummary
 
-__all__ = ["best_line", "print_table", "table_rows", "to_markdown"]
+__all__ = ["best_line", "print_table", "table_data", "table_rows", "to_markdown"]
 
 
 def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -38,8 +39,35 @@ def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[lis
     return columns, rows
 
 
+def table_data(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """The main table with numbers as numbers (``wandb.Table`` plots and sorts them; NaN and missing: None)."""
+    metric = metric or report.metric
+    columns = ["configuration", "baseline", "best", "n", "mean", "std", "ci_low", "ci_high"]
+    columns += ["diff", "diff_ci_low", "diff_ci_high", "test", "p"]
+    rows = []
+    for s in report.summaries[metric]:
+        c = report.comparison(s.group, metric)
+        best = metric == report.metric and (s.group == report.best or s.group in report.tied)
+        row = [s.group, s.group == report.baseline, best, s.n, *map(_number, (s.mean, s.std, s.ci_low, s.ci_high))]
+        if c is None:
+            row += [None, None, None, None, None]
+        else:
+            row += [*map(_number, (c.diff, c.ci_low, c.ci_high)), c.test, _number(c.p_value)]
+        rows.append(row)
+    return columns, rows
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
 def print_table(report: ComparisonReport, console: Any = None) -> None:
-    """Print the main table with rich (the ``recipes`` extra)."""
+    """Print the main table with rich when it is installed (the ``plot`` extra), else as plain text."""
+    if console is None and not available("rich"):
+        print(f"{report.title}: {report.metric} over seeds ({report.mode} is better)")
+        print(plain_table(*table_rows(report)))
+        print(best_line(report))
+        return
     rich_table = require("rich.table", "Printing the comparison table", "rich")
     rich_console = require("rich.console", "Printing the comparison table", "rich")
     columns, rows = table_rows(report)
