@@ -45,6 +45,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
     utils.quiet_wandb()
+    utils.quiet_console()  # no litlogger tip, one GPU/TPU banner, no torch deprecation from Lightning's code
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -230,6 +232,44 @@ def quiet_wandb() -> None:
     os.environ.setdefault("WANDB_CONSOLE", "off")
 
 
+# Messages a user of the recipes cannot act on. Warnings are kept otherwise: only these exact texts go.
+UNACTIONABLE_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's pytree deprecation, from Lightning's own code
+)
+
+
+class ConsoleFilter(logging.Filter):
+    """Drops Lightning's info lines a user cannot act on: the ``litlogger`` tips (an advertisement), and the
+    GPU/TPU/HPU availability banners after their first appearance in the process (one per Trainer otherwise).
+    Everything else, warnings included, passes."""
+
+    BANNERS = ("GPU available:", "TPU available:", "HPU available:")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "litlogger" in message.lower() or "litmodels" in message.lower():
+            return False
+        if message.startswith(self.BANNERS):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
+
+
+def quiet_console() -> None:
+    """Keep the console to what matters (the config, progress, the results): :class:`ConsoleFilter` on
+    Lightning's info logger, and :data:`UNACTIONABLE_WARNINGS` ignored. Idempotent."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, ConsoleFilter) for f in logger.filters):
+        logger.addFilter(ConsoleFilter())
+    for message in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 # ---------------------------------------------------------------------------------------------- instantiation
 def _nodes(cfg: DictConfig | None, group: str) -> dict[str, DictConfig]:
     if not cfg:
@@ -398,7 +438,12 @@ def instantiate_loggers(cfg: DictConfig | None, run: Mapping[str, Any] | None = 
         labels = {}
         if str(node._target_).rsplit(".", 1)[-1] == "WandbLogger" and run:
             labels = {key: value for key, value in run.items() if key in node and node.get(key) is None}
-        loggers.append(hydra.utils.instantiate(node, **labels))
+        logger = hydra.utils.instantiate(node, **labels)
+        if isinstance(getattr(logger, "_wandb_init", None), dict) and logger._wandb_init.get("anonymous") is None:
+            # Lightning passes anonymous=None, which wandb >= 0.19 answers with a warning that the setting has
+            # no effect; leaving it out changes nothing else.
+            logger._wandb_init.pop("anonymous")
+        loggers.append(logger)
     return loggers
 
 
