@@ -205,10 +205,12 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
     Raises:
         ConfigError: a metric not in that list (the message lists it, and names the regression search).
     """
+    _check_search_space(metric_name)
     if not metric:
         return
     valid = [f"{split}/{name}" for split, size in splits.items() if size for name in ("loss", metric_name)]
     if metric in valid:
+        _warn_small_validation(metric, splits.get(metric.split("/", 1)[0], 0))
         return
     hint = ""
     if metric_name != "acc" and str(metric).endswith("/acc"):
@@ -217,6 +219,43 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
             "an Optuna search use hparams_search=optuna_regression (minimizes val/mse, no label noise)."
         )
     raise ConfigError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
+
+
+# Fewer validation samples than this, and a search ranks its trials mostly by the luck of the split.
+MIN_SEARCH_SAMPLES = 100
+
+
+def _warn_small_validation(metric: str, samples: int) -> None:
+    """Warn when a sweeper (Optuna) optimizes a ``val/`` metric measured on few samples."""
+    hc = hydra_config()
+    sweeper = str(hc.sweeper.get("_target_", "")) if hc is not None and "sweeper" in hc else ""
+    if metric.startswith("val/") and "Optuna" in sweeper and 0 < samples < MIN_SEARCH_SAMPLES:
+        warnings.warn(
+            f"The search optimizes {metric} on {samples} validation samples: trials differ by less than the "
+            f"split's noise. Give validation more data (data.val_size; for circles also data.n_samples, e.g. "
+            f"data.n_samples=400 data.val_size=200 data.test_size=170).",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _check_search_space(metric_name: str) -> None:
+    """Refuse a sweeper whose ``noise`` choices include label noise for a model without classes (the
+    classification Optuna search on regression data), before its first trial trains.
+
+    Raises:
+        ConfigError: naming the label noises in the space and ``hparams_search=optuna_regression``.
+    """
+    hc = hydra_config()
+    params = hc.sweeper.get("params") if hc is not None and "sweeper" in hc else None
+    space = str(params.get("noise", "")) if params else ""
+    labels = [name for name in ("label_smoothing", "label_flip") if name in space]
+    if metric_name != "acc" and labels:
+        raise ConfigError(
+            f"The search space's noise choices include {', '.join(labels)}, which need a classification model, "
+            f"but this model has no classes (its metric is {metric_name}). For regression data use "
+            "hparams_search=optuna_regression (minimizes val/mse, no label noise)."
+        )
 
 
 # ---------------------------------------------------------------------------------------------- environment

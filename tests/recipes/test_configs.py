@@ -198,8 +198,9 @@ def test_optuna_search_composes(compose_cfg):
     cfg = compose_cfg(["hparams_search=optuna"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper")
-    assert sweeper.direction == "maximize" and sweeper.storage is None
-    assert cfg.optimized_metric == "val/acc"
+    assert sweeper.direction == "minimize" and sweeper.storage is None
+    assert cfg.optimized_metric == "val/loss"  # continuous: 20 validation points rank trials by loss, not by a tied acc
+    assert cfg.hydra.callbacks.search_ties._target_ == "noisy_recipes.search.SearchTieWarning"
     assert "noise" in sweeper.params
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -120,3 +121,33 @@ def test_experiment_trains_fully(name, compose_cfg):
     """The full circles experiments (early stopping, a few hundred epochs): the MLP learns the circles."""
     metrics = train(compose_cfg([f"experiment={name}", *QUIET]))
     assert metrics["test/acc"] >= 0.9
+
+
+def test_search_warns_when_trials_tie_at_the_best_value():
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from noisy_recipes.search import SearchTieWarning
+
+    config = OmegaConf.create({"optimized_metric": "val/acc", "hydra": {"sweeper": {"direction": "maximize"}}})
+    callback = SearchTieWarning()
+    for i, value in enumerate([1.0, 0.95, 1.0]):
+        job = JobReturn(overrides=[f"noise_scale={i}"], status=JobStatus.COMPLETED, _return_value=value)
+        callback.on_job_end(config, job)
+    message = callback.message(config)
+    assert message.startswith("2 of 3 trials tie at the best val/acc = 1")
+    assert "#0: noise_scale=0; #2: noise_scale=2" in message and "optimized_metric=val/loss" in message
+    callback.values[2] = 0.99
+    assert callback.message(config) == ""
+
+
+def test_search_on_a_small_validation_split_warns(compose_cfg):
+    from noisy_recipes import utils
+
+    compose_cfg(["hparams_search=optuna"])
+    with pytest.warns(UserWarning, match=r"optimizes val/loss on 20 validation samples.*data.n_samples=400"):
+        utils.check_optimized_metric("val/loss", splits={"train": 30, "val": 20, "test": 50}, metric_name="acc")
+    compose_cfg(["hparams_search=optuna", "data.n_samples=400", "data.val_size=200", "data.test_size=170"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        utils.check_optimized_metric("val/loss", splits={"train": 30, "val": 200, "test": 170}, metric_name="acc")
