@@ -354,3 +354,9 @@ def test_report_refuses_a_non_empty_output_without_force(multirun, tmp_path):
     assert exit_info.value.code == 2 and (out / "report.md").read_text() == "the committed case study"
     main([str(multirun), "--out", str(out), "--no-plots", "--force"])
     assert (out / "report.md").read_text().startswith("# Noise comparison")
+
+
+def test_report_round_trips_through_its_summary(multirun):
+    report = compare_runs(load_runs(multirun))
+    again = type(report).from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.table_rows() == report.table_rows() and again.to_markdown() == report.to_markdown()

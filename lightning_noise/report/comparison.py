@@ -83,7 +83,32 @@ class ComparisonReport:
             "summaries": {m: [asdict(s) for s in items] for m, items in self.summaries.items()},
             "comparisons": {m: [asdict(c) for c in items] for m, items in self.comparisons.items()},
             "robustness": self.robustness,
+            "robustness_metric": self.robustness_metric,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], noise: Mapping[str, Any] | None = None) -> ComparisonReport:
+        """The report back from ``to_dict()`` (a ``summary.json``), to re-render its tables and plots without
+        the runs. ``noise`` maps groups to a record's ``noise`` config, for the plot's amounts (``eta`` under an
+        annealed schedule) when the summary predates them."""
+        summaries = {}
+        for metric, items in data["summaries"].items():
+            summaries[metric] = []
+            for item in items:
+                s = GroupSummary(**item)
+                if not s.label:
+                    record = {"noise": (noise or {}).get(s.group)}
+                    s.label, s.x_name, s.x = plot_axis(record, s.family, s.amount)
+                summaries[metric].append(s)
+        comparisons = {m: [Comparison(**c) for c in items] for m, items in data["comparisons"].items()}
+        clipped = data.get("clipped")
+        return cls(
+            metric=data["metric"], mode=data["mode"], baseline=data["baseline"], best=data["best"],
+            confidence=data["confidence"], title=data["title"], summaries=summaries, comparisons=comparisons,
+            robustness=data.get("robustness") or {}, robustness_metric=data.get("robustness_metric", "test metric"),
+            n_runs=data.get("n_runs", 0), tied=list(data.get("tied") or []),
+            clipped=tuple(clipped) if clipped else None,
+        )
 
     # --------------------------------------------------------------------------------------------- text
     def table_rows(self, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
