@@ -184,7 +184,10 @@ class RobustnessResult:
         (console or rich_console.Console()).print(table)
 
     def _title(self) -> str:
-        return f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity (0 = clean), seed {self.seed}"
+        return (
+            f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity (0 = clean), "
+            f"seed {self.seed}"
+        )
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
         """Save the metric against severity, one line per corruption, as a PNG (matplotlib, the ``plot`` extra)."""

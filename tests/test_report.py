@@ -254,7 +254,8 @@ def test_accuracy_intervals_stay_inside_zero_one():
     """Two seeds at 0.96 and 1.0: the t interval is [0.726, 1.234]; the report clips it to [0.726, 1] and says so."""
     report = compare_runs(_runs({"none": (None, [0.96, 1.0]), "in0.1": ({"std": 0.1}, [0.5, 0.52])}))
     s = report.summary("none")
-    assert s.clipped and s.ci_high == 1.0 and s.ci_low == pytest.approx(0.98 - 12.706 * 0.02, abs=1e-3)  # t(0.975, 1) * std / sqrt(2), std = 0.02 sqrt(2)
+    # t(0.975, 1) = 12.706; std = 0.02 sqrt(2), so the half width is 12.706 * 0.02
+    assert s.clipped and s.ci_high == 1.0 and s.ci_low == pytest.approx(0.98 - 12.706 * 0.02, abs=1e-3)
     assert all(0 <= x.ci_low <= x.ci_high <= 1 for x in report.summaries["test/acc"])
     assert report.clipped == (0.0, 1.0) and "clipped" in report.to_markdown()
     loss = report.summary("none", "test/loss")

@@ -2,8 +2,8 @@
 
 A record may carry ``noise_amounts``, the effective amount of each noise it trained with
 (``{"input.std": 0.1}``: what each built noise callback received, at its schedule's peak; ``recipes/train.py``
-writes it from the callbacks). When present it gives the amount, and a record whose effective amounts are all 0 is a no-noise
-(baseline-eligible) run; records without it are read from their ``noise`` config alone.
+writes it from the callbacks). When present it gives the amount, and a record whose effective amounts are all 0
+is a no-noise (baseline-eligible) run; records without it are read from their ``noise`` config alone.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def test_recorded_amounts_are_what_the_built_callbacks_got(compose_cfg, tmp_path
     expected = {f"{name}.{arg}": s(0) for name, cb in built.items() for arg, s in cb.schedules.items()}
     assert record["noise_amounts"] == pytest.approx(expected)
     assert record["noise_amounts"]["input.std"] == pytest.approx(0.1)
-    assert record["noise_amounts"]["label_smoothing.smoothing"] == pytest.approx(0.5 * cfg.noise.label_smoothing.smoothing.amount)
+    smoothing = cfg.noise.label_smoothing.smoothing.amount
+    assert record["noise_amounts"]["label_smoothing.smoothing"] == pytest.approx(0.5 * smoothing)
 
 
 def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
