@@ -1,12 +1,24 @@
 """Quick start: the two-circles problem with and without noise, in plain Lightning plus one callback line.
 
-Run: ``python examples/quickstart.py``. Needs only torch and lightning; trains on CPU in about a minute.
-30 training points, 70 test points, an MLP 2-500-1 that overfits without noise (the classic small-data case).
+Run: ``python examples/quickstart.py``. Needs only torch and lightning; the three trainings (1000 full-batch
+epochs each, 30 training points, 70 test points, an MLP 2-500-1) take about 15 s on one CPU thread. It prints,
+with seed 0 (torch 2.13, CPU)::
+
+    no noise                     test accuracy 0.971
+    Gaussian input noise 0.1     test accuracy 0.986
+    Gaussian hidden noise 1.0    test accuracy 0.986
+
+These circles are well separated (radius ratio 0.5), so the model without noise already does well and the
+noise adds about 1.5 points here; it shows how the callbacks plug in, not how much noise helps. For the
+classic small-data case with overlapping circles and 10 seeds, where hidden noise 0.1 helps and input noise
+0.1 hurts, see ``reports/circles/report.md`` (``python recipes/train.py experiment=circles_classic``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import lightning.pytorch as pl
 import torch
@@ -62,6 +74,10 @@ def run(name: str, callbacks: list[pl.Callback], epochs: int = 1000) -> float:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
+    # This script prints its own results: Lightning's info lines (GPU/TPU banners and tips, once per Trainer) are
+    # off, its warnings stay; torch's deprecation of LeafSpec, raised by Lightning's own code, is not yours to fix.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     run("no noise", [])
     run("Gaussian input noise 0.1", [InputNoise(std=0.1)])                                   # one line
     run("Gaussian hidden noise 1.0", [ActivationNoise(std=1.0, modules=["hidden.1"])])      # one line

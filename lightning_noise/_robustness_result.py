@@ -12,9 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning_noise._optional import require
+from lightning_noise._optional import available, require
 
-__all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc"]
+__all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc", "plain_table"]
+
+
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns and rows as aligned plain text (the console table when rich is not installed).
+
+    Example::
+
+        >>> print(plain_table(["name", "auc"], [["gaussian", "0.812"]]))
+        name      auc
+        gaussian  0.812
+    """
+    cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells)
 
 
 def normalized_auc(values: Sequence[float]) -> float:
@@ -127,15 +141,39 @@ class RobustnessResult:
             rows.append([name, levels, *values, f"{curve.auc:.3f}"])
         return columns, rows
 
+    def table_data(self) -> tuple[list[str], list[list[Any]]]:
+        """The table's columns and rows with numbers as numbers (for ``wandb.Table``, which plots and sorts them):
+        ``corruption``, ``amount`` (its name), ``level_1``.. (the amount at each severity), ``0``.. (the metric at
+        each severity, 0 = clean; None past a shorter curve) and ``auc``.
+
+        Example::
+
+            >>> result = RobustnessResult("accuracy", {"gaussian": RobustnessCurve("gaussian", "std", [0, 1],
+            ...     [None, 0.5], [0.9, 0.7])}, seed=0)
+            >>> result.table_data()
+            (['corruption', 'amount', 'level_1', '0', '1', 'auc'], [['gaussian', 'std', 0.5, 0.9, 0.7, 0.8]])
+        """
+        width = max(len(c.severity) for c in self.curves.values())
+        columns = ["corruption", "amount", *[f"level_{s}" for s in range(1, width)], *map(str, range(width)), "auc"]
+        rows = []
+        for name, curve in self.curves.items():
+            pad = [None] * (width - len(curve.metric))
+            levels = [None if v is None else float(v) for v in curve.level[1:]] + pad
+            rows.append([name, curve.amount, *levels, *map(float, curve.metric), *pad, float(curve.auc)])
+        return columns, rows
+
     def print_table(self, console: Any = None) -> None:
-        """Print the table with rich (the ``recipes`` extra)."""
+        """Print the table with rich when it is installed (the ``plot`` extra), else as plain text."""
+        if console is None and not available("rich"):
+            print(self._title())
+            print(plain_table(*self.table_rows()))
+            return
         rich_table = require("rich.table", "Printing the robustness table", "rich")
         rich_console = require("rich.console", "Printing the robustness table", "rich")
         columns, rows = self.table_rows()
         box = require("rich.box", "Printing the robustness table", "rich")
         table = rich_table.Table(
-            title=f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity "
-            f"(0 = clean), seed {self.seed}",
+            title=self._title(),
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
@@ -145,8 +183,14 @@ class RobustnessResult:
             table.add_row(*row)
         (console or rich_console.Console()).print(table)
 
+    def _title(self) -> str:
+        return (
+            f"Robustness of {self.model} on {self.dataset}: {self.metric_name} by severity (0 = clean), "
+            f"seed {self.seed}"
+        )
+
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
-        """Save the metric against severity, one line per corruption, as a PNG (matplotlib, the ``recipes`` extra)."""
+        """Save the metric against severity, one line per corruption, as a PNG (matplotlib, the ``plot`` extra)."""
         figure_module = require("matplotlib.figure", "Plotting robustness curves", "matplotlib")
         fig = figure_module.Figure(figsize=(6.4, 4.4), layout="constrained")
         ax = fig.subplots()

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
-from lightning_noise._optional import check_available
+from lightning_noise._optional import available, check_available
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
     BatchSplitter,
@@ -73,14 +73,17 @@ class RobustnessEvaluation(Callback):
         output_dir: where to write the JSON and PNG; default ``trainer.log_dir``. ``None`` and no log dir: the
             trainer's ``default_root_dir``.
         dataset_name: shown in the title; default the datamodule's (else the dataset's) class name.
-        plot: write ``robustness.png`` (needs matplotlib).
-        print_table: print the table (needs rich).
+        plot: write ``robustness.png`` (matplotlib, the ``plot`` extra). Default: when matplotlib is installed;
+            ``True`` without it raises.
+        print_table: print the table: with rich when it is installed, else as plain text. Default: print;
+            ``True`` asks for rich and raises without it.
         log: send the results to the trainer's loggers.
 
     Raises:
         TypeError: an argument of the wrong type, e.g. ``plot="false"`` (in ``__init__``).
         ValueError: bad arguments (in ``__init__``).
-        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``).
+        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``;
+            the message names ``pip install 'lightning-noise[plot]'``). The defaults need neither.
         RuntimeError: no test dataloader when evaluating.
 
     Example::
@@ -105,8 +108,8 @@ class RobustnessEvaluation(Callback):
         max_batches: int | None = None,
         output_dir: str | Path | None = None,
         dataset_name: str | None = None,
-        plot: bool = True,
-        print_table: bool = True,
+        plot: bool | None = None,
+        print_table: bool | None = None,
         log: bool = True,
     ) -> None:
         self.corruptions = resolve_corruptions(corruptions)
@@ -120,8 +123,8 @@ class RobustnessEvaluation(Callback):
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
         check_name(dataset_name, "dataset_name", none=True)
-        plot = check_bool(plot, "plot")
-        print_table = check_bool(print_table, "print_table")
+        plot = None if plot is None else check_bool(plot, "plot")  # None: plot when matplotlib is installed
+        print_table = None if print_table is None else check_bool(print_table, "print_table")
         log = check_bool(log, "log")
         if plot:
             check_available("matplotlib", "RobustnessEvaluation(plot=True)")
@@ -136,8 +139,8 @@ class RobustnessEvaluation(Callback):
         self.max_batches = max_batches
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.dataset_name = dataset_name
-        self.plot = bool(plot)
-        self.print_table = bool(print_table)
+        self.plot = available("matplotlib") if plot is None else bool(plot)  # None: when matplotlib is there
+        self.print_table = True if print_table is None else bool(print_table)  # plain text without rich
         self.log = bool(log)
         self.result: RobustnessResult | None = None
         self.files: dict[str, Path] = {}
@@ -217,7 +220,7 @@ class RobustnessEvaluation(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(result.scalars(), step=trainer.global_step)
             if wandb_logger is not None and isinstance(logger, wandb_logger):
-                columns, rows = result.table_rows()
+                columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
                 logger.log_table("robustness/table", columns=columns, data=rows)
                 if "png" in self.files:
                     logger.log_image("robustness/plot", images=[str(self.files["png"])])

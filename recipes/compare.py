@@ -2,7 +2,7 @@
 
     python recipes/compare.py logs/train/multiruns/2024-05-01_12-00-00           # report in that dir's report/
     python recipes/compare.py logs/a/multiruns/X logs/b/multiruns/Y --out report/ --metric test/acc
-    python recipes/compare.py --out reports/circles --sweep experiment=circles_classic \\
+    python recipes/compare.py --out reports/circles --force --sweep experiment=circles_classic \\
         variant=none,input_0.01,input_0.1,hidden_0.1,hidden_1.0 'seed=range(10)'
 
 Reading: every ``metrics.json`` under the given directories is a run (``recipes/train.py`` writes one per run,
@@ -12,6 +12,13 @@ with its group = its overrides minus the seed); see ``lightning_noise.report`` f
 subprocess with the same Python, then reports on ``OUT/runs``. ``--out`` is required with ``--sweep``, and
 ``OUT/runs`` must not exist or be empty: the report reads every run under it, so an earlier sweep's runs would
 mix into this one's (choose a new ``--out``, remove ``OUT/runs``, or report on the old runs without ``--sweep``).
+
+``--out`` must be empty (or not exist) unless ``--force`` is given: a report overwrites ``report.md``,
+``summary.json`` and the PNGs there (``reports/circles`` holds the committed case study; to re-run it, give
+``--force`` or another ``--out``). With ``--sweep`` this is checked before the sweep runs.
+
+Mistakes (no runs, an unknown metric, several no-noise groups without ``--baseline``, a non-empty ``--out``)
+end in one ``error:`` line and exit status 2, without a traceback.
 
 Every other option (``--metric``, ``--baseline``, ``--mode``, ``--title``, ``--confidence``, ``--no-plots``,
 ``--wandb``, ``--wandb-mode``...) is passed to ``python -m lightning_noise.report``; the report (console table,
@@ -30,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT))  # run from a checkout without installing, like recipes/train.py
 
 from lightning_noise import report  # noqa: E402
+from lightning_noise.report.cli import check_out_dir  # noqa: E402
 
-USAGE = "python recipes/compare.py [DIR ...] [--out DIR] [report options] [--sweep TRAIN_OVERRIDES ...]"
+USAGE = "python recipes/compare.py [DIR ...] [--out DIR] [--force] [report options] [--sweep TRAIN_OVERRIDES ...]"
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
@@ -84,10 +92,9 @@ def main(argv: Sequence[str] | None = None) -> report.ComparisonReport:
     """Run the sweep if asked, then write the report; returns it.
 
     Raises:
-        SystemExit: ``--sweep`` without overrides or without ``--out``, or with a non-empty ``OUT/runs``; no
-            directory to read (argparse).
-        RuntimeError: the sweep failed.
-        FileNotFoundError: no ``metrics.json`` in the directories.
+        SystemExit: (one line, status 2) ``--sweep`` without overrides or without ``--out``, a non-empty
+            ``OUT/runs`` or ``OUT`` (without ``--force``), a failed sweep, no ``metrics.json`` in the directories,
+            an unknown metric or baseline, several no-noise groups.
     """
     report_args, sweep = split_argv(sys.argv[1:] if argv is None else argv)
     if sweep is not None:
@@ -96,7 +103,15 @@ def main(argv: Sequence[str] | None = None) -> report.ComparisonReport:
             raise SystemExit(f"--sweep needs train.py overrides after it and --out DIR before it.\nusage: {USAGE}")
         sweep_dir = out / "runs"
         check_fresh(sweep_dir)
-        run_sweep(sweep, sweep_dir)
+        if "--force" not in report_args:  # before the sweep, not after it has run for an hour
+            try:
+                check_out_dir(out, [sweep_dir])
+            except ValueError as error:
+                raise SystemExit(f"compare.py: error: {error}") from None
+        try:
+            run_sweep(sweep, sweep_dir)
+        except RuntimeError as error:
+            raise SystemExit(f"compare.py: error: {error}") from None
         report_args = [str(sweep_dir), *report_args]
     return report.main(report_args)
 

@@ -14,11 +14,17 @@ run directory, prints a summary and returns the metrics.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-# Run from a checkout without installing: make `lightning_noise` (repo root) importable, like rootutils does.
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+# Run from a checkout without installing: make `lightning_noise` (repo root) and `noisy_recipes` (recipes/)
+# importable here, like rootutils does, and in the processes this one starts: submitit's jobs (locally and on
+# SLURM) unpickle the task in a fresh interpreter that finds the packages only through PYTHONPATH.
+_PATHS = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+sys.path[1:1] = [p for p in _PATHS if p not in sys.path]
+_INHERITED = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*_PATHS, *_INHERITED]))
 
 import hydra  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
@@ -31,25 +37,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train and evaluate one configuration; returns the final metrics (``train/acc``, ``test/loss``...).
 
     Raises:
-        ValueError: a configuration that cannot train (incompatible model and data, noise and task, a missing
-            CSV column, ``-m`` with ``trainer=ddp``, an ``optimized_metric`` the run will not report, a
-            callback monitoring ``val/`` metrics without validation), before any training step.
+        ConfigError: (a ValueError) a configuration that cannot train (incompatible model and data, noise and
+            task, a missing CSV column or required value, ``trainer=gpu`` without a GPU, ``-m`` with
+            ``trainer=ddp``, an ``optimized_metric`` the run will not report, a callback monitoring ``val/``
+            metrics without validation), before any training step.
     """
     utils.check_ddp_multirun(cfg)
     utils.configure_threads(cfg.get("threads"))
     utils.quiet_wandb()
+    utils.quiet_console()  # no litlogger tip, one GPU/TPU banner, no torch deprecation from Lightning's code
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = hydra.utils.instantiate(cfg.data)
-    spec = datamodule.spec  # loads and splits the data now, so data errors come first
-    hydra.utils.get_class(cfg.model._target_).check_data(spec)
-    model = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")(spec)
+    utils.check_config(cfg)  # required values left out, a GPU trainer without a GPU
+    datamodule, spec = utils.instantiate_data(cfg.data)  # loads and splits the data now, so data errors come first
+    model = utils.instantiate_model(cfg.model, spec)
     utils.check_optimized_metric(
         cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
     )
     noise = utils.instantiate_noise(cfg.get("noise"), model.task)
-    loggers = utils.instantiate_loggers(cfg.get("logger"))
+    loggers = utils.instantiate_loggers(cfg.get("logger"), run=utils.run_labels(cfg, noise))
     utils.check_monitors(
         cfg.get("callbacks"),
         val_samples=datamodule.split_sizes().get("val", 0),
@@ -85,10 +92,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if certifier is not None:
         certifier.dataloader_idx = model.eval_splits.index("test")
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
-    metrics = {key: float(value) for result in results for key, value in result.items()}
+    metrics = utils.final_metrics(results)  # final/test/acc -> test/acc
     best = utils.best_epoch(trainer)
-    for logger in loggers:
-        logger.log_metrics({"best_epoch": best}, step=trainer.global_step)
+    utils.log_final(loggers, metrics, best_epoch=best, step=trainer.global_step)
     utils.finish_loggers(loggers)
 
     overrides = utils.task_overrides()
@@ -98,7 +104,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
-        "noise_amounts": utils.noise_amounts(cfg.get("noise")),  # amount x noise_scale per noise: 0 = no noise
+        "noise_amounts": utils.noise_amounts(noise),  # what each built callback got (its peak): 0 = no noise
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,
@@ -125,8 +131,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna."""
-    metrics = train(cfg)
+    """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna.
+
+    A configuration mistake (:class:`~noisy_recipes.utils.ConfigError`) ends in one line saying what to change
+    and exit status 2, with no traceback (``HYDRA_FULL_ERROR=1`` shows it) and no empty run directory left.
+    """
+    with utils.short_config_errors():
+        metrics = train(cfg)
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 

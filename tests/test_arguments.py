@@ -53,8 +53,9 @@ def number(argument: str, out_of_range: float) -> list[Row]:
     ]
 
 
-def boolean(argument: str) -> list[Row]:
-    return [(argument, v, TypeError) for v in ("false", "True", 0, 1.0, None, NAN, INF)]
+def boolean(argument: str, none: bool = False) -> list[Row]:
+    """Rows for a bool argument; ``none=True``: None is a valid value (it means "decide from the environment")."""
+    return [(argument, v, TypeError) for v in ("false", "True", 0, 1.0, None, NAN, INF) if not (none and v is None)]
 
 
 def integer(argument: str, minimum: int) -> list[Row]:
@@ -158,7 +159,7 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
         RobustnessEvaluation,
         {"plot": False, "print_table": False},
         integer("seed", 0) + integer("dataloader_idx", 0) + integer("max_batches", 1) + choice("when")
-        + boolean("plot") + boolean("print_table") + boolean("log") + name("metric_name") + name("dataset_name")
+        + boolean("plot", none=True) + boolean("print_table", none=True) + boolean("log") + name("metric_name") + name("dataset_name")
         + [("corruptions", ["fog"], ValueError), ("corruptions", "fog", ValueError), ("corruptions", [], ValueError),
            ("corruptions", 1.0, TypeError), ("corruptions", NAN, TypeError),
            ("metric", "f1", ValueError), ("metric", 1, ValueError), ("metric", NAN, ValueError),

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 
@@ -224,3 +225,139 @@ def test_a_signal_to_noise_ratio_of_zero_db_is_noise_not_its_absence():
     assert describe_run({"noise": noise, "noise_amounts": {"input.snr_db": 0.0}})[0] != "none"
     assert describe_run({"noise": noise, "noise_amounts": {"input.snr_db": float("inf")}})[0] == "none"
     assert describe_run({"noise": {"input": {"std": 0.0}}, "noise_amounts": {"input.std": 0.0}})[0] == "none"
+
+
+# ---------------------------------------------------------------------------------------------- honest numbers
+def _runs(groups: dict) -> list[dict]:
+    return [
+        {"group": g, "seed": s, "noise": noise, "metrics": {"test/acc": v, "test/loss": 1 - v}}
+        for g, (noise, values) in groups.items()
+        for s, v in enumerate(values)
+    ]
+
+
+def test_a_float_tie_is_a_tie_not_a_best():
+    """0.1 + 0.7 + 0.2 and 0.7 + 0.2 + 0.1 differ in the last bit: neither is better, the baseline stays best."""
+    base, noisy = [0.1, 0.7, 0.2], [0.7, 0.2, 0.1]
+    assert sum(base) != sum(noisy)  # the float tie this test is about
+    report = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, noisy)}))
+    assert report.best == "none" and report.tied == ["none", "in0.1"]
+    line = report._best_line()
+    assert line.startswith("No single best configuration: none, in0.1 tie") and "+0.0000" not in line
+    rows = report.table_rows()[1]
+    assert rows[0][0] == "none (baseline) (tied best)" and rows[1][0] == "in0.1 (tied best)"
+    clear = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, [0.8, 0.3, 0.2])}))
+    assert clear.best == "in0.1" and clear.tied == []
+
+
+def test_accuracy_intervals_stay_inside_zero_one():
+    """Two seeds at 0.96 and 1.0: the t interval is [0.726, 1.234]; the report clips it to [0.726, 1] and says so."""
+    report = compare_runs(_runs({"none": (None, [0.96, 1.0]), "in0.1": ({"std": 0.1}, [0.5, 0.52])}))
+    s = report.summary("none")
+    # t(0.975, 1) = 12.706; std = 0.02 sqrt(2), so the half width is 12.706 * 0.02
+    assert s.clipped and s.ci_high == 1.0 and s.ci_low == pytest.approx(0.98 - 12.706 * 0.02, abs=1e-3)
+    assert all(0 <= x.ci_low <= x.ci_high <= 1 for x in report.summaries["test/acc"])
+    assert report.clipped == (0.0, 1.0) and "clipped" in report.to_markdown()
+    loss = report.summary("none", "test/loss")
+    assert loss.ci_low >= 0 and report.summary("in0.1").clipped is False
+
+
+def test_robustness_bands_of_accuracy_stay_inside_zero_one():
+    runs = [
+        {"group": "none", "seed": s, "noise": None, "metrics": {"test/acc": v},
+         "robustness": {"metric": "accuracy", "corruptions": {"gaussian": {"severity": [0, 1], "metric": [v, v]}}}}
+        for s, v in enumerate([0.96, 1.0])
+    ]
+    curve = compare_runs(runs).robustness["none"]["gaussian"]
+    assert max(curve["ci_high"]) == 1.0 and curve["auc"]["ci_high"] == 1.0
+
+
+def test_plot_names_noises_as_the_readme_and_keeps_the_legend_off_the_axes(multirun, tmp_path):
+    pytest.importorskip("matplotlib")
+    from lightning_noise.report import plots
+
+    captured = {}
+    real_save = plots._save
+
+    def spy(fig, path):
+        captured["fig"] = fig
+        return real_save(fig, path)
+
+    report = compare_runs(load_runs(multirun))
+    plots._save = spy
+    try:
+        report.plot_metric_vs_noise(tmp_path / "m.png")
+    finally:
+        plots._save = real_save
+    fig = captured["fig"]
+    (ax,) = fig.axes
+    assert ax.get_legend() is None and len(fig.legends) == 1  # the figure's legend, below the axes
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(label.startswith("hidden noise (std)") for label in labels), labels
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    assert legend_box.y1 <= ax.get_window_extent().y0  # entirely under the axes: never over an error bar
+    assert ax.get_ylim()[1] <= 1.0 + 0.05  # the clipped-or-not intervals of accuracy do not push the axis far past 1
+
+
+def test_single_amount_axis_starts_at_zero_and_annealed_amount_is_eta(tmp_path):
+    pytest.importorskip("matplotlib")
+    from lightning_noise.report import plots
+
+    annealed = {"gradient": {"std": {"amount": 0.548, "shape": {"_target_": "lightning_noise.schedules.Annealed"}}}}
+    runs = _runs({"none": (None, [0.90, 0.92]), "eta": (annealed, [0.91, 0.93])})
+    report = compare_runs(runs)
+    s = report.summary("eta")
+    assert (s.label, s.x_name) == ("gradient noise (eta)", "eta") and s.x == pytest.approx(0.3003, abs=1e-4)
+    captured = {}
+    real_save = plots._save
+    plots._save = lambda fig, path: captured.setdefault("fig", fig) and real_save(fig, path)
+    try:
+        report.plot_metric_vs_noise(tmp_path / "m.png")
+    finally:
+        plots._save = real_save
+    (ax,) = captured["fig"].axes
+    low, high = ax.get_xlim()
+    assert low == 0 and high >= 0.3 and ax.get_xlabel() == "noise eta"
+
+
+def test_cli_mistakes_are_one_line_without_traceback(multirun, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lightning_noise.report", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+
+    both = tmp_path / "two"
+    for i, record in enumerate(records()):
+        for copy in ("a", "b"):
+            (both / copy / str(i)).mkdir(parents=True)
+            (both / copy / str(i) / "metrics.json").write_text(json.dumps({**record, "group": f"{copy} {record['group']}"}))
+    cases = [
+        ((tmp_path / "nothing",), "No run records found"),
+        ((multirun, "--metric", "val/acc", "--out", tmp_path / "o1"), "`metric` 'val/acc' is in no run record"),
+        ((both / "a", both / "b", "--out", tmp_path / "o2"),
+         r"Several groups have no noise.*'a noise=none' \(5 runs\), 'b noise=none' \(5 runs\).*--baseline 'a noise=none'"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and re.search(message, result.stderr), result.stderr
+
+
+def test_report_refuses_a_non_empty_output_without_force(multirun, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("the committed case study")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(multirun), "--out", str(out), "--no-plots"])
+    assert exit_info.value.code == 2 and (out / "report.md").read_text() == "the committed case study"
+    main([str(multirun), "--out", str(out), "--no-plots", "--force"])
+    assert (out / "report.md").read_text().startswith("# Noise comparison")
+
+
+def test_report_round_trips_through_its_summary(multirun):
+    report = compare_runs(load_runs(multirun))
+    again = type(report).from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.table_rows() == report.table_rows() and again.to_markdown() == report.to_markdown()

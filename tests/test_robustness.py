@@ -158,7 +158,10 @@ def test_wandb_logger_gets_table_and_image(trained, tmp_path, monkeypatch):
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
     make_trainer(callbacks=[callback], logger=logger).test(trained, eval_loader(300), verbose=False)
     columns, rows = logged["robustness/table"]
-    assert columns[:3] == ["corruption", "levels", "0"] and rows[0][0] == "salt_and_pepper"
+    assert columns[:3] == ["corruption", "amount", "level_1"] and columns[-1] == "auc"
+    assert rows[0][:2] == ["salt_and_pepper", "p"]
+    assert all(isinstance(value, float) for value in rows[0][2:])  # numbers, not "0.960": W&B plots and sorts them
+    assert rows[0][columns.index("0")] == pytest.approx(callback.result.clean)
     assert logged["robustness/plot"] == [str(tmp_path / "robustness.png")]
     assert "robustness/salt_and_pepper/auc" in logged
 
@@ -184,8 +187,8 @@ def test_bad_arguments_are_refused(monkeypatch):
     import lightning_noise._optional as optional
 
     monkeypatch.setattr(optional, "available", lambda module: module != "matplotlib")
-    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib.*noise\[recipes\]"):
-        RobustnessEvaluation()
+    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib.*noise\[plot\]"):
+        RobustnessEvaluation(plot=True)
     with pytest.raises(ValueError, match=r"needs class logits of shape \[N, C\]"):
         evaluate_robustness(nn.Linear(2, 3), [(torch.zeros(4, 2), torch.zeros(4, 2))], corruptions="gaussian")
 
@@ -193,3 +196,65 @@ def test_bad_arguments_are_refused(monkeypatch):
 def test_image_corruption_on_data_outside_unit_range_warns(trained):
     with pytest.warns(UserWarning, match=r"'shot_noise' expects inputs in \[0, 1\].*first batch has values in \[-"):
         evaluate_robustness(trained, eval_loader(60), corruptions="shot_noise", max_batches=1)
+
+
+# As if matplotlib and rich were not installed: the path finder sees neither their modules nor their metadata.
+BLOCK_PLOTTING = """
+import sys
+from importlib.machinery import PathFinder
+class Hidden(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] in ("matplotlib", "rich"):
+            return None
+        return PathFinder.find_spec(name, path, target)
+    @classmethod
+    def find_distributions(cls, *args, **kwargs):
+        for dist in PathFinder.find_distributions(*args, **kwargs):
+            if (dist.metadata["Name"] or "").lower() not in ("matplotlib", "rich"):
+                yield dist
+sys.meta_path[:] = [Hidden if finder is PathFinder else finder for finder in sys.meta_path]
+"""
+
+CORE_INSTALL_RUN = """
+import sys, torch, lightning.pytorch as pl
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from lightning_noise import RobustnessEvaluation
+
+class M(pl.LightningModule):
+    def __init__(self):
+        super().__init__(); self.net = nn.Linear(2, 2)
+    def forward(self, x): return self.net(x)
+    def test_step(self, batch, i): pass
+
+x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)); y = (x[:, 0] > 0).long()
+callback = RobustnessEvaluation(output_dir=sys.argv[1])
+trainer = pl.Trainer(callbacks=[callback], logger=False, enable_progress_bar=False, enable_model_summary=False)
+trainer.test(M(), DataLoader(TensorDataset(x, y), batch_size=32), verbose=False)
+assert "matplotlib" not in sys.modules and "rich" not in sys.modules
+print("plot:", callback.plot, sorted(callback.files))
+try:
+    RobustnessEvaluation(plot=True)
+except ImportError as error:
+    print("plot=True:", error)
+"""
+
+
+def test_core_install_without_matplotlib_or_rich(tmp_path):
+    """`pip install lightning-noise` without extras: RobustnessEvaluation() runs, prints a plain-text table and
+    writes the JSON, no PNG; asking for the plot names the `plot` extra."""
+    import subprocess
+    import sys
+
+    code = BLOCK_PLOTTING + CORE_INSTALL_RUN
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "plot: False ['json']" in result.stdout
+    assert "corruption" in result.stdout and "gaussian" in result.stdout and "salt_and_pepper" in result.stdout
+    assert (tmp_path / "robustness.json").exists() and not (tmp_path / "robustness.png").exists()
+    assert "plot=True: RobustnessEvaluation(plot=True) needs matplotlib" in result.stdout
+    assert "pip install 'lightning-noise[plot]'" in result.stdout

@@ -35,7 +35,7 @@ dictionaries are searched, keys starting with ``_`` skipped); groups whose noise
 
 Command line::
 
-    python -m lightning_noise.report multirun/2024-05-01/12-00-00 --metric test/acc --out report/
+    python -m lightning_noise.report logs/train/multiruns/2024-05-01_12-00-00 --metric test/acc --out report/
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning_noise.report import plots, tables
-from lightning_noise.report.records import NONE_LABEL, describe_run
-from lightning_noise.report.stats import Comparison, mean_std_ci, t_test
+from lightning_noise.report.records import NONE_LABEL, describe_run, plot_axis
+from lightning_noise.report.stats import Comparison, clip_interval, mean_std_ci, metric_range, t_test
 from lightning_noise.robustness import normalized_auc
 from lightning_noise.smoothing import report_section
 
@@ -31,6 +31,10 @@ class GroupSummary:
     std: float
     ci_low: float
     ci_high: float
+    clipped: bool = False  # the Student t interval ran past the metric's range and was cut at its bound
+    label: str = ""  # the noise as the plots name it (``hidden noise (gaussian std)``); see ``plot_axis``
+    x_name: str = ""  # the amount's name on the plot's x axis (``std``, ``p``, ``eta``)
+    x: float | None = None  # the amount on the plot's x axis (eta = std ** 2 under an annealed schedule)
 
 
 @dataclass
@@ -53,6 +57,8 @@ class ComparisonReport:
     robustness: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     robustness_metric: str = "test metric"
     n_runs: int = 0
+    tied: list[str] = field(default_factory=list)
+    clipped: tuple[float, float] | None = None
 
     # --------------------------------------------------------------------------------------------- access
     def summary(self, group: str, metric: str | None = None) -> GroupSummary:
@@ -70,13 +76,40 @@ class ComparisonReport:
             "mode": self.mode,
             "baseline": self.baseline,
             "best": self.best,
+            "tied": self.tied,
+            "clipped": self.clipped,
             "confidence": self.confidence,
             "title": self.title,
             "n_runs": self.n_runs,
             "summaries": {m: [asdict(s) for s in items] for m, items in self.summaries.items()},
             "comparisons": {m: [asdict(c) for c in items] for m, items in self.comparisons.items()},
             "robustness": self.robustness,
+            "robustness_metric": self.robustness_metric,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], noise: Mapping[str, Any] | None = None) -> ComparisonReport:
+        """The report back from ``to_dict()`` (a ``summary.json``), to re-render its tables and plots without
+        the runs. ``noise`` maps groups to a record's ``noise`` config, for the plot's amounts (``eta`` under an
+        annealed schedule) when the summary predates them."""
+        summaries = {}
+        for metric, items in data["summaries"].items():
+            summaries[metric] = []
+            for item in items:
+                s = GroupSummary(**item)
+                if not s.label:
+                    record = {"noise": (noise or {}).get(s.group)}
+                    s.label, s.x_name, s.x = plot_axis(record, s.family, s.amount)
+                summaries[metric].append(s)
+        comparisons = {m: [Comparison(**c) for c in items] for m, items in data["comparisons"].items()}
+        clipped = data.get("clipped")
+        return cls(
+            metric=data["metric"], mode=data["mode"], baseline=data["baseline"], best=data["best"],
+            confidence=data["confidence"], title=data["title"], summaries=summaries, comparisons=comparisons,
+            robustness=data.get("robustness") or {}, robustness_metric=data.get("robustness_metric", "test metric"),
+            n_runs=data.get("n_runs", 0), tied=list(data.get("tied") or []),
+            clipped=tuple(clipped) if clipped else None,
+        )
 
     # --------------------------------------------------------------------------------------------- text
     def table_rows(self, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -185,17 +218,23 @@ def compare_runs(
             if not per_seed:
                 continue
             family, amount = describe_run(groups[g][0])
-            mean, std, low, high = mean_std_ci(list(per_seed.values()), confidence)
-            summaries[m].append(GroupSummary(g, family, amount, len(per_seed), list(per_seed), mean, std, low, high))
+            mean, std, *interval = mean_std_ci(list(per_seed.values()), confidence)
+            low, high, clipped = clip_interval(*interval, metric_range(m))
+            label, x_name, x = plot_axis(groups[g][0], family, amount)
+            summaries[m].append(
+                GroupSummary(
+                    g, family, amount, len(per_seed), list(per_seed), mean, std, low, high, clipped, label, x_name, x
+                )
+            )
             if base is not None and g != base:
                 reference = _values_by_seed(groups[base], m)
                 if reference:
                     a, b = (per_seed, reference) if _seeded(per_seed) and _seeded(reference) else (
                         list(per_seed.values()), list(reference.values()))
                     comparisons[m].append(t_test(a, b, confidence=confidence, group=g, baseline_name=base))
-    chooser = max if mode == "max" else min
-    best = chooser(summaries[metric], key=lambda s: s.mean).group
-    robustness = {g: agg for g in order if (agg := _aggregate_robustness(groups[g], confidence))}
+    best, tied = _best(summaries[metric], mode, base)
+    bounds = metric_range(_robustness_metric_name(runs))
+    robustness = {g: agg for g in order if (agg := _aggregate_robustness(groups[g], confidence, bounds))}
     return ComparisonReport(
         metric=metric,
         mode=mode,
@@ -208,7 +247,19 @@ def compare_runs(
         robustness=robustness,
         robustness_metric=_robustness_metric_name(runs),
         n_runs=len(runs),
+        tied=tied,
+        clipped=metric_range(metric) if any(s.clipped for s in summaries[metric]) else None,
     )
+
+
+def _best(summaries: Sequence[GroupSummary], mode: str, baseline: str | None) -> tuple[str, list[str]]:
+    """The best group and every group tied with it (means equal up to float rounding, ``math.isclose`` with
+    ``rel_tol=1e-9``): among tied groups the baseline wins, else the first in the table's order."""
+    chooser = max if mode == "max" else min
+    top = chooser(s.mean for s in summaries)
+    tied = [s.group for s in summaries if math.isclose(s.mean, top, rel_tol=1e-9, abs_tol=1e-12)]
+    best = baseline if baseline in tied else tied[0]
+    return best, tied if len(tied) > 1 else []
 
 
 def _family_order(runs: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
@@ -257,7 +308,9 @@ def _robustness_metric_name(runs: Sequence[Mapping[str, Any]]) -> str:
     return "test metric"
 
 
-def _aggregate_robustness(runs: Sequence[Mapping[str, Any]], confidence: float) -> dict[str, dict[str, Any]]:
+def _aggregate_robustness(
+    runs: Sequence[Mapping[str, Any]], confidence: float, bounds: tuple[float, float] | None = None
+) -> dict[str, dict[str, Any]]:
     per_corruption: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
         for name, curve in _curves_of(run).items():
@@ -267,8 +320,10 @@ def _aggregate_robustness(runs: Sequence[Mapping[str, Any]], confidence: float) 
         length = min(len(c["metric"]) for c in curves)
         columns = [[float(c["metric"][i]) for c in curves] for i in range(length)]
         stats = [mean_std_ci(col, confidence) for col in columns]
+        stats = [(m, sd, *clip_interval(low, high, bounds)[:2]) for m, sd, low, high in stats]
         aucs = [normalized_auc(c["metric"][:length]) for c in curves]
-        auc = mean_std_ci(aucs, confidence)
+        auc_mean, auc_std, *auc_interval = mean_std_ci(aucs, confidence)
+        auc = (auc_mean, auc_std, *clip_interval(*auc_interval, bounds)[:2])
         out[name] = {
             "severity": list(curves[0].get("severity", range(length)))[:length],
             "n": len(curves),
@@ -288,6 +343,15 @@ def _pick_baseline(groups: Mapping[str, list[Mapping[str, Any]]], baseline: str 
         return baseline
     candidates = [g for g, runs in groups.items() if describe_run(runs[0])[0] == NONE_LABEL]
     if len(candidates) > 1:
-        raise ValueError(f"Several groups have no noise {candidates}: choose one with `baseline=` (--baseline).")
+        found = ", ".join(f"{g!r} ({len(groups[g])} runs)" for g in sorted(candidates))
+        first = sorted(candidates)[0]
+        raise ValueError(
+            f"Several groups have no noise, so there is no single baseline: {found}. Choose one with "
+            f"--baseline {_quote(first)} (compare_runs(..., baseline={first!r}))."
+        )
     return candidates[0] if candidates else None
+
+
+def _quote(text: str) -> str:
+    return f"'{text}'" if any(c in text for c in " =[]'\"*") else text
 

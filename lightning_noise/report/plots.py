@@ -16,27 +16,33 @@ __all__ = ["plot_metric_vs_noise", "plot_robustness"]
 
 
 def plot_metric_vs_noise(report: ComparisonReport, path: str | Path) -> Path:
-    """Metric against noise amount, one line per noise family, error bars = confidence interval; PNG."""
+    """Metric against noise amount, one line per noise family, error bars = confidence interval; PNG.
+
+    Lines are named as in the README (``hidden noise`` for activation noise); the x axis is the amount the
+    configs name (``eta`` for annealed gradient noise, not its square root), from 0 on a linear scale (so one
+    amount is not a tiny window around itself), log when the amounts span 10x or more; the legend sits below
+    the axes, never over the error bars.
+    """
     figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
-    fig = figure.Figure(figsize=(6.8, 4.6), layout="constrained")
+    fig = figure.Figure(figsize=(6.8, 5.0), layout="constrained")
     ax = fig.subplots()
     summaries = report.summaries[report.metric]
     baseline = next((s for s in summaries if s.group == report.baseline), None)
     families: dict[str, list[GroupSummary]] = {}
     for s in summaries:
-        if s is not baseline and s.amount is not None:
-            families.setdefault(s.family, []).append(s)
+        if s is not baseline and s.x is not None:
+            families.setdefault(s.label or s.family, []).append(s)
     if baseline is not None:
         label = f"{baseline.group} (baseline, n={baseline.n})"
         ax.axhline(baseline.mean, color="black", linestyle="--", label=label)
         if not math.isnan(baseline.ci_low):
             ax.axhspan(baseline.ci_low, baseline.ci_high, color="black", alpha=0.1)
     if families:
-        amounts = [s.amount for items in families.values() for s in items]
+        amounts = [s.x for items in families.values() for s in items]
         for family, items in families.items():
-            items = sorted(items, key=lambda s: s.amount)
+            items = sorted(items, key=lambda s: s.x)
             ax.errorbar(
-                [s.amount for s in items],
+                [s.x for s in items],
                 [s.mean for s in items],
                 yerr=_yerr(items),
                 marker="o",
@@ -46,17 +52,21 @@ def plot_metric_vs_noise(report: ComparisonReport, path: str | Path) -> Path:
         positive = [a for a in amounts if a > 0]
         if positive and len(positive) == len(amounts) and max(positive) / min(positive) >= 10:
             ax.set_xscale("log")
-        ax.set_xlabel("noise amount")
+        elif min(amounts) >= 0:
+            ax.set_xlim(0, max(amounts) * 1.1 or 1.0)
+        names = {s.x_name for items in families.values() for s in items if s.x_name}
+        ax.set_xlabel(f"noise {names.pop()}" if len(names) == 1 else "noise amount")
     else:  # no numeric amounts: one point per configuration
         others = [s for s in summaries if s is not baseline]
         means = [s.mean for s in others]
         ax.errorbar(range(len(others)), means, yerr=_yerr(others), fmt="o", capsize=4, label="configurations")
         ax.set_xticks(range(len(others)), [s.group for s in others], rotation=30, ha="right")
         ax.set_xlabel("configuration")
-    ax.set_ylabel(f"{report.metric} (mean, {report.confidence:.0%} CI over seeds)")
+    clipped = " (clipped to the metric's range)" if report.clipped else ""
+    ax.set_ylabel(f"{report.metric} (mean, {report.confidence:.0%} CI over seeds){clipped}")
     ax.set_title(f"{report.metric} vs noise: {report.title}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    fig.legend(loc="outside lower center", ncol=2, fontsize="small")  # below the axes: never over the error bars
     return _save(fig, path)
 
 
@@ -75,9 +85,12 @@ def plot_robustness(report: ComparisonReport, path: str | Path) -> Path:
             curve = per.get(corruption)
             if curve is None:
                 continue
-            half = [(h - l) / 2 if not math.isnan(h) else 0.0 for l, h in zip(curve["ci_low"], curve["ci_high"])]
+            below = [0.0 if math.isnan(lo) else m - lo for m, lo in zip(curve["mean"], curve["ci_low"])]
+            above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(curve["mean"], curve["ci_high"])]
             style = dict(color="black", linestyle="--") if group == report.baseline else {}
-            ax.errorbar(curve["severity"], curve["mean"], yerr=half, marker="o", capsize=3, label=group, **style)
+            ax.errorbar(
+                curve["severity"], curve["mean"], yerr=[below, above], marker="o", capsize=3, label=group, **style
+            )
         ticks = {s for per in report.robustness.values() for s in per.get(corruption, {}).get("severity", [])}
         ax.set_xticks(sorted(ticks))
         ax.set_title(corruption)
@@ -99,5 +112,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     return path
 
 
-def _yerr(items: Sequence[GroupSummary]) -> list[float]:
-    return [0.0 if math.isnan(s.ci_high) else (s.ci_high - s.ci_low) / 2 for s in items]
+def _yerr(items: Sequence[GroupSummary]) -> list[list[float]]:
+    """Error bars from the (possibly clipped, so asymmetric) confidence interval: ``[below, above]``."""
+    below = [0.0 if math.isnan(s.ci_low) else s.mean - s.ci_low for s in items]
+    above = [0.0 if math.isnan(s.ci_high) else s.ci_high - s.mean for s in items]
+    return [below, above]

@@ -1,9 +1,9 @@
 """Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes.
 
 A record may carry ``noise_amounts``, the effective amount of each noise it trained with
-(``{"input.std": 0.1}``: the config's amount x ``noise_scale``, at the schedule's peak; ``recipes/train.py``
-writes it). When present it gives the amount, and a record whose effective amounts are all 0 is a no-noise
-(baseline-eligible) run; records without it are read from their ``noise`` config alone.
+(``{"input.std": 0.1}``: what each built noise callback received, at its schedule's peak; ``recipes/train.py``
+writes it from the callbacks). When present it gives the amount, and a record whose effective amounts are all 0
+is a no-noise (baseline-eligible) run; records without it are read from their ``noise`` config alone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "describe_run", "load_runs"]
+__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "describe_run", "load_runs", "plot_axis"]
+
+# How the report's plots name a noise, by its key in the record's ``noise`` (the README's names).
+NOISE_NAMES = {
+    "input": "input noise",
+    "activation": "hidden noise",
+    "weight": "weight noise",
+    "gradient": "gradient noise",
+    "label_smoothing": "label smoothing",
+    "label_flip": "label flips",
+    "label": "label noise",
+    "target": "target noise",
+}
 
 AMOUNT_KEYS = ("amount", "std", "p", "snr_db", "eta", "sigma", "alpha", "smoothing", "rate")
 LABEL_KEYS = ("kind", "name", "type", "label")
@@ -154,3 +166,37 @@ def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
     # the effective amount of the noise the family names (its key starts the family's amount key), else the first
     named = [v for k, v in values.items() if family.split(" ")[-1].startswith(f"{k}.")]
     return family, named[0] if named else next(iter(values.values()))
+
+
+def plot_axis(record: Mapping[str, Any], family: str, amount: float | None) -> tuple[str, str, float | None]:
+    """``(line label, amount name, x)`` of a run in the metric-vs-noise plot.
+
+    The label names the noise as the README does (``hidden noise`` for ``ActivationNoise``); the amount is the
+    one the configs and the README use: for an amount under an annealed schedule (``Annealed(eta, gamma)``,
+    whose value is ``sqrt(eta / (1 + t) ** gamma)``) that is ``eta = amount ** 2``, else the amount itself.
+
+    Example::
+
+        >>> annealed = {"gradient": {"std": {"amount": 0.548, "shape": {"_target_": "x.Annealed", "eta": 1.0}}}}
+        >>> label, name, x = plot_axis({"noise": annealed}, "gradient.std.amount", 0.548)
+        >>> label, name, round(x, 3)
+        ('gradient noise (eta)', 'eta', 0.3)
+        >>> plot_axis({"noise": None}, "gaussian activation.std.amount", 0.1)
+        ('hidden noise (gaussian std)', 'std', 0.1)
+    """
+    if family == NONE_LABEL:
+        return NONE_LABEL, "", amount
+    *kinds, path = family.split(" ")
+    parts = path.split(".")
+    if parts and parts[-1] == "amount":
+        parts = parts[:-1]
+    name = NOISE_NAMES.get(parts[0], parts[0]) if len(parts) > 1 else ""
+    arg = parts[-1] if parts else "amount"
+    node: Any = record.get("noise")
+    for part in parts:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    shape = node.get("shape") if isinstance(node, Mapping) else None
+    if isinstance(shape, Mapping) and str(shape.get("_target_", "")).endswith("Annealed") and amount is not None:
+        arg, amount = "eta", amount**2
+    detail = " ".join([*kinds, arg])
+    return (f"{name} ({detail})" if name else family), arg, amount

@@ -9,7 +9,36 @@ from typing import Any, Literal
 
 from lightning_noise._optional import require
 
-__all__ = ["Comparison", "mean_std_ci", "t_quantile", "t_test"]
+__all__ = ["Comparison", "clip_interval", "mean_std_ci", "metric_range", "t_quantile", "t_test"]
+
+# Metrics with a bounded range, by the last part of their name (``test/acc`` -> ``acc``).
+BOUNDED = {"acc": (0.0, 1.0), "accuracy": (0.0, 1.0), "loss": (0.0, math.inf), "mse": (0.0, math.inf)}
+
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The range of a metric from its name (``test/acc``: [0, 1]; ``val/loss``, ``test/mse``: [0, inf)), or None.
+
+    Example::
+
+        >>> metric_range("test/acc"), metric_range("robustness/auc")
+        ((0.0, 1.0), None)
+    """
+    return BOUNDED.get(str(metric).rsplit("/", 1)[-1].lower())
+
+
+def clip_interval(low: float, high: float, bounds: tuple[float, float] | None) -> tuple[float, float, bool]:
+    """``(low, high, clipped)``: the interval cut to ``bounds``. A Student t interval of a mean near a bound (an
+    accuracy near 1 over few seeds) runs past what the metric can take; the report says when it cut one.
+
+    Example::
+
+        >>> clip_interval(0.7259, 1.2341, (0.0, 1.0))
+        (0.7259, 1.0, True)
+    """
+    if bounds is None or math.isnan(low):
+        return low, high, False
+    new_low, new_high = max(low, bounds[0]), min(high, bounds[1])
+    return new_low, new_high, (new_low, new_high) != (low, high)
 
 
 def _stats() -> Any:

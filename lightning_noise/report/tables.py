@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lightning_noise._optional import require
+from lightning_noise._optional import available, require
+from lightning_noise._robustness_result import plain_table
 from lightning_noise.smoothing import report_section
 
 if TYPE_CHECKING:
     from lightning_noise.report.comparison import ComparisonReport, GroupSummary
 
-__all__ = ["best_line", "print_table", "table_rows", "to_markdown"]
+__all__ = ["best_line", "print_table", "table_data", "table_rows", "to_markdown"]
 
 
 def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -25,7 +26,9 @@ def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[lis
     rows = []
     for s in report.summaries[metric]:
         c = report.comparison(s.group, metric)
-        best = " (best)" if s.group == report.best and metric == report.metric else ""
+        best = ""
+        if metric == report.metric and (s.group == report.best or s.group in report.tied):
+            best = " (tied best)" if report.tied else " (best)"
         base = " (baseline)" if s.group == report.baseline else ""
         row = [f"{s.group}{base}{best}", str(s.n), _fmt(s.mean), _fmt(s.std), _interval(s.ci_low, s.ci_high)]
         if c is None:
@@ -37,8 +40,35 @@ def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[lis
     return columns, rows
 
 
+def table_data(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """The main table with numbers as numbers (``wandb.Table`` plots and sorts them; NaN and missing: None)."""
+    metric = metric or report.metric
+    columns = ["configuration", "baseline", "best", "n", "mean", "std", "ci_low", "ci_high"]
+    columns += ["diff", "diff_ci_low", "diff_ci_high", "test", "p"]
+    rows = []
+    for s in report.summaries[metric]:
+        c = report.comparison(s.group, metric)
+        best = metric == report.metric and (s.group == report.best or s.group in report.tied)
+        row = [s.group, s.group == report.baseline, best, s.n, *map(_number, (s.mean, s.std, s.ci_low, s.ci_high))]
+        if c is None:
+            row += [None, None, None, None, None]
+        else:
+            row += [*map(_number, (c.diff, c.ci_low, c.ci_high)), c.test, _number(c.p_value)]
+        rows.append(row)
+    return columns, rows
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
 def print_table(report: ComparisonReport, console: Any = None) -> None:
-    """Print the main table with rich (the ``recipes`` extra)."""
+    """Print the main table with rich when it is installed (the ``plot`` extra), else as plain text."""
+    if console is None and not available("rich"):
+        print(f"{report.title}: {report.metric} over seeds ({report.mode} is better)")
+        print(plain_table(*table_rows(report)))
+        print(best_line(report))
+        return
     rich_table = require("rich.table", "Printing the comparison table", "rich")
     rich_console = require("rich.console", "Printing the comparison table", "rich")
     columns, rows = table_rows(report)
@@ -72,6 +102,11 @@ def _print_blocks(report: ComparisonReport, columns: list[str], rows: list[list[
 def best_line(report: ComparisonReport) -> str:
     """The best configuration, its interval and its difference to the baseline, as one sentence."""
     s = report.summary(report.best)
+    if report.tied:
+        line = f"No single best configuration: {', '.join(report.tied)} tie at {report.metric} {_fmt(s.mean)}"
+        if report.baseline in report.tied:
+            line += "; no noisy configuration beats the baseline's mean"
+        return line + "."
     line = f"Best configuration: {report.best} ({report.metric} {_fmt(s.mean)}, "
     line += f"{report.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
     c = report.comparison(report.best)
@@ -93,7 +128,7 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
         f"in {groups} configurations; baseline: `{report.baseline or 'none found'}`. Mean and standard deviation "
         f"(ddof=1) over seeds, {level} confidence interval of the mean (Student t); the difference to the "
         "baseline is tested with a paired t-test when both configurations ran the same seeds, else Welch's "
-        "t-test (two-sided, no correction for multiple comparisons).",
+        "t-test (two-sided, no correction for multiple comparisons)." + _clip_note(report),
         "",
         _markdown_table(*table_rows(report)),
         "",
@@ -119,6 +154,16 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
     for caption, path in (images or {}).items():
         lines += ["", f"![{caption}]({Path(path).as_posix()})"]
     return "\n".join(lines) + "\n"
+
+
+def _clip_note(report: ComparisonReport) -> str:
+    if report.clipped is None:
+        return ""
+    low, high = report.clipped
+    return (
+        f" Intervals that ran past the range of `{report.metric}` ([{low:g}, {high:g}]) are clipped to it (the "
+        "t interval is symmetric; a mean near a bound over few seeds would otherwise reach past it)."
+    )
 
 
 def _fmt(value: float, signed: bool = False) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning_noise._optional import require
+from lightning_noise.report import tables
 from lightning_noise.report.comparison import ComparisonReport
 
 __all__ = ["log_report_to_wandb"]
@@ -36,7 +37,7 @@ def log_report_to_wandb(
         dir=str(save_dir) if save_dir is not None else None,
         config={"metric": report.metric, "baseline": report.baseline, "mode": report.mode},
     )
-    columns, rows = report.table_rows()
+    columns, rows = tables.table_data(report)  # numbers, so W&B can plot and sort them
     payload: dict[str, Any] = {"report/summary": wandb.Table(columns=columns, data=rows)}
     for key, path in (files or {}).items():
         if Path(path).suffix == ".png":

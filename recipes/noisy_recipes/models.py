@@ -3,8 +3,10 @@
 They share :class:`NoisyModule`: the loss is one ``torch.nn`` loss module held as ``self.criterion`` and
 called as ``self.criterion(prediction, target)`` (the label and target noise callbacks hook it), ``forward``
 is called as ``self(x)`` (the input noise callback hooks it), training metrics are logged under ``train/``,
-validation under ``val/``, and the final evaluation of the best checkpoint on every split under
-``{split}/`` (``train/acc``, ``val/acc``, ``test/acc``, ``test/loss``...), with noise off.
+validation under ``val/``, and the final evaluation of the best checkpoint on every split, with noise off,
+under ``final/{split}/`` (``final/train/acc``, ``final/test/loss``...): its own keys, so that it adds no last
+point to the training curves (``recipes/train.py`` reports these as ``train/acc``, ``test/acc``... in
+``metrics.json``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from torch import Tensor, nn
 from noisy_recipes.data import DataSpec
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+FINAL = "final"  # prefix of the final evaluation's keys (final/test/acc), apart from the training curves' keys
 
 
 class NoisyModule(pl.LightningModule):
@@ -128,8 +132,8 @@ class NoisyModule(pl.LightningModule):
         metric = self.metrics[f"eval_{split}"]
         loss = self._shared_step(batch, metric)
         kw = dict(on_epoch=True, add_dataloader_idx=False, batch_size=len(batch[0]))
-        self.log(f"{split}/loss", loss, sync_dist=True, **kw)
-        self.log(f"{split}/{self.metric_name}", metric, **kw)
+        self.log(f"{FINAL}/{split}/loss", loss, sync_dist=True, **kw)
+        self.log(f"{FINAL}/{split}/{self.metric_name}", metric, **kw)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

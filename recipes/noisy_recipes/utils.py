@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,127 @@ NOISE_TASKS = {
     "LabelNoise": ("classification",),
     "TargetNoise": ("regression",),
 }
+
+
+# ---------------------------------------------------------------------------------------------- config errors
+class ConfigError(ValueError):
+    """A configuration the recipe cannot run, found before training; the message says what to change.
+
+    ``recipes/train.py`` prints it as one line and exits with status 2 (no traceback unless ``HYDRA_FULL_ERROR=1``).
+    """
+
+
+@contextmanager
+def short_config_errors() -> Iterator[None]:
+    """Report a :class:`ConfigError` as one line on stderr and exit with status 2, removing the run directory
+    it leaves empty; ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        remove_empty_run_dir()
+        print(f"Error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def remove_empty_run_dir() -> None:
+    """Remove what Hydra wrote for a run that never trained (``.hydra/``, the job's log file) and the run
+    directory if that leaves it empty; in a multirun also the sweep directory if it then holds only Hydra's
+    ``multirun.yaml``. Nothing else is deleted: a directory with other files stays."""
+    from hydra.types import RunMode
+
+    hc = hydra_config()
+    if hc is None:
+        return
+    run_dir = Path(hc.runtime.output_dir)
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / f"{hc.job.name}.log").unlink(missing_ok=True)
+    _rmdir_if_empty(run_dir)
+    sweep_dir = Path(hc.sweep.dir)
+    if hc.mode == RunMode.MULTIRUN and not run_dir.exists() and sweep_dir.is_dir():
+        if [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+            (sweep_dir / "multirun.yaml").unlink()
+        _rmdir_if_empty(sweep_dir)
+
+
+def _rmdir_if_empty(directory: Path) -> None:
+    """Remove ``directory`` and then its parents while they are empty, stopping at the working directory."""
+    cwd = Path.cwd().resolve()
+    directory = directory.resolve()
+    while directory != cwd and cwd in directory.parents and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse, before anything is built, required values left out (``???``) and a GPU trainer without a GPU.
+
+    Raises:
+        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``) or ``trainer=cpu``.
+    """
+    from omegaconf import OmegaConf as _OmegaConf
+
+    missing = sorted(_OmegaConf.missing_keys(_OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])))
+    if missing:
+        example = " ".join(f"{key}={REQUIRED_EXAMPLES.get(key, 'VALUE')}" for key in missing)
+        raise ConfigError(
+            f"Required value{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}. Add "
+            f"{'them' if len(missing) > 1 else 'it'} to the command line, e.g. python recipes/train.py "
+            f"{' '.join(task_overrides())} {example}".replace("  ", " ")
+        )
+    accelerator = str(cfg.trainer.get("accelerator", "cpu")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, and torch finds none on this machine "
+            f"(torch {torch.__version__}, torch.cuda.is_available() is False). Use trainer=cpu "
+            "(or trainer=ddp_cpu for two CPU processes)."
+        )
+
+
+# Example values of required keys, shown in the message when one is left out.
+REQUIRED_EXAMPLES = {"data.path": "my.csv", "data.target": "label"}
+
+
+def instantiate_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, Any]:
+    """Build the data module and load its data (``datamodule.spec``), so data errors come before the model's.
+
+    Raises:
+        ConfigError: a bad data setting (a missing file or CSV column, an unknown dataset, sizes that do not fit).
+    """
+    with _as_config_error(ValueError, FileNotFoundError):
+        datamodule = hydra.utils.instantiate(cfg)
+        return datamodule, datamodule.spec
+
+
+def instantiate_model(cfg: DictConfig, spec: Any) -> pl.LightningModule:
+    """Check that the data fits the model class, then build the model for ``spec``.
+
+    Raises:
+        ConfigError: the data does not fit the model (``model=cnn data=circles``), or a bad model setting.
+    """
+    with _as_config_error(ValueError):
+        hydra.utils.get_class(cfg._target_).check_data(spec)
+        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec)
+
+
+@contextmanager
+def _as_config_error(*types: type[Exception]) -> Iterator[None]:
+    """Raise errors of ``types`` (also when Hydra's instantiate wraps them) as a :class:`ConfigError`."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except ConfigError:
+        raise
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, types):
+            raise ConfigError(str(cause).strip("'\"")) from error
+        raise
+    except types as error:
+        raise ConfigError(str(error).strip("'\"")) from error
 
 
 # ---------------------------------------------------------------------------------------------- hydra state
@@ -50,7 +176,7 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
     under its own scheduler allocation, so both are fine.
 
     Raises:
-        ValueError: multirun + ``strategy=ddp`` (more than one device or node) + the basic launcher.
+        ConfigError: multirun + ``strategy=ddp`` (more than one device or node) + the basic launcher.
     """
     from hydra.types import RunMode
 
@@ -63,7 +189,7 @@ def check_ddp_multirun(cfg: DictConfig) -> None:
     multi = devices not in (1, "1", [0]) or (nodes or 1) > 1
     launcher = str(hc.launcher.get("_target_", ""))
     if "ddp" in strategy.lower() and "spawn" not in strategy.lower() and multi and "BasicLauncher" in launcher:
-        raise ValueError(
+        raise ConfigError(
             f"A multirun (-m) cannot use trainer.strategy={strategy!r} with {devices} devices: Lightning's ddp "
             "launcher re-runs the command line for each extra process, which would start the whole sweep again. "
             "Use trainer.strategy=ddp_spawn for sweeps, run the configurations one by one without -m, or use a "
@@ -77,12 +203,14 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
     The run reports ``{split}/loss`` and ``{split}/{metric_name}`` (``acc`` or ``mse``) for every non-empty split.
 
     Raises:
-        ValueError: a metric not in that list (the message lists it, and names the regression search).
+        ConfigError: a metric not in that list (the message lists it, and names the regression search).
     """
+    _check_search_space(metric_name)
     if not metric:
         return
     valid = [f"{split}/{name}" for split, size in splits.items() if size for name in ("loss", metric_name)]
     if metric in valid:
+        _warn_small_validation(metric, splits.get(metric.split("/", 1)[0], 0))
         return
     hint = ""
     if metric_name != "acc" and str(metric).endswith("/acc"):
@@ -90,7 +218,44 @@ def check_optimized_metric(metric: str | None, *, splits: Mapping[str, int], met
             " This model has no accuracy (its task is not classification): set optimized_metric=val/mse, and for "
             "an Optuna search use hparams_search=optuna_regression (minimizes val/mse, no label noise)."
         )
-    raise ValueError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
+    raise ConfigError(f"`optimized_metric` must be a metric this run reports, one of {valid}; got {metric!r}.{hint}")
+
+
+# Fewer validation samples than this, and a search ranks its trials mostly by the luck of the split.
+MIN_SEARCH_SAMPLES = 100
+
+
+def _warn_small_validation(metric: str, samples: int) -> None:
+    """Warn when a sweeper (Optuna) optimizes a ``val/`` metric measured on few samples."""
+    hc = hydra_config()
+    sweeper = str(hc.sweeper.get("_target_", "")) if hc is not None and "sweeper" in hc else ""
+    if metric.startswith("val/") and "Optuna" in sweeper and 0 < samples < MIN_SEARCH_SAMPLES:
+        warnings.warn(
+            f"The search optimizes {metric} on {samples} validation samples: trials differ by less than the "
+            f"split's noise. Give validation more data (data.val_size; for circles also data.n_samples, e.g. "
+            f"data.n_samples=400 data.val_size=200 data.test_size=170).",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _check_search_space(metric_name: str) -> None:
+    """Refuse a sweeper whose ``noise`` choices include label noise for a model without classes (the
+    classification Optuna search on regression data), before its first trial trains.
+
+    Raises:
+        ConfigError: naming the label noises in the space and ``hparams_search=optuna_regression``.
+    """
+    hc = hydra_config()
+    params = hc.sweeper.get("params") if hc is not None and "sweeper" in hc else None
+    space = str(params.get("noise", "")) if params else ""
+    labels = [name for name in ("label_smoothing", "label_flip") if name in space]
+    if metric_name != "acc" and labels:
+        raise ConfigError(
+            f"The search space's noise choices include {', '.join(labels)}, which need a classification model, "
+            f"but this model has no classes (its metric is {metric_name}). For regression data use "
+            "hparams_search=optuna_regression (minimizes val/mse, no label noise)."
+        )
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -104,6 +269,44 @@ def quiet_wandb() -> None:
     """Keep W&B from printing to the console (its mode comes from the logger config: offline by default)."""
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
+
+
+# Messages a user of the recipes cannot act on. Warnings are kept otherwise: only these exact texts go.
+UNACTIONABLE_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's pytree deprecation, from Lightning's own code
+)
+
+
+class ConsoleFilter(logging.Filter):
+    """Drops Lightning's info lines a user cannot act on: the ``litlogger`` tips (an advertisement), and the
+    GPU/TPU/HPU availability banners after their first appearance in the process (one per Trainer otherwise).
+    Everything else, warnings included, passes."""
+
+    BANNERS = ("GPU available:", "TPU available:", "HPU available:")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "litlogger" in message.lower() or "litmodels" in message.lower():
+            return False
+        if message.startswith(self.BANNERS):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
+
+
+def quiet_console() -> None:
+    """Keep the console to what matters (the config, progress, the results): :class:`ConsoleFilter` on
+    Lightning's info logger, and :data:`UNACTIONABLE_WARNINGS` ignored. Idempotent."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, ConsoleFilter) for f in logger.filters):
+        logger.addFilter(ConsoleFilter())
+    for message in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 # ---------------------------------------------------------------------------------------------- instantiation
@@ -126,15 +329,15 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     """Build the selected noise callbacks, refusing those the model's task cannot take.
 
     Raises:
-        ValueError: a noise that does not fit the task (label noise on regression, target noise on
-            classification, either on the autoencoder).
+        ConfigError: a noise that does not fit the task (label noise on regression, target noise on
+            classification, either on the autoencoder), or a bad noise setting.
     """
     callbacks = {}
     for name, node in _nodes(cfg, "noise").items():
         cls_name = str(node._target_).rsplit(".", 1)[-1]
         tasks = NOISE_TASKS.get(cls_name)
         if tasks is not None and task not in tasks:
-            raise ValueError(
+            raise ConfigError(
                 f"noise={name} ({cls_name}) needs a {' or '.join(tasks)} model, but this model's task is {task}. "
                 + (
                     "For a denoising autoencoder use noise=input."
@@ -142,7 +345,8 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
                     else "Choose noise=target for regression data, noise=label_smoothing or label_flip for classes."
                 )
             )
-        callbacks[name] = hydra.utils.instantiate(node)
+        with _as_config_error(ValueError, TypeError):
+            callbacks[name] = hydra.utils.instantiate(node)
     return callbacks
 
 
@@ -151,7 +355,7 @@ def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batche
     ``trainer.limit_val_batches=0``): early stopping and checkpointing would fail after the first epoch.
 
     Raises:
-        ValueError: naming each such callback and the overrides that fix it.
+        ConfigError: naming each such callback and the overrides that fix it.
     """
     if val_samples and limit_val_batches != 0:
         return
@@ -162,7 +366,7 @@ def check_monitors(cfg: DictConfig | None, *, val_samples: int, limit_val_batche
     ]
     if watching:
         reason = "data.val_size=0" if not val_samples else "trainer.limit_val_batches=0"
-        raise ValueError(
+        raise ConfigError(
             f"This run never validates ({reason}), so no val/ metric is logged, but {', '.join(watching)} "
             "monitors one. Use callbacks=none (no early stopping or checkpointing: the last weights are "
             "evaluated), or monitor a training metric, e.g. callbacks.early_stopping.monitor=train/loss "
@@ -213,7 +417,7 @@ def robustness_callback(
     is the run's ``test/`` metric).
 
     Raises:
-        ValueError: an unknown corruption name (the message lists the known ones).
+        ConfigError: an unknown corruption name (the message lists the known ones).
     """
     if not cfg or not cfg.get("robustness"):
         return None
@@ -230,18 +434,71 @@ def robustness_callback(
         kwargs = {"metric": _mse, "metric_name": "mse"}
     elif task == "reconstruction":
         kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
-    return RobustnessEvaluation(
-        corruptions,
-        seed=int(cfg.get("seed", 0)),
-        output_dir=output_dir,
-        dataset_name=dataset_name,
-        max_batches=max_batches,
-        **kwargs,
-    )
+    with _as_config_error(ValueError):
+        return RobustnessEvaluation(
+            corruptions,
+            seed=int(cfg.get("seed", 0)),
+            output_dir=output_dir,
+            dataset_name=dataset_name,
+            max_batches=max_batches,
+            **kwargs,
+        )
 
 
-def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
-    return [hydra.utils.instantiate(node) for node in _nodes(cfg, "logger").values()]
+def run_labels(cfg: DictConfig, noise: Mapping[str, Callback]) -> dict[str, Any]:
+    """How a logger tells this run apart from the others: ``name`` (the run name and its overrides, minus the
+    ``experiment=`` that the name already says), ``group`` (one per multirun: the name and the sweep
+    directory's name; None for a single run) and ``tags`` (each noise callback's class and amounts, or
+    ``no noise``).
+
+    Example: ``{"name": "circles_classic variant=hidden_0.1 seed=3", "group": "circles_classic
+    2024-05-01_12-00-00", "tags": ["ActivationNoise", "activation.std=0.1"]}``.
+    """
+    from hydra.types import RunMode
+
+    overrides = [o for o in task_overrides() if not o.lstrip("+~").startswith("experiment=")]
+    hc = hydra_config()
+    group = None
+    if hc is not None and hc.mode == RunMode.MULTIRUN:
+        group = f"{cfg.name} {Path(hc.sweep.dir).name}"
+    amounts = noise_amounts(noise)
+    tags = [type(callback).__name__ for callback in noise.values()]
+    tags += [f"{key}={value:g}" for key, value in amounts.items() if value]
+    if not any(amounts.values()):
+        tags.append("no noise")
+    return {"name": " ".join([str(cfg.name), *overrides]), "group": group, "tags": [t[:64] for t in tags]}
+
+
+def instantiate_loggers(cfg: DictConfig | None, run: Mapping[str, Any] | None = None) -> list[Logger]:
+    """Build the logger group; a W&B logger's ``name``, ``group`` and ``tags`` left null take ``run``'s
+    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``."""
+    loggers = []
+    for node in _nodes(cfg, "logger").values():
+        labels = {}
+        if str(node._target_).rsplit(".", 1)[-1] == "WandbLogger" and run:
+            labels = {key: value for key, value in run.items() if key in node and node.get(key) is None}
+        logger = hydra.utils.instantiate(node, **labels)
+        if isinstance(getattr(logger, "_wandb_init", None), dict) and logger._wandb_init.get("anonymous") is None:
+            # Lightning passes anonymous=None, which wandb >= 0.19 answers with a warning that the setting has
+            # no effect; leaving it out changes nothing else.
+            logger._wandb_init.pop("anonymous")
+        loggers.append(logger)
+    return loggers
+
+
+def final_metrics(results: list[Mapping[str, Any]]) -> dict[str, float]:
+    """The final evaluation's metrics (``trainer.test`` results, logged as ``final/test/acc``) as ``test/acc``."""
+    return {key.removeprefix("final/"): float(value) for result in results for key, value in result.items()}
+
+
+def log_final(loggers: list[Logger], metrics: Mapping[str, float], *, best_epoch: int, step: int) -> None:
+    """Log the best epoch under ``final/best_epoch``, and put the final evaluation (``final/test/acc``...) and
+    the best epoch in a W&B run's summary: the run's results, apart from the training curves."""
+    final = {f"final/{key}": value for key, value in metrics.items()}
+    for logger in loggers:
+        logger.log_metrics({"final/best_epoch": best_epoch}, step=step)
+        if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
+            logger.experiment.summary.update({**final, "final/best_epoch": best_epoch})
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
@@ -295,21 +552,19 @@ def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:
     return settings
 
 
-def noise_amounts(cfg: DictConfig | None) -> dict[str, float]:
-    """The effective amount of each selected noise, ``{"input.std": 0.1, ...}``: the config's amount x
-    ``noise_scale`` (at the schedule's peak) for the recipe's ``scaled`` amounts, the value for a plain number.
+def noise_amounts(callbacks: Mapping[str, Callback]) -> dict[str, float]:
+    """The amount each built noise callback received, ``{"input.std": 0.1, ...}``: for every amount argument
+    of the callback (its ``schedules``), the schedule's peak (the upper end of ``bounds()``; a constant's value).
 
-    The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts are all 0 is a no-noise run.
+    Read from the callbacks themselves, so it is what trained (``schedule.value``, ``noise_scale`` and every
+    other override included). The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts
+    are all 0 is a no-noise run.
     """
-    from lightning_noise.report.records import AMOUNT_KEYS
-
     amounts = {}
-    for name, node in _nodes(cfg, "noise").items():
-        for key, value in node.items():
-            if isinstance(value, DictConfig) and str(value.get("_target_", "")).endswith("schedules.scaled"):
-                amounts[f"{name}.{key}"] = float(value.amount) * float(value.get("scale", 1.0))
-            elif key in AMOUNT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
-                amounts[f"{name}.{key}"] = float(value)
+    for name, callback in callbacks.items():
+        for argument, schedule in (getattr(callback, "schedules", None) or {}).items():
+            bounds = getattr(schedule, "bounds", None)
+            amounts[f"{name}.{argument}"] = float(bounds()[1]) if callable(bounds) else float(schedule(0))
     return amounts
 
 

@@ -75,10 +75,55 @@ def write_fashion_mnist(root: Path, n_train: int = 40, n_test: int = 20, seed: i
     return root
 
 
-def run_recipe(args: list[str], *, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``recipes/train.py`` in a subprocess with a clean environment (one thread, W&B off)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"))}
-    env.update(WANDB_MODE="disabled", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+def run_recipe(
+    args: list[str], *, cwd: Path, timeout: int = 300, env: dict[str, str] | None = None, script: Path = TRAIN
+) -> subprocess.CompletedProcess:
+    """Run ``recipes/train.py`` (or ``script``) in a subprocess with a clean environment (one thread, W&B off);
+    ``env`` adds or replaces variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"))}
+    base.update(WANDB_MODE="disabled", WANDB_SILENT="true", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env = {**base, **(env or {})}
     return subprocess.run(
-        [sys.executable, str(TRAIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """The run record of an offline W&B run, read back from its ``.wandb`` file: ``name``, ``group``, ``tags``,
+    ``config`` (``{key: value}``) and ``summary`` (the last value of each key).
+
+    The file is a LevelDB-style log (a 7-byte ``:W&B`` header, 32 KiB blocks of records with a 7-byte header:
+    CRC, length, type; FULL=1, FIRST=2, MIDDLE=3, LAST=4) of wandb ``Record`` protobufs.
+    """
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    raw = next(Path(run_dir).glob("*.wandb")).read_bytes()
+    block, pos, chunk = 32768, 7, b""
+    out: dict = {"config": {}, "summary": {}}
+    while pos + 7 <= len(raw):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        chunk += raw[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind not in (1, 4):
+            continue
+        record = pb.Record()
+        record.ParseFromString(chunk)
+        chunk = b""
+        field = record.WhichOneof("record_type")
+        if field == "run":
+            out.update(name=record.run.display_name, group=record.run.run_group, tags=list(record.run.tags))
+            items = record.run.config.update
+        elif field in ("config", "summary"):
+            items = getattr(record, field).update
+        else:
+            continue
+        target = out["summary"] if field == "summary" else out["config"]
+        target.update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
+    return out

@@ -198,8 +198,9 @@ def test_optuna_search_composes(compose_cfg):
     cfg = compose_cfg(["hparams_search=optuna"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper")
-    assert sweeper.direction == "maximize" and sweeper.storage is None
-    assert cfg.optimized_metric == "val/acc"
+    assert sweeper.direction == "minimize" and sweeper.storage is None
+    assert cfg.optimized_metric == "val/loss"  # continuous: 20 validation points rank trials by loss, not by a tied acc
+    assert cfg.hydra.callbacks.search_ties._target_ == "noisy_recipes.search.SearchTieWarning"
     assert "noise" in sweeper.params
 
 
@@ -211,3 +212,24 @@ def test_submitit_launcher_composes(compose_cfg):
     resolved = OmegaConf.to_container(launcher, resolve=True)
     assert resolved["tasks_per_node"] == cfg.trainer.devices
     assert type(hydra.utils.instantiate(launcher)).__name__ == "SlurmLauncher"  # builds; submits nothing
+
+
+@pytest.mark.parametrize(
+    ("overrides", "nodes", "tasks", "gpus"),
+    [
+        (["trainer=cpu"], 1, 1, 0),
+        (["trainer=gpu"], 1, 1, 1),
+        (["trainer=ddp", "trainer.devices=4", "+trainer.num_nodes=2"], 2, 4, 4),
+        (["trainer=ddp", "trainer.devices=[0,1]"], 1, 2, 2),
+        (["trainer=ddp_cpu"], 1, 2, 0),
+    ],
+)
+def test_slurm_asks_for_the_trainers_nodes_and_gpus(overrides, nodes, tasks, gpus, compose_cfg):
+    launcher = compose_cfg(["hydra/launcher=slurm", *overrides]).hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (nodes, tasks, gpus)
+
+
+def test_slurm_refuses_devices_auto(compose_cfg):
+    launcher = compose_cfg(["hydra/launcher=slurm", "trainer=gpu", "trainer.devices=auto"]).hydra.launcher
+    with pytest.raises(Exception, match="trainer.devices=4"):
+        OmegaConf.to_container(launcher, resolve=True)

@@ -120,6 +120,16 @@ def test_compare_sweep_needs_an_output_directory(tmp_path):
         compare.main(["--sweep", "seed=0,1"])
 
 
+def test_compare_refuses_a_non_empty_output_before_running_the_sweep(tmp_path):
+    """The README's `compare.py --out reports/circles --sweep ...` must not silently overwrite a committed report."""
+    import compare
+
+    (tmp_path / "report.md").write_text("committed")
+    with pytest.raises(SystemExit, match=r"--out .* is not empty \(report.md\).*--force"):
+        compare.main(["--out", str(tmp_path), "--sweep", "trainer=debug", "logger=none", "seed=0,1"])
+    assert not (tmp_path / "runs").exists() and (tmp_path / "report.md").read_text() == "committed"
+
+
 def test_compare_sweep_refuses_earlier_runs_in_its_output(tmp_path):
     import compare
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
 import lightning_noise
 from lightning_noise.report import compare_runs, load_runs
-from tests.recipes.conftest import FAST, options, run_recipe
+from tests.recipes.conftest import FAST, ROOT, options, run_recipe
 from train import train
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
@@ -33,6 +34,23 @@ def test_two_job_sweep_over_the_noise_amount(tmp_path):
     assert [(s.family, s.amount) for s in report.summaries["test/acc"]] == [
         ("none", 0.0), ("gaussian input.std.amount", 0.15)
     ]
+
+
+def test_submitit_local_sweep_runs_each_job_in_its_own_process(tmp_path):
+    """hydra/launcher=submitit_local: each job is pickled and run by a fresh interpreter, as on SLURM. The
+    environment has the repository root on PYTHONPATH but not recipes/, like a user's shell in a checkout."""
+    sweep = tmp_path / "sweep"
+    result = run_recipe(
+        ["-m", "hydra/launcher=submitit_local", "seed=0,1", "trainer.max_epochs=2", "logger=csv", "trainer=debug",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(sweep)
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert all("test/acc" in r["metrics"] for r in records)
+    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2  # both ran through submitit
 
 
 @pytest.mark.parametrize(
@@ -103,3 +121,33 @@ def test_experiment_trains_fully(name, compose_cfg):
     """The full circles experiments (early stopping, a few hundred epochs): the MLP learns the circles."""
     metrics = train(compose_cfg([f"experiment={name}", *QUIET]))
     assert metrics["test/acc"] >= 0.9
+
+
+def test_search_warns_when_trials_tie_at_the_best_value():
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from noisy_recipes.search import SearchTieWarning
+
+    config = OmegaConf.create({"optimized_metric": "val/acc", "hydra": {"sweeper": {"direction": "maximize"}}})
+    callback = SearchTieWarning()
+    for i, value in enumerate([1.0, 0.95, 1.0]):
+        job = JobReturn(overrides=[f"noise_scale={i}"], status=JobStatus.COMPLETED, _return_value=value)
+        callback.on_job_end(config, job)
+    message = callback.message(config)
+    assert message.startswith("2 of 3 trials tie at the best val/acc = 1")
+    assert "#0: noise_scale=0; #2: noise_scale=2" in message and "optimized_metric=val/loss" in message
+    callback.values[2] = 0.99
+    assert callback.message(config) == ""
+
+
+def test_search_on_a_small_validation_split_warns(compose_cfg):
+    from noisy_recipes import utils
+
+    compose_cfg(["hparams_search=optuna"])
+    with pytest.warns(UserWarning, match=r"optimizes val/loss on 20 validation samples.*data.n_samples=400"):
+        utils.check_optimized_metric("val/loss", splits={"train": 30, "val": 20, "test": 50}, metric_name="acc")
+    compose_cfg(["hparams_search=optuna", "data.n_samples=400", "data.val_size=200", "data.test_size=170"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        utils.check_optimized_metric("val/loss", splits={"train": 30, "val": 200, "test": 170}, metric_name="acc")

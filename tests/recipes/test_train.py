@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 
 import pytest
 from hydra.errors import MissingConfigException
@@ -10,7 +12,7 @@ from hydra.types import RunMode
 
 import lightning_noise
 from noisy_recipes import utils
-from tests.recipes.conftest import FAST, options, write_csv
+from tests.recipes.conftest import FAST, options, read_wandb_run, run_recipe, write_csv
 from train import train
 
 # The data each model trains on in the smoke tests, by task the noise needs.
@@ -75,6 +77,19 @@ def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
     assert 0 <= record["best_epoch"] < 3 and record["splits"] == {"train": 30, "val": 20, "test": 50}
 
 
+def test_recorded_amounts_are_what_the_built_callbacks_got(compose_cfg, tmp_path):
+    """schedule.value=0.5 halves the amount the callback receives (0.2 x 0.5 = 0.1): the record says 0.1."""
+    cfg = compose_cfg([*FAST, "schedule.value=0.5", "noise=[input,label_smoothing]"])
+    train(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    built = utils.instantiate_noise(cfg.noise, "classification")
+    expected = {f"{name}.{arg}": s(0) for name, cb in built.items() for arg, s in cb.schedules.items()}
+    assert record["noise_amounts"] == pytest.approx(expected)
+    assert record["noise_amounts"]["input.std"] == pytest.approx(0.1)
+    smoothing = cfg.noise.label_smoothing.smoothing.amount
+    assert record["noise_amounts"]["label_smoothing.smoothing"] == pytest.approx(0.5 * smoothing)
+
+
 def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
     cfg = compose_cfg(["logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=6", "noise=none"])
     metrics = train(cfg)
@@ -109,6 +124,32 @@ def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wa
 
 
 # ---------------------------------------------------------------------------------------------- bad overrides
+def test_final_evaluation_has_its_own_keys_not_a_last_training_point(compose_cfg, tmp_path):
+    """The best checkpoint's evaluation is logged as final/{split}/..., never as another val/loss point."""
+    train(compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"]))
+    rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
+    assert sum(1 for row in rows if row.get("val/loss")) == 2  # one per validation epoch, nothing more
+    assert sum(1 for row in rows if row.get("final/test/acc")) == 1
+    assert not any(row.get("test/acc") or row.get("train/acc") and row.get("final/train/acc") for row in rows)
+    assert sum(1 for row in rows if row.get("final/best_epoch")) == 1
+
+
+def test_wandb_runs_of_a_sweep_are_named_grouped_and_tagged(compose_cfg, tmp_path, fresh_wandb):
+    overrides = ["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25", "seed=3"]
+    cfg = compose_cfg([*overrides, "hydra.mode=MULTIRUN", "hydra.sweep.dir=sweeps/sweep_7"])
+    metrics = train(cfg)
+    fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    record = read_wandb_run(run)
+    assert record["name"] == "train " + " ".join(overrides)  # the run name and the overrides
+    assert record["group"] == "train sweep_7"  # one group per multirun
+    assert record["tags"] == ["InputNoise", "input.std=0.25"]  # noise kinds and amounts
+    assert record["config"]["seed"] == 3
+    summary = record["summary"]
+    assert summary["final/test/acc"] == pytest.approx(metrics["test/acc"]) and summary["final/best_epoch"] == 0
+    assert "test/acc" not in summary and "test/loss" not in summary  # the final evaluation is only under final/
+
+
 def test_unknown_noise_option_lists_the_options(compose_cfg):
     with pytest.raises(MissingConfigException, match=r"(?s)noise/gaussian.*Available options.*input"):
         compose_cfg(["noise=gaussian"])
@@ -141,8 +182,41 @@ def test_label_noise_on_regression_fails_before_training(compose_cfg):
 
 def test_required_value_left_out(compose_cfg):
     cfg = compose_cfg([*FAST, "data=csv"])
-    with pytest.raises(Exception, match=r"Missing mandatory value: data.path"):
+    with pytest.raises(utils.ConfigError, match=r"not set: data.path, data.target.*data.path=my.csv data.target=label"):
         train(cfg)
+
+
+def test_gpu_trainer_without_a_gpu_says_use_cpu(compose_cfg, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(utils.ConfigError, match=r"needs a CUDA GPU.*Use trainer=cpu"):
+        train(compose_cfg([*FAST, "trainer=gpu"]))
+
+
+CLI_MISTAKES = [
+    (["model=cnn", "data=circles"], r"model=cnn takes image data.*Use data=digits"),
+    (["data=csv"], r"data.path=my.csv data.target=label"),
+    (["trainer=gpu"], r"Use trainer=cpu"),
+    pytest.param(["data=diabetes", "noise=label_smoothing"], r"needs a classification model", marks=pytest.mark.slow),
+    pytest.param(["data=csv", "data.path=d.csv", "data.target=class"], r"not a column", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CLI_MISTAKES)
+def test_config_mistake_is_one_line_without_traceback(overrides, message, tmp_path):
+    """A known mistake: one line on stderr saying what to change, exit status 2, no run directory left behind."""
+    write_csv(tmp_path / "d.csv")
+    result = run_recipe([*FAST, *overrides], cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert re.search(message, lines[0]) and "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "logs").exists()  # no empty run directory (nor its parents)
+
+
+@pytest.mark.slow
+def test_config_mistake_shows_the_traceback_with_hydra_full_error(tmp_path):
+    result = run_recipe([*FAST, "model=cnn"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 
 def test_ddp_under_multirun_is_refused(compose_cfg):
@@ -162,7 +236,7 @@ def test_optimized_metric_is_checked_before_training(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"optimized_metric.*\['train/loss', 'train/acc', 'val/loss'.*'val/accc'"):
         train(compose_cfg([*FAST, "optimized_metric=val/accc"]))
     # Optuna's classification search on regression data: refused before the first trial trains.
-    with pytest.raises(ValueError, match=r"'val/mse'.*got 'val/acc'.*hparams_search=optuna_regression"):
+    with pytest.raises(ValueError, match=r"include label_smoothing, label_flip.*hparams_search=optuna_regression"):
         train(compose_cfg([*FAST, "hparams_search=optuna", "data=diabetes", "noise=none"]))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
     cfg = compose_cfg([*FAST, "hparams_search=optuna_regression", "data=diabetes", "noise=target"])
