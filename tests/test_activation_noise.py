@@ -132,7 +132,7 @@ def test_tuple_outputs_and_embeddings():
 
 
 def test_integer_module_input_fails_before_training():
-    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), whose input holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
+    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["embedding"], where="input")]).fit(
             LSTMModel(), loader(_token_data()), loader(_token_data())
         )
