@@ -46,8 +46,9 @@ from lightning_noise._base import mix_seed
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+@torch.compiler.assume_constant_result
 def site_id(name: str) -> int:
-    """A stable integer for a hook site (a module's qualified name, an input's key)."""
+    """A stable integer for a hook site (a module's qualified name, an input's key); a constant under compile."""
     return zlib.crc32(name.encode())
 
 

@@ -19,7 +19,7 @@ from torch.nn.modules.loss import _Loss
 
 from lightning_noise._base import NoiseCallback, Stage
 from lightning_noise._hooks import KeyedDraws, NoiseHook
-from lightning_noise._modules import _describe, get_submodule
+from lightning_noise._modules import _describe, get_submodule, named_modules
 from lightning_noise.schedules import Schedule, ScheduleLike
 
 # Losses whose targets are class indices or binary/probability labels, and losses whose targets are continuous.
@@ -58,7 +58,7 @@ def find_loss_module(root: nn.Module, loss: str | None, owner: str) -> tuple[str
     """
     if loss is not None:
         return loss, get_submodule(root, loss, "loss")
-    found = [(name, module) for name, module in root.named_modules() if name and isinstance(module, _Loss)]
+    found = [(name, module) for name, module in named_modules(root) if isinstance(module, _Loss)]
     if len(found) == 1:
         return found[0]
     if not found:
