@@ -19,6 +19,7 @@ from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
+@torch.compiler.disable
 def _is_step_redirection(module: nn.Module) -> bool:
     """Whether this call of a LightningModule is Lightning's forward redirection, not a real ``forward``.
 
@@ -27,8 +28,10 @@ def _is_step_redirection(module: nn.Module) -> bool:
     arguments (the batch). A pre-hook must let that call through untouched, or it would noise the batch that
     ``training_step`` receives, and again the inputs of the real ``self(x)``.
 
-    Never called while dynamo traces (the redirection itself always runs eagerly; Lightning compiles the step
-    and ``forward`` it redirects to, and reading ``__dict__`` of a traced method fails).
+    Never traced by dynamo: the redirection itself always runs eagerly (Lightning compiles the step and the
+    ``forward`` it redirects to), and dynamo fails on ``__dict__`` of a method. The hook skips the check while
+    compiling, and ``torch.compiler.disable`` keeps dynamo out when an eager frame calls it inside a compiled
+    region.
     """
     patched = module.__dict__.get("forward")
     return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
@@ -200,7 +203,7 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
             return x
         value = self._amount_value(argument)
         if self.relative:
-            value = value * self._feature_std(f"{key}.{index}", x)
+            value = value * _feature_std(self, f"{key}.{index}", x)
         return self._keyed(
             x, value, site_id(f"input.{key}"), call, index, self._eager_draw, self.kind.name, self.kind_kwargs
         )
@@ -210,22 +213,6 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
         if table is not None:
             return add_table_noise(x, value, table, seed, multiplicative=self.kind.name == "multiplicative")
         return self.kind.fn(x, value, self._seeded_generator(x.device, seed), **self.kind_kwargs)
-
-    @torch.compiler.disable
-    def _feature_std(self, path: str, x: Tensor) -> Tensor:
-        stats = self._stats.setdefault(path, RunningStd())
-        if self._active_stage == "train":
-            stats.update(x)
-        if stats.count < 2:
-            fresh = RunningStd()
-            fresh.update(x)
-            stats = fresh if fresh.count >= 2 else stats
-        if stats.count < 2:
-            raise RuntimeError(
-                "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
-                "the first batch had one. Use a batch size of 2 or more."
-            )
-        return stats.std().to(x.dtype)
 
     # ---------------------------------------------------------------------------------------------- checks
     def _validate(self, args: tuple, kwargs: dict) -> None:
@@ -276,3 +263,21 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         for key, stats in state.get("feature_stats", {}).items():
             self._stats.setdefault(key, RunningStd()).load_state_dict(stats)
+
+
+@torch.compiler.disable
+def _feature_std(callback: InputNoise, path: str, x: Tensor) -> Tensor:
+    """Per-feature std of the clean inputs at ``path`` (updated in training): Python state, kept out of graphs."""
+    stats = callback._stats.setdefault(path, RunningStd())
+    if callback._active_stage == "train":
+        stats.update(x)
+    if stats.count < 2:
+        fresh = RunningStd()
+        fresh.update(x)
+        stats = fresh if fresh.count >= 2 else stats
+    if stats.count < 2:
+        raise RuntimeError(
+            "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
+            "the first batch had one. Use a batch size of 2 or more."
+        )
+    return stats.std().to(x.dtype)

@@ -169,3 +169,40 @@ def test_inductor_activation_noise():
     assert abs(noise.std().item() / 0.25 - 1) < 5 / math.sqrt(2 * noise.numel())
     assert abs(noise.mean().item()) < 5 * 0.25 / math.sqrt(noise.numel())
     assert all(torch.equal(r, torch.full_like(r, 1.5)) for r in model.received["validate"])
+
+
+def test_compiled_resume_draws_the_uninterrupted_noise(tmp_path):
+    """2 epochs straight vs 1 epoch, checkpoint, 1 more: the second epoch's compiled noise is identical."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    straight, _ = compiled_fit(InputNoise(std=schedule(), seed=4), "eager", epochs=2, record_io=True)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    torch._dynamo.reset()
+    first = Net()
+    trainer(callbacks=[InputNoise(std=schedule(), seed=4), ckpt], max_epochs=1, enable_checkpointing=True,
+            limit_val_batches=0).fit(torch.compile(first, backend="eager"), loader(data(), batch_size=64))
+    torch._dynamo.reset()
+    resumed = Net()
+    record(resumed)
+    trainer(callbacks=[InputNoise(std=schedule(), seed=4)], max_epochs=2, limit_val_batches=0).fit(
+        torch.compile(resumed, backend="eager"), loader(data(), batch_size=64), ckpt_path=str(tmp_path / "last.ckpt")
+    )
+    second_epoch = straight.received["train"][4:]
+    assert len(resumed.received["train"]) == len(second_epoch) == 4
+    assert all(torch.equal(a, b) for a, b in zip(resumed.received["train"], second_epoch))
+
+
+def test_compiled_draws_differ_per_rank():
+    """The rank is part of the batch key, so per-sample noise differs across DDP ranks under compile too."""
+    draws = []
+    for rank in (0, 1):
+        callback = ActivationNoise(std=0.5, modules=["probe"], seed=0)
+        callback._rank, callback._base_seed = rank, 0
+        callback.reseed(1, 0)
+        noise = torch.compile(lambda x, cb=callback: cb._noise(x, 1, 0, 0), backend="eager", fullgraph=True)
+        draws.append(noise(torch.zeros(64)))
+    assert not torch.equal(draws[0], draws[1])
+    again = ActivationNoise(std=0.5, modules=["probe"], seed=0)
+    again._rank, again._base_seed = 1, 0
+    again.reseed(1, 0)
+    assert torch.equal(torch.compile(lambda x: again._noise(x, 1, 0, 0), backend="eager")(torch.zeros(64)), draws[1])
