@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-import torch
 from torch import Tensor, nn
 
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount

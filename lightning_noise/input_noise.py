@@ -48,8 +48,9 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
     Noise is drawn independently per element (per sample and per feature) at every call; each draw is a pure
     function of (seed, rank, batch counter, call index, input): different on each DDP rank, identical on a
     resumed run and in a forward recomputed by activation checkpointing. Under ``torch.compile`` the draw is
-    traced into the graph (see docs/compile-and-scale.md). By default it is on only in training batches while the module is in train
-    mode: never in the sanity check, validation, test or predict, unless ``stages`` says otherwise.
+    traced into the graph (see docs/compile-and-scale.md). By default it is on only in training batches while
+    the module is in train mode: never in the sanity check, validation, test or predict, unless ``stages`` says
+    otherwise; a module that stays in eval mode through the first training epoch gets a warning.
 
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).

@@ -194,9 +194,9 @@ class LabelNoise(LossTargetCallback):
 
     Draws are per label and per call, each a pure function of (seed, rank, batch counter, call index):
     different on each DDP rank, identical on a resumed run; under ``torch.compile`` they are traced into the
-    graph and a scheduled amount is read from a tensor, so it does not recompile (docs/compile-and-scale.md). Noise is on only in training
-    batches, unless ``stages`` says otherwise; zero amounts pass the target through unchanged (class indices
-    stay indices).
+    graph and a scheduled amount is read from a tensor, so it does not recompile (docs/compile-and-scale.md).
+    Noise is on only in training batches, unless ``stages`` says otherwise; zero amounts pass the target
+    through unchanged (class indices stay indices).
 
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.
