@@ -89,7 +89,10 @@ class NoiseHook:
         self.eval_calls = False
 
     def __call__(self, module: nn.Module, *args: Any) -> Any:
-        return getattr(self.callback, self.method)(self, module, *args)
+        callback = self.callback
+        if callback is None:  # removed at teardown; a stray reference does nothing
+            return None
+        return getattr(callback, self.method)(self, module, *args)
 
     def __deepcopy__(self, memo: dict) -> InertHook:
         return InertHook(self.name)
