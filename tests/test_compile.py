@@ -150,13 +150,30 @@ def test_compiled_target_and_label_noise_in_training_only():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_inductor_fit(name):
+    """Inductor, CPU: no graph break, the scheduled std in training (per batch), nothing at validation."""
     model, breaks = compiled_fit(CASES[name](), "inductor", classes=5 if name == "label" else 0, record_io=True)
     assert breaks == 0
-    if name in ("input", "activation", "activation-table"):
-        expected = torch.tensor([schedule()(step) for step in range(8)])
-        n = model.received["train"][0].numel()
-        assert torch.allclose(noise_std(model.received["train"]), expected, rtol=5 / math.sqrt(2 * n))
-        assert all(torch.equal(r, torch.full_like(r, 1.5)) for r in model.received["validate"])
+    steps = range(8)
+    if name == "label":
+        smoothing = schedules.Linear(0.2, 0.0, steps=8)
+        for step, soft in zip(steps, model.targets["train"]):
+            eps = smoothing(step)
+            if eps == 0:
+                assert soft.dtype == torch.int64
+            else:  # flipped labels are still one-hot-smoothed: each row holds 1 - eps once
+                assert torch.allclose(soft.max(dim=1).values, torch.tensor(1 - eps), atol=1e-6)
+        assert all(t.dtype == torch.int64 for t in model.targets["validate"])
+        return
+    expected = torch.tensor([schedule()(step) for step in steps])
+    if name == "target":
+        noisy = [t - 0.5 for t in model.targets["train"]]
+        clean = [t - 0.5 for t in model.targets["validate"]]
+    else:
+        noisy = [r - 1.5 for r in model.received["train"]]
+        clean = [r - 1.5 for r in model.received["validate"]]
+    n = noisy[0].numel()
+    assert torch.allclose(torch.stack([v.std() for v in noisy]), expected, rtol=5 / math.sqrt(2 * n))
+    assert all(torch.equal(v, torch.zeros_like(v)) for v in clean)
 
 
 @pytest.mark.slow
