@@ -155,7 +155,7 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         target = pl_module if self.module is None else get_submodule(pl_module, self.module, "module")
         self._target_name = type(pl_module).__name__ + ("" if self.module is None else f".{self.module}")
-        self._hook(target, "_pre_hook", self.module or "", pre=True, with_kwargs=True)
+        self._hook(target, "_pre_hook", self._target_name, pre=True, with_kwargs=True)
 
     def _detach(self) -> None:
         self._remove_hooks()
