@@ -16,11 +16,11 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from torch import nn
 from torch.nn.modules.loss import _Loss
-from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage
 from lightning_noise._checks import check_name
-from lightning_noise._modules import _describe, get_submodule
+from lightning_noise._hooks import KeyedDraws, NoiseHook
+from lightning_noise._modules import _describe, get_submodule, named_modules
 from lightning_noise.schedules import Schedule, ScheduleLike
 
 # Losses whose targets are class indices or binary/probability labels, and losses whose targets are continuous.
@@ -59,7 +59,7 @@ def find_loss_module(root: nn.Module, loss: str | None, owner: str) -> tuple[str
     """
     if loss is not None:
         return loss, get_submodule(root, loss, "loss")
-    found = [(name, module) for name, module in root.named_modules() if name and isinstance(module, _Loss)]
+    found = [(name, module) for name, module in named_modules(root) if isinstance(module, _Loss)]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -96,7 +96,7 @@ def may_exceed_zero(schedule: Schedule | Any) -> bool:
     return max(schedule.bounds()) > 0 if isinstance(schedule, Schedule) else True
 
 
-class LossTargetCallback(NoiseCallback):
+class LossTargetCallback(KeyedDraws, NoiseCallback):
     """Base of :class:`~lightning_noise.LabelNoise` and :class:`~lightning_noise.TargetNoise`. Not used directly.
 
     Subclasses implement ``_check_loss`` (compatibility, at ``setup``) and ``_noisy_target`` (at each call with
@@ -117,10 +117,9 @@ class LossTargetCallback(NoiseCallback):
         check_name(loss, "loss", none=True, what=" (the attribute path of the loss module, e.g. 'loss')")
         super().__init__(name=name, amounts=amounts, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts)
         self.loss = loss
-        self._handle: RemovableHandle | None = None
         self._loss_name = ""
-        self._loss_module: nn.Module | None = None
         self._argument_names = ("input", "target")
+        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss}
@@ -138,8 +137,9 @@ class LossTargetCallback(NoiseCallback):
         """Raise when a call's target cannot take this callback's noise; run at every call, in every stage, so a
         mismatch surfaces at the first call (usually the sanity check) rather than at the first noisy batch."""
 
-    def _noisy_target(self, module: nn.Module, input: Any, target: Any) -> Any:
-        """Return the target the loss should see (``target`` itself for no change). Never modify it in place."""
+    def _noisy_target(self, module: nn.Module, input: Any, target: Any, site: int, call: int) -> Any:
+        """Return the target the loss should see (``target`` itself for no change). Never modify it in place.
+        Draws are keyed by ``(site, call)`` (see :class:`~lightning_noise._hooks.KeyedDraws`)."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------------------------------------- hooks
@@ -147,16 +147,14 @@ class LossTargetCallback(NoiseCallback):
         name, module = find_loss_module(pl_module, self.loss, type(self).__name__)
         self._check_loss(name, module)
         self._argument_names = forward_argument_names(module)
-        self._loss_name, self._loss_module = name, module
-        self._handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True, prepend=True)
+        self._loss_name = name
+        self._hook(module, "_pre_hook", name, pre=True, with_kwargs=True)
 
     def _detach(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._remove_hooks()
 
-    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        self._calls += 1
+    def _pre_hook(self, hook: NoiseHook, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        self._calls = 1
         input_name, target_name = self._argument_names
         input = args[0] if args else kwargs.get(input_name)
         if len(args) > 1:
@@ -169,9 +167,9 @@ class LossTargetCallback(NoiseCallback):
                 f"({type(module).__name__}): pass it as the second positional argument or as `{target_name}=`."
             )
         self._check_call(module, input, target)
-        if not self._is_on(module):
+        if not self._noise_on(hook, module):
             return None
-        new_target = self._noisy_target(module, input, target)
+        new_target = self._noisy_target(module, input, target, hook.site, self._call_index(hook.site))
         if new_target is target:
             return None
         if len(args) > 1:

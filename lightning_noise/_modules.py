@@ -9,6 +9,29 @@ from torch import nn
 
 from lightning_noise._checks import as_list
 
+_COMPILED = "_orig_mod"
+
+
+def unwrap_compiled(module: nn.Module) -> nn.Module:
+    """The module inside ``torch.compile``'s wrapper (``OptimizedModule._orig_mod``), or ``module`` itself."""
+    while isinstance(getattr(module, _COMPILED, None), nn.Module) and type(module).__name__ == "OptimizedModule":
+        module = getattr(module, _COMPILED)
+    return module
+
+
+def named_modules(root: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``root.named_modules()`` without the root and as if no submodule were compiled: a submodule replaced by
+    ``torch.compile(submodule)`` keeps its name (``encoder.0``, not ``encoder._orig_mod.0``), so patterns and
+    hooks address the module that runs inside the compiled graph."""
+    named = []
+    for name, module in root.named_modules():
+        if not name or unwrap_compiled(module) is not module:
+            continue
+        clean = ".".join(part for part in name.split(".") if part != _COMPILED)
+        if clean:
+            named.append((clean, module))
+    return named
+
 
 def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> tuple[str, ...]:
     """Validate a pattern list at ``__init__`` time: a non-empty list of non-empty strings."""
@@ -24,7 +47,7 @@ def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> 
 
 
 def _describe(root: nn.Module, limit: int = 40) -> str:
-    rows = [f"{name} ({type(m).__name__})" for name, m in root.named_modules() if name]
+    rows = [f"{name} ({type(m).__name__})" for name, m in named_modules(root)]
     more = f", ... ({len(rows) - limit} more)" if len(rows) > limit else ""
     return ", ".join(rows[:limit]) + more if rows else "(the model has no submodules)"
 
@@ -42,7 +65,7 @@ def select_modules(root: nn.Module, patterns: Sequence[str], argument: str = "mo
     Raises:
         ValueError: a pattern matches no submodule; the message lists the submodules that exist.
     """
-    named = [(name, module) for name, module in root.named_modules() if name]
+    named = named_modules(root)
     selected: dict[str, nn.Module] = {}
     unmatched = []
     for pattern in patterns:
@@ -63,9 +86,12 @@ def select_modules(root: nn.Module, patterns: Sequence[str], argument: str = "mo
 
 
 def get_submodule(root: nn.Module, name: str, argument: str = "module") -> nn.Module:
-    """``root.get_submodule(name)`` with an error that lists the names that exist."""
+    """``root.get_submodule(name)`` (looking through compiled submodules) with an error that lists the names."""
+    module = unwrap_compiled(root)
     try:
-        return root.get_submodule(name)
+        for part in name.split("."):
+            module = unwrap_compiled(module.get_submodule(part))
+        return module
     except AttributeError:
         raise ValueError(
             f"`{argument}`={name!r} is not a submodule of {type(root).__name__}. Submodules: {_describe(root)}."

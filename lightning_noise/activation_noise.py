@@ -7,26 +7,30 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._checks import check_choice
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
+from lightning_noise._hooks import KeyedDraws, NoiseHook
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
 from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
-class ActivationNoise(TableSampling, NoiseCallback):
+class ActivationNoise(KeyedDraws, TableSampling, NoiseCallback):
     r"""Add noise to the outputs (or inputs) of every submodule matched by name glob or class name.
 
     Forward hooks on the matched submodules replace the floating-point tensors of their output (all of them,
     for modules returning tuples such as ``nn.LSTM``) with noisy copies; gradients flow through the noise as
-    through an identity. Noise is drawn per element at every call (an ``LSTMCell`` called once per time step
-    gets fresh noise at each step), from the callback's generator re-seeded per batch from (seed, rank, batch
-    counter). It is on only in training batches with the module in train mode, unless ``stages`` says
-    otherwise. Under mixed precision the noise has the activation's dtype.
+    through an identity. With ``where="input"``, forward pre-hooks noise the floating-point tensors among the
+    positional *and keyword* arguments (``m(x)`` and ``m(input=x)`` alike). Noise is drawn per element at every
+    call (an ``LSTMCell`` called once per time step gets fresh noise at each step); each draw is a pure function
+    of (seed, rank, batch counter, module, call index), so a forward recomputed by activation checkpointing sees
+    exactly the noise of the original forward, and ``torch.compile`` traces the draw into its graph (see
+    docs/compile-and-scale.md). It is on only in training batches with the module in train mode, unless
+    ``stages`` says otherwise; a matched module that stays in eval mode through the first training epoch gets a
+    warning. Under mixed precision the noise is computed in float32 and the noisy activation keeps its dtype.
 
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
@@ -101,9 +105,8 @@ class ActivationNoise(TableSampling, NoiseCallback):
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
-        self._handles: list[RemovableHandle] = []
         self._matched: list[str] = []
-        self._validated: set[str] = set()
+        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "modules": self.modules, "where": self.where}
@@ -120,62 +123,70 @@ class ActivationNoise(TableSampling, NoiseCallback):
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         selected = select_modules(pl_module, self.modules, "modules")
         self._matched = [name for name, _ in selected]
-        self._validated = set()
         for name, module in selected:
             if self.where == "output":
-                handle = module.register_forward_hook(self._make_output_hook(name), prepend=True)
+                self._hook(module, "_output_hook", name, pre=False, with_kwargs=False)
             else:
-                handle = module.register_forward_pre_hook(self._make_input_hook(name), prepend=True)
-            self._handles.append(handle)
+                self._hook(module, "_input_hook", name, pre=True, with_kwargs=True)
 
     def _detach(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._remove_hooks()
 
-    def _make_output_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, output: Any) -> Any:
-            self._calls += 1
-            if name not in self._validated:
-                self._validate(name, module, output)
-            if not self._is_on(module):
-                return None
-            if isinstance(output, Tensor):
-                return self._noise(output, 0)
-            return map_floating(output, self._noise)
+    def _output_hook(self, hook: NoiseHook, module: nn.Module, args: tuple, output: Any) -> Any:
+        self._calls = 1
+        self._validate(hook, module, output)
+        if not self._noise_on(hook, module):
+            return None
+        call = self._call_index(hook.site)
+        if isinstance(output, Tensor):
+            return self._noise(output, hook.site, call, 0)
+        return map_floating(output, lambda t, i: self._noise(t, hook.site, call, i))
 
-        return hook
+    def _input_hook(self, hook: NoiseHook, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        self._calls = 1
+        self._validate(hook, module, (args, kwargs))
+        if not self._noise_on(hook, module):
+            return None
+        call = self._call_index(hook.site)
+        return map_floating((args, kwargs), lambda t, i: self._noise(t, hook.site, call, i))
 
-    def _make_input_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> Any:
-            self._calls += 1
-            if name not in self._validated:
-                self._validate(name, module, args)
-            if not self._is_on(module):
-                return None
-            return map_floating(args, self._noise)
+    def _noise(self, x: Tensor, site: int, call: int, index: int) -> Tensor:
+        argument = self.amount_name
+        if not self._amount_on[argument]:
+            return x
+        return self._keyed(
+            x, self._amount_value(argument), site, call, index, self._eager_draw, self.kind.name, self.kind_kwargs
+        )
 
-        return hook
-
-    def _noise(self, x: Tensor, index: int) -> Tensor:
-        amount = self.amounts[self.amount_name]
+    def _eager_draw(self, x: Tensor, amount: float, seed: int) -> Tensor:
         table = self._noise_table()
         if table is not None:
-            return add_table_noise(x, amount, table, self.draw_key(), multiplicative=self.kind.name == "multiplicative")
-        return self.kind.fn(x, amount, self.generator(x.device), **self.kind_kwargs)
+            return add_table_noise(x, amount, table, seed, multiplicative=self.kind.name == "multiplicative")
+        return self.kind.fn(x, amount, self._seeded_generator(x.device, seed), **self.kind_kwargs)
 
-    def _validate(self, name: str, module: nn.Module, data: Any) -> None:
-        if not any(t.is_floating_point() for t in tensors_in(data)):
-            raise TypeError(
-                f"ActivationNoise matched {name!r} ({type(module).__name__}), whose {self.where} holds no "
-                f"floating-point tensor (got {describe_dtypes(data)}), so {self.kind.name} noise cannot be added. "
-                + (
-                    "For token ids, noise the embedding's output instead (where='output')."
-                    if self.where == "input"
-                    else "Choose a module with floating-point outputs."
-                )
+    def _validate(self, hook: NoiseHook, module: nn.Module, data: Any) -> None:
+        """At the first call of each hook (in any stage): the data holds a floating-point tensor to noise."""
+        if hook.validated:
+            return
+        tensors = tensors_in(data)
+        if not any(t.is_floating_point() for t in tensors):
+            side = "output" if self.where == "output" else "input (positional and keyword arguments)"
+            if not tensors:
+                cause = f"the call passed no tensor at all (got {data!r:.200})"
+            else:
+                cause = f"it holds no floating-point tensor (got {describe_dtypes(data)})"
+            hint = (
+                "Integer tensors such as token ids cannot take noise: noise the embedding's output instead "
+                "(where='output')."
+                if tensors and self.where == "input"
+                else "Choose a module whose " + ("output" if self.where == "output" else "input") + " is a "
+                "floating-point tensor."
             )
-        self._validated.add(name)
+            raise TypeError(
+                f"ActivationNoise matched {hook.name!r} ({type(module).__name__}), but {self.kind.name} noise cannot "
+                f"be added to its {side}: {cause}. {hint}"
+            )
+        hook.validated = True
 
     def _no_call_message(self) -> str:
         return (

@@ -6,12 +6,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import torch
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._checks import as_list, check_bool, check_name
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
+from lightning_noise._hooks import KeyedDraws, NoiseHook, site_id
 from lightning_noise._modules import get_submodule
 from lightning_noise._stats import RunningStd
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
@@ -19,6 +20,7 @@ from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
+@torch.compiler.disable
 def _is_step_redirection(module: nn.Module) -> bool:
     """Whether this call of a LightningModule is Lightning's forward redirection, not a real ``forward``.
 
@@ -26,12 +28,17 @@ def _is_step_redirection(module: nn.Module) -> bool:
     the module's ``forward`` with a function that calls ``training_step`` and calls the module with the step's
     arguments (the batch). A pre-hook must let that call through untouched, or it would noise the batch that
     ``training_step`` receives, and again the inputs of the real ``self(x)``.
+
+    Never traced by dynamo: the redirection itself always runs eagerly (Lightning compiles the step and the
+    ``forward`` it redirects to), and dynamo fails on ``__dict__`` of a method. The hook skips the check while
+    compiling, and ``torch.compiler.disable`` keeps dynamo out when an eager frame calls it inside a compiled
+    region.
     """
     patched = module.__dict__.get("forward")
     return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
 
 
-class InputNoise(TableSampling, NoiseCallback):
+class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
     r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
 
     A forward pre-hook replaces the floating-point tensors among the arguments of ``forward`` with noisy copies.
@@ -39,10 +46,12 @@ class InputNoise(TableSampling, NoiseCallback):
     against the batch (a denoising autoencoder's reconstruction target) sees clean data. The dataset is never
     modified.
 
-    Noise is drawn independently per element (per sample and per feature) at every call, from the callback's
-    own generator, re-seeded at each batch from (seed, rank, batch counter): different on each DDP rank,
-    identical on a resumed run. By default it is on only in training batches while the module is in train
-    mode: never in the sanity check, validation, test or predict, unless ``stages`` says otherwise.
+    Noise is drawn independently per element (per sample and per feature) at every call; each draw is a pure
+    function of (seed, rank, batch counter, call index, input): different on each DDP rank, identical on a
+    resumed run and in a forward recomputed by activation checkpointing. Under ``torch.compile`` the draw is
+    traced into the graph (see docs/compile-and-scale.md). By default it is on only in training batches while
+    the module is in train mode: never in the sanity check, validation, test or predict, unless ``stages`` says
+    otherwise; a module that stays in eval mode through the first training epoch gets a warning.
 
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
@@ -140,9 +149,8 @@ class InputNoise(TableSampling, NoiseCallback):
         self.inputs = tuple(inputs) if inputs is not None else None
         self.relative = bool(relative)
         self._stats: dict[str, RunningStd] = {}
-        self._handle: RemovableHandle | None = None
         self._target_name = ""
-        self._validated = False
+        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "module": self.module, "inputs": self.inputs}
@@ -154,73 +162,65 @@ class InputNoise(TableSampling, NoiseCallback):
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         target = pl_module if self.module is None else get_submodule(pl_module, self.module, "module")
         self._target_name = type(pl_module).__name__ + ("" if self.module is None else f".{self.module}")
-        self._validated = False
-        self._handle = target.register_forward_pre_hook(self._pre_hook, with_kwargs=True, prepend=True)
+        self._hook(target, "_pre_hook", self._target_name, pre=True, with_kwargs=True)
 
     def _detach(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._remove_hooks()
 
-    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if _is_step_redirection(module):
+    def _pre_hook(self, hook: NoiseHook, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if not torch.compiler.is_compiling() and _is_step_redirection(module):
             return None
-        self._calls += 1
-        if not self._validated:
+        self._calls = 1
+        if not hook.validated:
             self._validate(args, kwargs)
-        if not self._is_on(module):
+            hook.validated = True
+        if not self._noise_on(hook, module):
             return None
+        call = self._call_index(hook.site)
         new_args = []
         for index, arg in enumerate(args):
             if self._selected(index):
-                arg = self._noise_item(index, arg)
+                arg = self._noise_item(index, arg, call)
             elif isinstance(arg, Mapping):
-                arg = self._select_from_mapping(index, arg)
+                arg = self._select_from_mapping(index, arg, call)
             new_args.append(arg)
-        new_kwargs = {k: self._noise_item(k, v) if self._selected(k) else v for k, v in kwargs.items()}
+        new_kwargs = {k: self._noise_item(k, v, call) if self._selected(k) else v for k, v in kwargs.items()}
         return tuple(new_args), new_kwargs
 
     def _selected(self, key: int | str) -> bool:
         return self.inputs is None or key in self.inputs
 
-    def _noise_item(self, key: int | str, item: Any) -> Any:
+    def _noise_item(self, key: int | str, item: Any, call: int) -> Any:
         if isinstance(item, Tensor):
-            return self._noise_tensor(key, 0, item) if item.is_floating_point() else item
-        return map_floating(item, lambda t, i: self._noise_tensor(key, i, t))
+            return self._noise_tensor(key, 0, item, call) if item.is_floating_point() else item
+        return map_floating(item, lambda t, i: self._noise_tensor(key, i, t, call))
 
-    def _select_from_mapping(self, key: int, item: Mapping) -> Any:
+    def _select_from_mapping(self, key: int, item: Mapping, call: int) -> Any:
         """Noise the selected keys of a dict passed as a positional argument."""
         wanted = [k for k in self.inputs or () if isinstance(k, str) and k in item]
         if not wanted:
             return item
         out = dict(item)
         for k in wanted:
-            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}", i, t))
+            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}", i, t, call))
         return type(item)(out) if not isinstance(item, dict) else out
 
-    def _noise_tensor(self, key: int | str, index: int, x: Tensor) -> Tensor:
-        value = self.amounts[self.amount_name]
+    def _noise_tensor(self, key: int | str, index: int, x: Tensor, call: int) -> Tensor:
+        argument = self.amount_name
+        if not self._amount_on[argument]:
+            return x
+        value = self._amount_value(argument)
         if self.relative:
-            value = value * self._feature_std(f"{key}.{index}", x)
+            value = value * _feature_std(self, f"{key}.{index}", x)
+        return self._keyed(
+            x, value, site_id(f"input.{key}"), call, index, self._eager_draw, self.kind.name, self.kind_kwargs
+        )
+
+    def _eager_draw(self, x: Tensor, value: float | Tensor, seed: int) -> Tensor:
         table = self._noise_table()
         if table is not None:
-            return add_table_noise(x, value, table, self.draw_key(), multiplicative=self.kind.name == "multiplicative")
-        return self.kind.fn(x, value, self.generator(x.device), **self.kind_kwargs)
-
-    def _feature_std(self, path: str, x: Tensor) -> Tensor:
-        stats = self._stats.setdefault(path, RunningStd())
-        if self._active_stage == "train":
-            stats.update(x)
-        if stats.count < 2:
-            fresh = RunningStd()
-            fresh.update(x)
-            stats = fresh if fresh.count >= 2 else stats
-        if stats.count < 2:
-            raise RuntimeError(
-                "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
-                "the first batch had one. Use a batch size of 2 or more."
-            )
-        return stats.std().to(x.dtype)
+            return add_table_noise(x, value, table, seed, multiplicative=self.kind.name == "multiplicative")
+        return self.kind.fn(x, value, self._seeded_generator(x.device, seed), **self.kind_kwargs)
 
     # ---------------------------------------------------------------------------------------------- checks
     def _validate(self, args: tuple, kwargs: dict) -> None:
@@ -244,7 +244,6 @@ class InputNoise(TableSampling, NoiseCallback):
                 f"{self.kind.name} noise: noise the embedding output instead, e.g. "
                 "ActivationNoise(std=..., modules=['Embedding'])."
             )
-        self._validated = True
 
     def _chosen(self, args: tuple, kwargs: dict) -> list[Any]:
         if self.inputs is None:
@@ -272,3 +271,21 @@ class InputNoise(TableSampling, NoiseCallback):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         for key, stats in state.get("feature_stats", {}).items():
             self._stats.setdefault(key, RunningStd()).load_state_dict(stats)
+
+
+@torch.compiler.disable
+def _feature_std(callback: InputNoise, path: str, x: Tensor) -> Tensor:
+    """Per-feature std of the clean inputs at ``path`` (updated in training): Python state, kept out of graphs."""
+    stats = callback._stats.setdefault(path, RunningStd())
+    if callback._active_stage == "train":
+        stats.update(x)
+    if stats.count < 2:
+        fresh = RunningStd()
+        fresh.update(x)
+        stats = fresh if fresh.count >= 2 else stats
+    if stats.count < 2:
+        raise RuntimeError(
+            "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
+            "the first batch had one. Use a batch size of 2 or more."
+        )
+    return stats.std().to(x.dtype)

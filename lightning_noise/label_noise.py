@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_noise import _counter_rng
 from lightning_noise._base import Stage
 from lightning_noise._checks import check_choice
 from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss, may_exceed_zero
@@ -51,8 +52,13 @@ def smooth_labels(
     index = target if valid is None else target.masked_fill(~valid, 0)
     shape = list(target.shape)
     shape.insert(class_dim, num_classes)
-    out = torch.full(shape, off, dtype=dtype, device=target.device)
-    out.scatter_(class_dim, index.unsqueeze(class_dim).long(), on)
+    if isinstance(smoothing, Tensor):  # a scheduled amount under torch.compile: no graph constant
+        hot = torch.zeros(shape, dtype=torch.bool, device=target.device)
+        hot.scatter_(class_dim, index.unsqueeze(class_dim).long(), True)
+        out = torch.where(hot, on.to(device=target.device, dtype=dtype), off.to(device=target.device, dtype=dtype))
+    else:
+        out = torch.full(shape, off, dtype=dtype, device=target.device)
+        out.scatter_(class_dim, index.unsqueeze(class_dim).long(), on)
     return out if valid is None else out * valid.unsqueeze(class_dim)
 
 
@@ -84,10 +90,19 @@ def flip_labels(
     """
     if p == 0:
         return target
-    flip = torch.rand(target.shape, generator=generator, device=target.device) < p
+    u = torch.rand(target.shape, generator=generator, device=target.device)
+    v = torch.rand(target.shape, generator=generator, device=target.device)
+    return _flip_with(target, num_classes, p, u, v, ignore_index)
+
+
+def _flip_with(
+    target: Tensor, num_classes: int, p: float | Tensor, u: Tensor, v: Tensor, ignore_index: int | None
+) -> Tensor:
+    """:func:`flip_labels` from two given uniform tensors: ``u`` decides the flip, ``v`` the new class."""
+    flip = u < p
     if ignore_index is not None:
         flip &= target != ignore_index
-    offset = torch.randint(1, num_classes, target.shape, generator=generator, device=target.device, dtype=target.dtype)
+    offset = 1 + (v * (num_classes - 1)).long().clamp_(max=num_classes - 2).to(target.dtype)
     return torch.where(flip, torch.remainder(target + offset, num_classes), target)
 
 
@@ -103,18 +118,27 @@ def transition_labels(
     The diagonal is the probability of keeping the label. Positions equal to ``ignore_index`` are kept.
     """
     dtype = torch.float32 if target.device.type == "mps" else torch.float64
+    u = torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
+    return _transition_with(target, transition, u, ignore_index)
+
+
+def _transition_with(target: Tensor, transition: Tensor, u: Tensor, ignore_index: int | None) -> Tensor:
+    """:func:`transition_labels` from a given uniform tensor ``u``."""
+    dtype = u.dtype
     cdf = transition.to(device=target.device, dtype=dtype).cumsum(dim=1)
     valid = None if ignore_index is None else target != ignore_index
     index = (target if valid is None else target.masked_fill(~valid, 0)).long()
-    u = torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
     new = (cdf[index] <= u.unsqueeze(-1)).sum(dim=-1).clamp_(max=transition.shape[0] - 1).to(target.dtype)
     return new if valid is None else torch.where(valid, new, target)
 
 
 def flip_binary(target: Tensor, p: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Replace each binary target ``y`` by ``1 - y`` with probability ``p`` (a float or a broadcastable tensor)."""
-    flip = torch.rand(target.shape, generator=generator, device=target.device) < p
-    return torch.where(flip, 1 - target, target)
+    return _flip_binary_with(target, p, torch.rand(target.shape, generator=generator, device=target.device))
+
+
+def _flip_binary_with(target: Tensor, p: float | Tensor, u: Tensor) -> Tensor:
+    return torch.where(u < p, 1 - target, target)
 
 
 def _check_transition(transition: Any) -> Tensor:
@@ -174,10 +198,11 @@ class LabelNoise(LossTargetCallback):
     label (for binary targets a 2 x 2 matrix over {0, 1}). Positions equal to the loss's ``ignore_index`` are
     never flipped. When both are on, labels are flipped first and the flipped labels are smoothed.
 
-    Draws are per label and per call, from the callback's generator re-seeded per batch from (seed, rank,
-    batch counter): different on each DDP rank, identical on a resumed run. Noise is on only in training
-    batches, unless ``stages`` says otherwise; zero amounts pass the target through unchanged (class indices
-    stay indices).
+    Draws are per label and per call, each a pure function of (seed, rank, batch counter, call index):
+    different on each DDP rank, identical on a resumed run; under ``torch.compile`` they are traced into the
+    graph and a scheduled amount is read from a tensor, so it does not recompile (docs/compile-and-scale.md).
+    Noise is on only in training batches, unless ``stages`` says otherwise; zero amounts pass the target
+    through unchanged (class indices stay indices).
 
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.
@@ -251,6 +276,8 @@ class LabelNoise(LossTargetCallback):
         self.transition = None if transition is None else _check_transition(transition)
         self._transition_cache: dict[torch.device, Tensor] = {}
         self._format = "index"
+
+    _TRANSIENT_EXTRA = {"_transition_cache": dict}
 
     def _extra_key_fields(self) -> dict[str, Any]:
         # The matrix enters as its size and a checksum of its float64 bytes: stable, and short for any k.
@@ -350,22 +377,34 @@ class LabelNoise(LossTargetCallback):
             )
 
     # ---------------------------------------------------------------------------------------------- noise
-    def _noisy_target(self, module: nn.Module, input: Tensor, target: Tensor) -> Tensor:
-        eps = self.amounts["smoothing"]
+    def _uniform(self, target: Tensor, site: int, call: int, slot: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Uniform numbers shaped like ``target``, keyed by (batch, site, call, slot): from the seeded generator in
+        eager mode, from the counter-based generator under ``torch.compile``."""
+        if torch.compiler.is_compiling():
+            key = _counter_rng.derive_key(self._key, site, call, slot)
+            return _counter_rng.uniform(target.shape, key, target.device).to(dtype)
+        generator = self._seeded_generator(target.device, self._draw_seed(site, call, slot))
+        return torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
+
+    def _noisy_target(self, module: nn.Module, input: Tensor, target: Tensor, site: int, call: int) -> Tensor:
+        smooth = self._amount_on["smoothing"]
+        eps = self._amount_value("smoothing")
         form = self._target_format(target)
         if form == "binary":
-            return self._binary(target, eps)
+            return self._binary(target, smooth, eps, site, call)
         class_dim = 1 if input.ndim > 1 else 0
         k = input.shape[class_dim]
         if form == "probabilities":
-            return target if eps == 0 else smooth_probabilities(target, k, eps, style=self.style)
+            return target if not smooth else smooth_probabilities(target, k, eps, style=self.style)
         ignore_index = getattr(module, "ignore_index", None)
-        generator = self.generator(target.device)
         if self.transition is not None:
-            target = transition_labels(target, self._transition_on(target), generator, ignore_index=ignore_index)
-        else:
-            target = flip_labels(target, k, self.amounts["flip"], generator, ignore_index=ignore_index)
-        if eps == 0:
+            dtype = torch.float32 if target.device.type == "mps" else torch.float64
+            u = self._uniform(target, site, call, 0, dtype)
+            target = _transition_with(target, self._transition_on(target), u, ignore_index)
+        elif self._amount_on["flip"]:
+            u, v = self._uniform(target, site, call, 0), self._uniform(target, site, call, 1)
+            target = _flip_with(target, k, self._amount_value("flip"), u, v, ignore_index)
+        if not smooth:
             return target
         # At least float32, so 1 - eps is not rounded to bfloat16; cross-entropy promotes bf16/fp16 logits to match.
         dtype = torch.promote_types(input.dtype, torch.float32) if input.is_floating_point() else torch.float32
@@ -383,14 +422,14 @@ class LabelNoise(LossTargetCallback):
             cached = self._transition_cache[target.device] = self.transition.to(target.device)  # type: ignore[union-attr]
         return cached
 
-    def _binary(self, target: Tensor, eps: float) -> Tensor:
-        generator = self.generator(target.device)
+    def _binary(self, target: Tensor, smooth: bool, eps: float | Tensor, site: int, call: int) -> Tensor:
         if self.transition is not None:
             t = self._transition_on(target).to(target.dtype)
-            target = flip_binary(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), generator)
-        elif self.amounts["flip"] > 0:
-            target = flip_binary(target, self.amounts["flip"], generator)
-        return target if eps == 0 else smooth_probabilities(target, 2, eps, style=self.style)
+            u = self._uniform(target, site, call, 0)
+            target = _flip_binary_with(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), u)
+        elif self._amount_on["flip"]:
+            target = _flip_binary_with(target, self._amount_value("flip"), self._uniform(target, site, call, 0))
+        return target if not smooth else smooth_probabilities(target, 2, eps, style=self.style)
 
 
 def _index_mean_correction(

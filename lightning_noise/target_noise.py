@@ -22,8 +22,9 @@ class TargetNoise(LossTargetCallback):
     held by ``training_step`` are never modified. Class labels are not targets for this callback: use
     :class:`~lightning_noise.LabelNoise` to smooth or flip them.
 
-    Noise is drawn independently per target element at every call of the loss, from the callback's generator
-    re-seeded per batch from (seed, rank, batch counter): different on each DDP rank, identical on a resumed run.
+    Noise is drawn independently per target element at every call of the loss; each draw is a pure function of
+    (seed, rank, batch counter, call index): different on each DDP rank, identical on a resumed run. Under
+    ``torch.compile`` the draw is traced into the graph (see docs/compile-and-scale.md).
     It is on only in training batches, unless ``stages`` says otherwise.
 
     Args:
@@ -92,6 +93,7 @@ class TargetNoise(LossTargetCallback):
         self.kind: NoiseKind = noise_kind
         self.amount_name = argument
         self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
+        self._init_keyed()  # again, now that the kind (and so the amount meaning "no noise") is known
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss, "kind": self.kind.name}
@@ -116,8 +118,13 @@ class TargetNoise(LossTargetCallback):
                 "LabelNoise(smoothing=..., flip=...) for them."
             )
 
-    def _noisy_target(self, module: nn.Module, input: Any, target: Tensor) -> Tensor:
-        amount = self.amounts[self.amount_name]
-        if amount == self.kind.zero:
+    def _noisy_target(self, module: nn.Module, input: Any, target: Tensor, site: int, call: int) -> Tensor:
+        if not self._amount_on[self.amount_name]:
             return target
-        return self.kind.fn(target, amount, self.generator(target.device), **self.kind_kwargs)
+        return self._keyed(
+            target, self._amount_value(self.amount_name), site, call, 0, self._eager_draw, self.kind.name,
+            self.kind_kwargs,
+        )
+
+    def _eager_draw(self, target: Tensor, amount: float, seed: int) -> Tensor:
+        return self.kind.fn(target, amount, self._seeded_generator(target.device, seed), **self.kind_kwargs)

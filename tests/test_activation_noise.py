@@ -132,7 +132,7 @@ def test_tuple_outputs_and_embeddings():
 
 
 def test_integer_module_input_fails_before_training():
-    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), whose input holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
+    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["embedding"], where="input")]).fit(
             LSTMModel(), loader(_token_data()), loader(_token_data())
         )
@@ -216,3 +216,130 @@ def test_hooks_are_removed_at_teardown_and_reinstalled_on_the_next_fit():
     model.hidden.clear()
     trainer(callbacks=noise).fit(model, loader(regression_data(n=32)))  # the same instances work again
     assert min(h.min().item() for s, h in model.hidden if s == "train") < 0
+
+
+# ------------------------------------------------------------------------------ issue 10: items 7, 9, 10
+class KeywordCall(pl.LightningModule):
+    """Calls its probe with a keyword argument: ``self.probe(input=x)``."""
+
+    def __init__(self, features=32):
+        super().__init__()
+        self.probe = nn.Identity()
+        self.out = nn.Linear(features, 1)
+        self.received = []
+        self.out.register_forward_pre_hook(lambda m, a: self.received.append(a[0].detach().clone()))
+
+    def forward(self, x):
+        return self.out(self.probe(input=x))
+
+    def training_step(self, batch, batch_idx):
+        return self(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_input_side_noise_reaches_keyword_inputs():
+    x = torch.full((256, 32), 2.0)
+    model = KeywordCall()
+    trainer(callbacks=[ActivationNoise(std=0.3, modules=["probe"], where="input", seed=0)]).fit(
+        model, loader(torch.utils.data.TensorDataset(x), batch_size=128)
+    )
+    noise = torch.cat(model.received) - x
+    assert abs(noise.std().item() / 0.3 - 1) < 5 / math.sqrt(2 * noise.numel())
+
+
+def test_input_side_error_names_the_real_cause():
+    class NoTensor(KeywordCall):
+        def forward(self, x):
+            self.probe(input=None)
+            return self.out(x)
+
+    with pytest.raises(TypeError, match=r"its input \(positional and keyword arguments\): the call passed no tensor at all"):
+        trainer(callbacks=[ActivationNoise(std=0.1, modules=["probe"], where="input")]).fit(
+            NoTensor(), loader(torch.utils.data.TensorDataset(torch.ones(8, 32)), batch_size=8)
+        )
+
+
+def test_a_submodule_kept_in_eval_mode_is_warned_about_once():
+    class Frozen(Probe):
+        def on_train_epoch_start(self):
+            self.probe.eval()
+
+    model = Frozen()
+    callback = ActivationNoise(std=0.1, modules=["probe", "out"])
+    with pytest.warns(UserWarning, match=r"added no noise at \['probe'\] during the first training epoch") as record:
+        trainer(callbacks=[callback], max_epochs=2).fit(
+            model, loader(torch.utils.data.TensorDataset(torch.ones(64, 64)), batch_size=32)
+        )
+    assert sum("added no noise" in str(w.message) for w in record) == 1
+
+
+def test_no_eval_mode_warning_when_the_module_trains(recwarn):
+    trainer(callbacks=[ActivationNoise(std=0.1, modules=["probe"])]).fit(
+        Probe(), loader(torch.utils.data.TensorDataset(torch.ones(64, 64)), batch_size=32)
+    )
+    assert not [w for w in recwarn if "added no noise" in str(w.message)]
+
+
+def _per_sample_callbacks():
+    from lightning_noise import TargetNoise
+
+    return [
+        InputNoise(std=0.5, seed=0),
+        ActivationNoise(std=0.5, modules=["probe"], seed=0),
+        ActivationNoise(std=0.5, modules=["out"], where="input", seed=0, name="act_in"),
+        TargetNoise(std=0.5, seed=0),
+    ]
+
+
+class PicklesMidFit(pl.LightningModule):
+    """Pickles every callback, deep-copies and pickles itself in the middle of the first training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.probe = nn.Identity()
+        self.out = nn.Linear(64, 1)
+        self.loss = nn.MSELoss()
+        self.copies = []
+
+    def forward(self, x):
+        return self.out(self.probe(x))
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            import copy
+            import pickle
+
+            for callback in self.trainer.callbacks:
+                restored = pickle.loads(pickle.dumps(callback))
+                assert type(restored) is type(callback) and restored.amounts == callback.amounts
+            trainer_ref, self._trainer = self._trainer, None  # the Trainer itself is not picklable
+            self.copies.append(copy.deepcopy(self))
+            self.copies.append(pickle.loads(pickle.dumps(self)))
+            self._trainer = trainer_ref
+        return self.loss(self(batch[0]), batch[0][:, :1])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_callbacks_pickle_and_model_copies_are_inert_during_fit():
+    model = PicklesMidFit()
+    callbacks = _per_sample_callbacks()
+    x = torch.full((64, 64), 2.0)
+    trainer(callbacks=callbacks).fit(model, loader(torch.utils.data.TensorDataset(x), batch_size=32))
+    assert len(model.copies) == 2
+    clean = x[:4]
+    for callback in callbacks:  # switch the callbacks on: the copies' hooks must still add nothing
+        callback._active_stage = "train"
+    try:
+        for copy in model.copies:
+            copy.train()
+            with torch.no_grad():
+                assert torch.equal(copy(clean), copy.out(clean))
+                target = torch.ones(4, 1)
+                assert torch.equal(copy.loss(copy.out(clean), target), nn.functional.mse_loss(copy.out(clean), target))
+    finally:
+        for callback in callbacks:
+            callback._active_stage = None

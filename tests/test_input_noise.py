@@ -89,7 +89,8 @@ def test_no_noise_when_the_module_is_in_eval_mode_during_training():
 
     data = regression_data(n=32)
     model = EvalInTraining()
-    trainer(callbacks=[InputNoise(std=0.5)]).fit(model, loader(data))
+    with pytest.warns(UserWarning, match=r"InputNoise added no noise at \['EvalInTraining'\] during the first training epoch"):
+        trainer(callbacks=[InputNoise(std=0.5)]).fit(model, loader(data))
     assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16)))
 
 

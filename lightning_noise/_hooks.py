@@ -1,0 +1,259 @@
+"""Keyed draws and module hooks shared by the per-sample callbacks (inputs, activations, labels, targets).
+
+**Keys, not streams.** The noise of one hook call is a pure function of (base seed, callback identity, rank,
+stage, batch counter) -- the batch seed set by :class:`~lightning_noise._base.NoiseCallback` -- and of the *site*
+(which module or input), the *call index* of that site within the batch and the index of the tensor within the
+call. It never depends on how many other draws came before, so:
+
+- a module recomputed by activation checkpointing draws exactly the noise of its original call: a call made
+  while autograd runs the backward pass is a recomputation, and replays the call indices of its site
+  (``j``-th recomputed call -> call ``j mod calls``; exact whenever each checkpointed segment that calls a
+  module does so in the same order as the forward, which covers every module called once per forward);
+- a run resumed from a checkpoint, and every DDP rank, draw as before (the batch seed carries rank and batch).
+
+**Two samplers of the same key.** In eager mode a draw seeds the callback's ``torch.Generator`` with the key
+and calls the kind's function (or reads the noise table): the fastest path on CPU and GPU. Under
+``torch.compile`` (``torch.compiler.is_compiling()``), a draw uses the counter-based generator of
+:mod:`lightning_noise._counter_rng` instead: the batch key and the amounts live in small tensors updated in
+place at each batch, so dynamo traces the draw into the graph, a new batch or a new scheduled amount does not
+recompile, and there is no graph break. The two paths draw different numbers from the same key (eager and
+compiled runs are each reproducible, with the same statistics), and the table sampler is not used under compile
+(the counter draw is fused into the graph and is exact).
+
+**Precision.** Noise on a 16-bit tensor (bf16/fp16 activations under mixed precision) is computed in float32 and
+the noisy result cast back once, so the noise is not drawn or scaled at 8 or 11 bits of mantissa.
+
+**Hooks as objects.** Hooks are instances of module-level classes, so a callback pickles during fit (its
+hooks and handles are left out), and a deep copy or pickle of the model mid-fit carries inert hooks that never
+add noise.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from lightning_noise import _counter_rng
+from lightning_noise._base import mix_seed
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@torch.compiler.assume_constant_result
+def site_id(name: str) -> int:
+    """A stable integer for a hook site (a module's qualified name, an input's key); a constant under compile."""
+    return zlib.crc32(name.encode())
+
+
+def in_backward() -> bool:
+    """Whether autograd's engine is running a backward pass on this thread (activation recomputation)."""
+    return torch._C._current_graph_task_id() != -1
+
+
+class InertHook:
+    """What a deep copy or a pickle of a model keeps of a noise hook: a hook that does nothing."""
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"InertHook({self.description!r})"
+
+
+class NoiseHook:
+    """A forward (pre-)hook of a per-sample callback on one site.
+
+    Calls ``callback.<method>(self, module, *hook_args)``. It records whether it ran during a training batch in
+    train mode (``train_calls``) or only in eval mode (``eval_calls``), for the warning about modules kept in
+    eval mode. Copies and pickles are :class:`InertHook` s: a copied model never adds noise, and the callback
+    stays out of the copy.
+    """
+
+    def __init__(self, callback: Any, method: str, name: str) -> None:
+        self.callback = callback
+        self.method = method
+        self.name = name
+        self.site = site_id(name)
+        self.validated = False
+        self.train_calls = False
+        self.eval_calls = False
+
+    def __call__(self, module: nn.Module, *args: Any) -> Any:
+        callback = self.callback
+        if callback is None:  # removed at teardown; a stray reference does nothing
+            return None
+        return getattr(callback, self.method)(self, module, *args)
+
+    def __deepcopy__(self, memo: dict) -> InertHook:
+        return InertHook(self.name)
+
+    def __reduce__(self) -> tuple:
+        return (InertHook, (self.name,))
+
+    def __repr__(self) -> str:
+        return f"NoiseHook({type(self.callback).__name__}, {self.name!r})"
+
+
+class KeyedDraws:
+    """Mixin for the per-sample callbacks (before :class:`NoiseCallback` in the bases): keyed draws, amount
+    tensors for compiled graphs, hook bookkeeping, the eval-mode warning and pickling without hooks."""
+
+    # attributes filled by NoiseCallback
+    amounts: dict[str, float]
+    _batch_seed: int
+    _active_stage: str | None
+    _generators: dict[torch.device, torch.Generator]
+
+    def _init_keyed(self) -> None:
+        self._key = _counter_rng.key_tensor(0)
+        self._amount_tensors = {arg: torch.tensor(float(v), dtype=torch.float32) for arg, v in self.amounts.items()}
+        self._amount_on = {arg: v != self._zero_amount(arg) for arg, v in self.amounts.items()}
+        self._site_calls: dict[int, int] = {}
+        self._replays: dict[int, int] = {}
+        self._hooks: list[NoiseHook] = []
+        self._hook_handles: list[RemovableHandle] = []
+
+    def _zero_amount(self, argument: str) -> float:
+        kind = getattr(self, "kind", None)
+        return kind.zero if kind is not None else 0.0
+
+    # ----------------------------------------------------------------------------------------- batch state
+    def reseed(self, *key: int) -> None:
+        super().reseed(*key)  # type: ignore[misc]
+        _counter_rng.set_key_(self._key, self._batch_seed)
+        self._site_calls.clear()
+        self._replays.clear()
+
+    def update_amounts(self, step: int) -> dict[str, float]:
+        amounts = super().update_amounts(step)  # type: ignore[misc]
+        for argument, value in amounts.items():
+            self._amount_tensors[argument].fill_(value)
+            self._amount_on[argument] = value != self._zero_amount(argument)
+        return amounts
+
+    def _call_index(self, site: int) -> int:
+        """The index of this call of ``site`` in the batch; a recomputation replays the indices of the forward."""
+        calls = self._site_calls.get(site, 0)
+        if not torch.compiler.is_compiling() and calls and in_backward():
+            replay = self._replays.get(site, 0)
+            self._replays[site] = replay + 1
+            return replay % calls
+        self._site_calls[site] = calls + 1
+        return calls
+
+    def _draw_seed(self, site: int, call: int, index: int) -> int:
+        return mix_seed(self._batch_seed, site, call, index)
+
+    # ----------------------------------------------------------------------------------------- drawing
+    def _keyed(
+        self,
+        x: Tensor,
+        amount: float | Tensor,
+        site: int,
+        call: int,
+        index: int,
+        eager: Callable[[Tensor, float | Tensor, int], Tensor],
+        kind: str | None,
+        kind_kwargs: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """``x`` with noise keyed by (batch, site, call, index).
+
+        Under compile, built-in kinds draw from the counter-based generator; ``eager(x, amount, seed)`` draws
+        otherwise (seeded generator or noise table). 16-bit tensors get their noise in float32.
+        """
+        if torch.compiler.is_compiling() and kind in _counter_rng.KEYED_KINDS:
+            key = _counter_rng.derive_key(self._key, site, call, index)
+            return _counter_rng.keyed_noise(kind, x, amount, key, **(kind_kwargs or {}))
+        seed = self._draw_seed(site, call, index)
+        if x.dtype in _LOW_PRECISION:
+            return eager(x.float(), amount, seed).to(x.dtype)
+        return eager(x, amount, seed)
+
+    def _seeded_generator(self, device: torch.device, seed: int) -> torch.Generator:
+        generator = self.generator(device)  # type: ignore[attr-defined]
+        generator.manual_seed(seed)
+        return generator
+
+    def _amount_value(self, argument: str) -> float | Tensor:
+        """The current amount: a tensor under compile (updated in place, never a graph constant), else a float."""
+        if torch.compiler.is_compiling():
+            return self._amount_tensors[argument]
+        return self.amounts[argument]
+
+    # ----------------------------------------------------------------------------------------- hooks
+    def _hook(self, module: nn.Module, method: str, name: str, *, pre: bool, with_kwargs: bool) -> NoiseHook:
+        hook = NoiseHook(self, method, name)
+        if pre:
+            handle = module.register_forward_pre_hook(hook, with_kwargs=with_kwargs, prepend=True)
+        else:
+            handle = module.register_forward_hook(hook, with_kwargs=with_kwargs, prepend=True)
+        self._hooks.append(hook)
+        self._hook_handles.append(handle)
+        return hook
+
+    def _remove_hooks(self) -> None:
+        for handle in self._hook_handles:
+            handle.remove()
+        for hook in self._hooks:
+            hook.callback = None  # a hook left in a copy or a stray reference can no longer reach the callback
+        self._hook_handles.clear()
+        self._hooks.clear()
+
+    def _noise_on(self, hook: NoiseHook, module: nn.Module) -> bool:
+        """Whether noise goes on now; records train-mode and eval-mode calls during training batches."""
+        stage = self._active_stage
+        if stage is None:
+            return False
+        if stage == "train":
+            if not module.training:
+                hook.eval_calls = True
+                return False
+            hook.train_calls = True
+        return True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)  # type: ignore[misc]
+        for hook in self._hooks:
+            hook.train_calls = hook.eval_calls = False
+        self._eval_check_pending = "train" in self.stages  # type: ignore[attr-defined]
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # type: ignore[misc]
+        if not getattr(self, "_eval_check_pending", False):
+            return
+        self._eval_check_pending = False
+        eval_only = [hook.name for hook in self._hooks if hook.eval_calls and not hook.train_calls]
+        if eval_only:
+            rank_zero_warn(
+                f"{type(self).__name__} added no noise at {eval_only} during the first training epoch: "
+                "every call there came while the module was in eval mode (e.g. a frozen submodule kept in "
+                "eval()). Noise is added in training only while the module is in train mode; call .train() on it "
+                "or remove it from the callback's selection.",
+                category=UserWarning,
+            )
+
+    # ----------------------------------------------------------------------------------------- pickling
+    _TRANSIENT: tuple[str, ...] = ("_hooks", "_hook_handles", "_generators", "_table")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the hooks, their handles and caches: a callback pickles (or deep-copies) during fit, and
+        the copy is detached from the model; it attaches its own hooks at its next ``setup``."""
+        state = self.__dict__.copy()
+        empty: dict[str, Any] = {"_hooks": [], "_hook_handles": [], "_generators": {}, "_table": None}
+        for name in self._TRANSIENT:
+            if name in state:
+                state[name] = empty.get(name)
+        for name, value in getattr(self, "_TRANSIENT_EXTRA", {}).items():
+            if name in state:
+                state[name] = value() if callable(value) else value
+        return state

@@ -1,0 +1,101 @@
+"""Activation checkpointing: a recomputed forward sees exactly the noise of the original forward.
+
+Each fit records the gradients of every batch; with the same seed, a model whose blocks run under
+``torch.utils.checkpoint.checkpoint`` (reentrant and non-reentrant) must get the gradients of the same model run
+without checkpointing. Before keyed draws, the recomputation drew fresh noise (max abs difference 0.087 on this
+kind of MLP).
+"""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from lightning_noise import ActivationNoise, InputNoise
+from tests.helpers import loader, regression_data, trainer
+
+
+class Blocks(pl.LightningModule):
+    """Three Linear+Tanh blocks (each optionally checkpointed) and a head; one shared Tanh is called twice in the
+    last block, and ``records`` holds the flattened gradients after each backward."""
+
+    def __init__(self, mode: str | None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(8 if i == 0 else 32, 32), nn.Tanh()) for i in range(3))
+        self.shared = nn.Tanh()
+        self.head = nn.Linear(32, 1)
+        self.mode = mode
+        self.records: list[torch.Tensor] = []
+
+    def _block(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        h = self.blocks[i](h)
+        return self.shared(self.shared(h) * 2.0) if i == 2 else h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i in range(3):
+            if self.mode is None:
+                h = self._block(i, h)
+            else:
+                h = checkpoint(self._block, i, h, use_reentrant=self.mode == "reentrant")
+        return self.head(h)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.mse_loss(self(x.requires_grad_(self.mode == "reentrant")), y)
+
+    def on_after_backward(self) -> None:
+        self.records.append(torch.cat([p.grad.flatten() for p in self.parameters()]).clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def gradients(mode, callback_factory):
+    data = regression_data(n=64, features=8)
+    model = Blocks(mode)
+    trainer(callbacks=[callback_factory()], max_epochs=2).fit(model, loader(data))
+    return torch.stack(model.records)
+
+
+CALLBACKS = {
+    "activation-exact": lambda: ActivationNoise(std=0.3, modules=["blocks.*.1", "shared"], seed=3),
+    "activation-table": lambda: ActivationNoise(
+        std=0.3, modules=["blocks.*.1", "shared"], sampler="table", table_size=1 << 12, seed=3
+    ),
+    "activation-input-side": lambda: ActivationNoise(std=0.3, modules=["blocks.*.0"], where="input", seed=3),
+    "activation-dropout": lambda: ActivationNoise(p=0.2, kind="dropout", modules=["blocks.*.1"], seed=3),
+    "input-exact": lambda: InputNoise(std=0.3, module="blocks.1", seed=3),
+    "input-table": lambda: InputNoise(std=0.3, module="blocks.1", sampler="table", table_size=1 << 12, seed=3),
+}
+
+
+@pytest.mark.parametrize("mode", ["reentrant", "non-reentrant"])
+@pytest.mark.parametrize("name", sorted(CALLBACKS))
+def test_checkpointed_gradients_equal_the_plain_gradients(mode, name):
+    plain = gradients(None, CALLBACKS[name])
+    recomputed = gradients(mode, CALLBACKS[name])
+    assert plain.shape == recomputed.shape
+    assert (plain - recomputed).abs().max().item() <= 1e-6
+    noiseless = gradients(None, lambda: ActivationNoise(std=0.0, modules=["blocks.*.1"], seed=3))
+    assert (plain - noiseless).abs().max().item() > 1e-3  # the noise was on: the comparison is not vacuous
+
+
+@pytest.mark.parametrize("mode", ["reentrant", "non-reentrant"])
+def test_checkpointing_inside_a_compiled_model_is_exact(mode):
+    """Under torch.compile a checkpointed segment holding a noise hook runs eagerly (the hook's call counters are
+    Python state, which dynamo does not allow inside its checkpoint operator), so its noise is the eager draw and
+    the recomputation replays it: the gradients equal those of the eager model without checkpointing."""
+    import torch._dynamo
+
+    factory = CALLBACKS["activation-exact"]
+    plain = gradients(None, factory)
+    torch._dynamo.reset()
+    model = Blocks(mode)
+    trainer(callbacks=[factory()], max_epochs=2).fit(
+        torch.compile(model, backend="aot_eager"), loader(regression_data(n=64, features=8))
+    )
+    torch._dynamo.reset()
+    assert (plain - torch.stack(model.records)).abs().max().item() <= 1e-6
