@@ -46,7 +46,7 @@ step "GPU tests" gpu_tests.log "$py" -m pytest -q -rs -m "" tests \
 step "overhead, eager" overhead_eager.log "$py" benchmarks/overhead.py --accelerator gpu --clock wall \
   --method separate --repeats "$repeats" --out "$out/overhead_eager.md"
 step "overhead, compiled" overhead_compiled.log "$py" benchmarks/overhead.py --accelerator gpu --clock wall \
-  --method separate --compile --repeats "$repeats" --out "$out/overhead_compiled.md"
+  --method separate --compiled only --repeats "$repeats" --out "$out/overhead_compiled.md"
 step "recipe, 1 GPU, bf16-mixed" recipe_bf16.log "$py" recipes/train.py trainer=gpu \
   ++trainer.precision=bf16-mixed logger=csv hydra.run.dir="$out/recipe_bf16"
 step "recipe, DDP on $gpus GPU(s)" recipe_ddp.log "$py" recipes/train.py trainer=ddp trainer.devices="$gpus" \

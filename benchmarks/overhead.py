@@ -151,11 +151,16 @@ class StepTimer(pl.Callback):
         self.starts: list[float] = []
         self.memory: dict[str, int] = {}
 
+    def _now(self, pl_module: pl.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)  # time the work, not the kernel launches
+        return self.clock()
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(self.clock())
+        self.starts.append(self._now(pl_module))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.starts.append(self.clock())
+        self.starts.append(self._now(pl_module))
         noise = next((c for c in trainer.callbacks if isinstance(c, NoiseCallback)), None)
         self.memory = held_memory(noise, pl_module)  # before teardown releases the buffers
 
@@ -164,7 +169,8 @@ class StepTimer(pl.Callback):
 
 
 def step_times(
-    model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool, compiled: bool = False
+    model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool, compiled: bool = False,
+    accelerator: str = "cpu",
 ) -> tuple[list[float], dict[str, int]]:
     """Step times (seconds) of one fit of ``warmup + steps`` steps, warm-up dropped (step k is interval k), and
     the extra memory the callback holds at the end (see :func:`held_memory`)."""
@@ -178,7 +184,7 @@ def step_times(
     timer = StepTimer(CLOCKS[clock])
     noise = CASES[case](hidden, OnEvenSteps if alternate else (lambda amount: amount))
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         max_steps=steps + warmup,
         callbacks=[timer] + ([noise] if noise is not None else []),
@@ -245,7 +251,7 @@ def held_memory(noise: pl.Callback | None, model: nn.Module) -> dict[str, int]:
 
 def measure(
     models: list[str], cases: list[str], *, repeats: int, steps: int, warmup: int, clock: str, method: str,
-    modes: tuple[str, ...] = ("eager",),
+    modes: tuple[str, ...] = ("eager",), accelerator: str = "cpu",
 ) -> list[dict]:
     """Per model and mode: ``repeats`` rounds over the cases; per case, the median ratio over rounds and its range.
 
@@ -267,7 +273,7 @@ def measure(
                 for case in cases:
                     times, memory[case] = step_times(
                         model_name, case, steps=steps, warmup=warmup, clock=clock, alternate=alternate,
-                        compiled=mode == "compiled",
+                        compiled=mode == "compiled", accelerator=accelerator,
                     )  # fmt: skip
                     if alternate:
                         pairs = list(zip(times[0::2], times[1::2]))
@@ -392,6 +398,11 @@ def show(rows: list[dict], title: str) -> None:
         console.print(table)
 
 
+def device_name(accelerator: str) -> str:
+    """What the benchmark ran on, for the title: ``CPU`` or the CUDA card's name."""
+    return torch.cuda.get_device_name(0) if accelerator == "gpu" else "CPU"
+
+
 MODES = {"no": ("eager",), "also": ("eager", "compiled"), "only": ("compiled",)}
 
 
@@ -410,6 +421,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--compiled", choices=["no", "also", "only"], default="no",
                         help="also: add rows with torch.compile(model) (inductor), ratios against the compiled "
                              "baseline; only: just those")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
+                        help="gpu: one CUDA device (steps are timed after torch.cuda.synchronize)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=None, help="write the results to a .json or .md file")
     args = parser.parse_args(argv)
@@ -426,10 +439,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"--steps and --warmup must be even, got {args.steps} and {args.warmup}")
     rows = measure(
         args.models, cases, repeats=args.repeats, steps=args.steps, warmup=args.warmup, clock=args.clock,
-        method=args.method, modes=MODES[args.compiled],
+        method=args.method, modes=MODES[args.compiled], accelerator=args.accelerator,
     )
     title = (
-        f"Step time with / without each callback ({args.method}, CPU, {args.threads} thread(s), {args.clock} clock, "
+        f"Step time with / without each callback ({args.method}, {device_name(args.accelerator)}, {args.threads} thread(s), {args.clock} clock, "
         f"median of {args.repeats} fits of {args.steps} steps, torch {torch.__version__}, lightning {pl.__version__}; "
         f"{time.perf_counter() - start:.0f} s)"
     )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import overhead  # noqa: E402
@@ -42,3 +43,15 @@ def test_memory_of_weight_noise_is_its_buffers_and_table(tmp_path):
 def test_on_even_steps_schedule():
     schedule = overhead.OnEvenSteps(0.1)
     assert [schedule(step) for step in range(4)] == [0.1, 0.0, 0.1, 0.0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.filterwarnings("ignore")
+def test_overhead_runs_on_a_gpu(tmp_path):
+    out = tmp_path / "overhead.json"
+    case = "WeightNoise(std=0.05)"
+    overhead.main(["--accelerator", "gpu", "--models", "mlp", "--cases", case, "--repeats", "1", "--steps", "4",
+                   "--warmup", "2", "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    assert torch.cuda.get_device_name(0) in data["title"]
+    assert all(row["step_ms"] > 0 for row in data["rows"])
