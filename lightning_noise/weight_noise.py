@@ -25,6 +25,7 @@ from lightning_noise._flat import (
     local_tensor,
 )
 from lightning_noise._checks import check_bool, check_choice
+from lightning_noise._hooks import InertHook
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise.schedules import ScheduleLike
 
@@ -35,6 +36,35 @@ _CLEAN: WeakIdKeyDictionary = WeakIdKeyDictionary()
 _OWNER: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 Kind = Literal["gaussian", "uniform", "multiplicative"]
+
+
+class CleanStateHook:
+    """A ``state_dict`` post-hook on a module that owns selected parameters: while they hold noise, it writes
+    their clean values into the state dict.
+
+    A module-level class, not a closure, so the callback and the model pickle during fit. Copies and pickles are
+    :class:`~lightning_noise._hooks.InertHook` s (a copied model's parameters are not the ones the callback
+    restores), and the hook is cut from its callback at teardown.
+    """
+
+    def __init__(self, callback: WeightNoise, owned: list[tuple[str, nn.Parameter]]) -> None:
+        self.callback: WeightNoise | None = callback
+        self.owned = owned
+
+    def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+        callback = self.callback
+        if callback is None or not callback.perturbed:
+            return
+        for name, param in self.owned:
+            clean = callback._clean_value(param)
+            if clean is not None and prefix + name in state_dict:
+                state_dict[prefix + name] = clean
+
+    def __deepcopy__(self, memo: dict) -> InertHook:
+        return InertHook(f"WeightNoise state hook {[name for name, _ in self.owned]}")
+
+    def __reduce__(self) -> tuple:
+        return (InertHook, (f"WeightNoise state hook {[name for name, _ in self.owned]}",))
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
 
 
@@ -152,6 +182,7 @@ class WeightNoise(ParameterNoise):
         self._group_params: list[list[nn.Parameter]] = []
         self._handles: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
+        self._state_hooks: list[CleanStateHook] = []
         self._swapped: list[nn.Parameter] = []  # swap mode: parameters holding noisy tensors (clean ones in _CLEAN)
         self._dirty: list[int] = []  # in-place mode: groups whose parameters hold noise
         self._swap = True
@@ -239,17 +270,9 @@ class WeightNoise(ParameterNoise):
         for module in pl_module.modules():
             owned = [(name, p) for name, p in module.named_parameters(recurse=False) if id(p) in index]
             if owned:
-                self._handles.append(module.register_state_dict_post_hook(self._clean_state_hook(owned)))
-
-    def _clean_state_hook(self, owned: list[tuple[str, nn.Parameter]]):
-        def hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-            if not self.perturbed:
-                return
-            for name, param in owned:
-                clean = self._clean_value(param)
-                if clean is not None and prefix + name in state_dict:
-                    state_dict[prefix + name] = clean
-        return hook
+                hook = CleanStateHook(self, owned)
+                self._state_hooks.append(hook)
+                self._handles.append(module.register_state_dict_post_hook(hook))
 
     def _clean_value(self, param: nn.Parameter) -> Tensor | None:
         """A copy of the clean value of ``param`` while it is perturbed, else ``None``."""
@@ -271,7 +294,10 @@ class WeightNoise(ParameterNoise):
     def _detach(self) -> None:
         for handle in self._handles + self._step_handles:
             handle.remove()
+        for hook in self._state_hooks:
+            hook.callback = None  # a stray reference (a copy made before teardown) can no longer reach us
         self._handles.clear()
+        self._state_hooks.clear()
         self._step_handles = []
 
     def _before_raw_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:

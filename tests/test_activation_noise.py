@@ -343,3 +343,26 @@ def test_callbacks_pickle_and_model_copies_are_inert_during_fit():
     finally:
         for callback in callbacks:
             callback._active_stage = None
+
+
+def test_parameter_noise_callbacks_pickle_and_model_copies_during_fit():
+    """WeightNoise (whose state-dict hooks sit on the model) and GradientNoise pickle mid-fit too; the model's
+    copies keep inert hooks, and the live hooks are cut from the callback at teardown."""
+    import pickle
+
+    from lightning_noise import GradientNoise, WeightNoise
+    from lightning_noise._hooks import InertHook
+
+    model = PicklesMidFit()
+    callbacks = [WeightNoise(std=0.5, seed=0), WeightNoise(std=0.5, seed=0, prefetch=False, name="w2"),
+                 GradientNoise(std=0.5, seed=0)]
+    x = torch.full((64, 64), 2.0)
+    trainer(callbacks=callbacks).fit(model, loader(torch.utils.data.TensorDataset(x), batch_size=32))
+    assert len(model.copies) == 2
+    for copy in model.copies:
+        hooks = list(copy.out._state_dict_hooks.values())
+        assert hooks and all(isinstance(hook, InertHook) for hook in hooks)
+        pickle.dumps(copy.state_dict())
+    assert not model.out._state_dict_hooks  # removed at teardown
+    for callback in callbacks:
+        pickle.loads(pickle.dumps(callback))
