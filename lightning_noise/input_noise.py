@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
 from lightning_noise._checks import as_list, check_bool, check_name
 from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
-from lightning_noise._hooks import KeyedDraws, NoiseHook, site_id
+from lightning_noise._hooks import KeyedDraws, NoiseHook, in_backward, site_id
 from lightning_noise._modules import get_submodule
 from lightning_noise._stats import RunningStd
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
@@ -149,6 +149,7 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
         self.inputs = tuple(inputs) if inputs is not None else None
         self.relative = bool(relative)
         self._stats: dict[str, RunningStd] = {}
+        self._std_cache: dict[tuple[str, int], Tensor] = {}  # this batch's std per (input, call), for recomputation
         self._target_name = ""
         self._init_keyed()
 
@@ -211,7 +212,7 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
             return x
         value = self._amount_value(argument)
         if self.relative:
-            value = value * _feature_std(self, f"{key}.{index}", x)
+            value = value * _feature_std(self, f"{key}.{index}", x, call)
         return self._keyed(
             x, value, site_id(f"input.{key}"), call, index, self._eager_draw, self.kind.name, self.kind_kwargs
         )
@@ -264,6 +265,12 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
             "call self(x) instead or pass module='model' so the hook sits on the module that runs."
         )
 
+    _TRANSIENT_EXTRA = {"_std_cache": dict}
+
+    def reseed(self, *key: int) -> None:
+        super().reseed(*key)
+        self._std_cache.clear()
+
     # ---------------------------------------------------------------------------------------------- state
     def _extra_state(self) -> dict[str, Any]:
         return {"feature_stats": {k: s.state_dict() for k, s in self._stats.items()}} if self.relative else {}
@@ -274,10 +281,20 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
 
 
 @torch.compiler.disable
-def _feature_std(callback: InputNoise, path: str, x: Tensor) -> Tensor:
-    """Per-feature std of the clean inputs at ``path`` (updated in training): Python state, kept out of graphs."""
+def _feature_std(callback: InputNoise, path: str, x: Tensor, call: int) -> Tensor:
+    """Per-feature std (float32) of the clean inputs at ``path``, updated in training: Python state, kept out of
+    graphs.
+
+    A recomputation by activation checkpointing (a call while autograd runs the backward) neither updates the
+    statistics (the batch counts once) nor computes a new std: it gets the std of the original call, so the
+    recomputed noise is the noise of the forward. The std stays float32 until the noise is added.
+    """
+    cached = callback._std_cache.get((path, call))
+    recomputing = in_backward()
+    if recomputing and cached is not None:
+        return cached
     stats = callback._stats.setdefault(path, RunningStd())
-    if callback._active_stage == "train":
+    if callback._active_stage == "train" and not recomputing:
         stats.update(x)
     if stats.count < 2:
         fresh = RunningStd()
@@ -288,4 +305,5 @@ def _feature_std(callback: InputNoise, path: str, x: Tensor) -> Tensor:
             "InputNoise(relative=True) needs at least two samples to estimate each feature's standard deviation; "
             "the first batch had one. Use a batch size of 2 or more."
         )
-    return stats.std().to(x.dtype)
+    std = callback._std_cache[(path, call)] = stats.std()
+    return std

@@ -68,6 +68,7 @@ CALLBACKS = {
     "activation-input-side": lambda: ActivationNoise(std=0.3, modules=["blocks.*.0"], where="input", seed=3),
     "activation-dropout": lambda: ActivationNoise(p=0.2, kind="dropout", modules=["blocks.*.1"], seed=3),
     "input-exact": lambda: InputNoise(std=0.3, module="blocks.1", seed=3),
+    "input-relative": lambda: InputNoise(std=0.3, module="blocks.1", relative=True, seed=3),
     "input-table": lambda: InputNoise(std=0.3, module="blocks.1", sampler="table", table_size=1 << 12, seed=3),
 }
 
@@ -99,3 +100,12 @@ def test_checkpointing_inside_a_compiled_model_is_exact(mode):
     )
     torch._dynamo.reset()
     assert (plain - torch.stack(model.records)).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize("mode", ["reentrant", "non-reentrant"])
+def test_relative_input_noise_counts_each_batch_once_under_checkpointing(mode):
+    """The recomputed forward does not update the running statistics: they count every sample once."""
+    callback = InputNoise(std=0.3, module="blocks.1", relative=True, seed=3)
+    trainer(callbacks=[callback], max_epochs=2).fit(Blocks(mode), loader(regression_data(n=64, features=8)))
+    (stats,) = callback._stats.values()
+    assert stats.count == 2 * 64

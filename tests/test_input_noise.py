@@ -235,3 +235,15 @@ def test_amount_schedule_is_logged(tmp_path):
 def test_bad_arguments_fail_in_init(kwargs, error, match):
     with pytest.raises(error, match=match):
         InputNoise(**kwargs)
+
+
+def test_relative_std_stays_float32_for_16_bit_inputs():
+    """The per-feature std of bf16 inputs is kept in float32 until the noise is added (not rounded to bf16)."""
+    from lightning_noise.input_noise import _feature_std
+
+    callback = InputNoise(std=0.2, relative=True, seed=0)
+    callback._active_stage = "train"
+    x = (torch.randn(64, 5, generator=torch.Generator().manual_seed(0)) * 3.0 + 1.0).bfloat16()
+    std = _feature_std(callback, "0.0", x, 0)
+    assert std.dtype == torch.float32
+    assert torch.allclose(std, x.float().std(dim=0), rtol=1e-6)
