@@ -159,7 +159,6 @@ class NoiseCallback(Callback):
         self._runtime_checks: dict[str, Callable[[float, str], None]] = {}
         self._base_seed: int | None = None
         self._batch_seed = 0
-        self._draws = 0
         self._generators: dict[torch.device, torch.Generator] = {}
         self._active_stage: str | None = None
         self._rank = 0
@@ -201,14 +200,8 @@ class NoiseCallback(Callback):
     def reseed(self, *key: int) -> None:
         """Seed every generator from (base seed, callback identity, rank if per-rank, *key)."""
         self._batch_seed = self.key_seed(*key)
-        self._draws = 0
         for generator in self._generators.values():
             generator.manual_seed(self._batch_seed)
-
-    def draw_key(self) -> int:
-        """A key for the next draw of this batch (for keyed samplers such as the noise table)."""
-        self._draws += 1
-        return mix_seed(self._batch_seed, self._draws)
 
     def schedule_step(self, trainer: pl.Trainer) -> int:
         return trainer.global_step if self.unit == "step" else trainer.current_epoch
@@ -339,18 +332,29 @@ class NoiseCallback(Callback):
         self._verify_pending = "train" in self.stages
 
     # ----------------------------------------------------------------------------------------------- gating
+    @staticmethod
+    def _batch_key(stage: str, *key: int) -> tuple[int, ...]:
+        """The key of a batch of ``stage`` (``key``: its counters), the one place it is built: :meth:`_begin`
+        reseeds from it, and a prefetch of the next batch's draw predicts its seed from it."""
+        return (_STAGE_CODES[stage], *key)
+
+    def _train_batch_key(self, batch: int) -> tuple[int, ...]:
+        """The key of training batch number ``batch`` (the counter saved in checkpoints), as :meth:`_begin`
+        builds it for ``on_train_batch_start``."""
+        return self._batch_key("train", batch)
+
     def _begin(self, trainer: pl.Trainer, stage: str, *key: int) -> None:
         if stage not in self.stages:
             self._active_stage = None  # a batch of a stage without noise: off, whatever an earlier batch left
             return
-        self.reseed(_STAGE_CODES[stage], *key)
+        self.reseed(*self._batch_key(stage, *key))
         self.update_amounts(self.schedule_step(trainer))
         self._active_stage = stage
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._begin(trainer, "train", self._train_batches)
+        self._begin(trainer, "train", self._train_batches)  # reseeds from _batch_key("train", n)
         self._train_batches += 1
         if self.log_amounts and self._active_stage == "train":
             self._log_amounts(trainer)
@@ -406,11 +410,6 @@ class NoiseCallback(Callback):
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._active_stage = None
-
-    def _is_on(self, module: torch.nn.Module) -> bool:
-        """Whether a hook on ``module`` should add noise now: an active stage and, in training, train mode."""
-        stage = self._active_stage
-        return stage is not None and (stage != "train" or module.training)
 
 
 def describe_schedule(schedule: Schedule | Callable[[int], float]) -> Any:

@@ -229,13 +229,19 @@ class GradientNoise(ParameterNoise):
         index = next((i for i, opt in enumerate(trainer.optimizers) if opt is optimizer), 0)
         plan = self._plan(optimizer, pl_module)
         if std != 0:
-            self.reseed(step, index)
+            self.reseed(*self._step_key(step, index))
             self.add_noise_(plan, std, slot=index)
         if self._prefetches(plan.groups):
             ahead = step + max(step - plan.last_step, 1) if plan.last_step >= 0 else step + 1
             plan.last_step = step
             if self.unit == "epoch" or float(self.schedules["std"](ahead)) != 0:
-                self._prefetch(index, plan.groups, self.key_seed(ahead, index), "normal")
+                self._prefetch(index, plan.groups, self.key_seed(*self._step_key(ahead, index)), "normal")
+
+    @staticmethod
+    def _step_key(step: int, index: int) -> tuple[int, int]:
+        """The key of the noise of optimizer ``index`` at global step ``step``: the one place it is built, for the
+        draw of this step and for the prefetch of the next one."""
+        return (step, index)
 
     def add_noise_(self, plan: _Plan, std: float, slot: int = 0) -> None:
         """Add ``std * N(0, 1)`` to the gradients of ``plan``'s parameters, drawn under the current key.

@@ -13,7 +13,6 @@ from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 from torch.utils.weak import WeakIdKeyDictionary
 
-from lightning_noise._base import _STAGE_CODES
 from lightning_noise._flat import (
     DEFAULT_TABLE_SIZE,
     FlatGroup,
@@ -333,7 +332,7 @@ class WeightNoise(ParameterNoise):
             needed = needed or std != 0
         if needed:
             buffers = self._buffers[(self._parity + 1) % len(self._buffers)]
-            self._prefetch(0, buffers, self.key_seed(_STAGE_CODES["train"], self._train_batches), self._dist)
+            self._prefetch(0, buffers, self.key_seed(*self._train_batch_key(self._train_batches)), self._dist)
 
     @property
     def _dist(self) -> Literal["normal", "uniform"]:
