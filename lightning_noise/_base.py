@@ -3,13 +3,21 @@
 Subclasses decide *where* noise goes (``_attach``/``_detach`` install and remove hooks); this module decides
 *when* it is on and *which* random numbers it uses.
 
-Randomness. Each callback owns one ``torch.Generator`` per device. At the start of every batch in an active
-stage the generator is re-seeded with a hash of (base seed, callback identity, rank, stage, batch counter).
-The noise of a batch is therefore a pure function of those values: a run resumed from a checkpoint draws
-exactly the noise an uninterrupted run would have drawn, whatever device the generator lives on, and the
-global RNG is never touched. The base seed is ``seed=`` when given, else the seed passed to
-``lightning.seed_everything`` (``PL_GLOBAL_SEED``), else fresh entropy; rank 0's value is broadcast at
-``setup`` and it is saved in checkpoints.
+Randomness: keyed draws, never a stream. At the start of every batch of an active stage a callback derives a
+batch seed, a hash of (base seed, callback identity, rank for per-sample noise, stage, batch counter), built in
+one place (:meth:`NoiseCallback._batch_key`). Every draw is then keyed by that seed and by where it goes: the
+per-sample callbacks key each draw by (site, call index, tensor index) (:mod:`lightning_noise._hooks`), so a
+recomputation by activation checkpointing replays the noise of the forward; WeightNoise draws one flat buffer
+under the batch seed; GradientNoise keys its draw by (global step, optimizer index) instead of the batch
+(:meth:`~lightning_noise.gradient_noise.GradientNoise._step_key`), identical on every rank. In eager mode a key
+seeds a ``torch.Generator`` of the callback (one per device) or picks offsets in the noise table; under
+``torch.compile`` the per-sample callbacks draw from the counter-based generator of
+:mod:`lightning_noise._counter_rng`, whose key is a tensor updated in place, so a new batch neither recompiles
+nor breaks the graph. The noise of a batch is a pure function of those values: a run resumed from a checkpoint
+draws exactly the noise an uninterrupted run would have drawn, whatever device draws it, and the global RNG is
+never touched. The base seed is ``seed=`` when given, else the seed passed to ``lightning.seed_everything``
+(``PL_GLOBAL_SEED``), else fresh entropy; rank 0's value is broadcast at ``setup`` and it is saved in
+checkpoints.
 """
 
 from __future__ import annotations

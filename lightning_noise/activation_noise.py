@@ -54,15 +54,13 @@ class ActivationNoise(KeyedDraws, TableSampling, NoiseCallback):
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); a pattern that matches no submodule (at ``setup``; the
-            message lists the submodules).
-        TypeError: a matched module's output (or input) holds no floating-point tensor, e.g. the input of an
-            ``nn.Embedding`` (at its first call).
+        ValueError: in ``__init__``, bad arguments, or a NaN or infinite amount or schedule value; at ``setup``, a
+            pattern that matches no submodule (the message lists the submodules) or another noise callback with
+            the same state key; at the step a plain callable returns a NaN or infinite amount.
+        TypeError: in ``__init__``, an argument of the wrong type, e.g. ``where=1`` (strings are never read as
+            bools or numbers); at its first call, a matched module's output (or input) that holds no
+            floating-point tensor, e.g. the input of an ``nn.Embedding``.
         RuntimeError: none of the matched modules ran during the first training batch.
-        TypeError: an argument of the wrong type, e.g. ``where=1``; strings are never read as bools or numbers
-            (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

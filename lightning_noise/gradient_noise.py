@@ -100,21 +100,20 @@ class GradientNoise(ParameterNoise):
             parameters when smaller.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy (shared by ranks).
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current std as ``noise/{name}_std`` every training step.
+        log_amounts: log the current std as ``noise/{name}_std`` every ``log_every_n_steps`` steps.
         name: name used in logged metrics and in the checkpoint state key.
         prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
             the noise is the same either way. ``False`` keeps every draw on the training thread.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); FSDPStrategy or DeepSpeed (at ``setup``); a ``param_groups``
-            index the optimizer lacks, or fp16 AMP with an optimizer that unscales inside ``step`` (fused) (at
-            ``on_fit_start``).
+        ValueError: in ``__init__``, bad arguments, or a NaN or infinite amount or schedule value; at ``setup``,
+            FSDPStrategy or DeepSpeed, or another noise callback with the same state key; at ``on_fit_start``, a
+            ``param_groups`` index the optimizer lacks, or fp16 AMP with an optimizer that unscales inside
+            ``step`` (fused); at the step a plain callable returns a NaN or infinite amount.
+        TypeError: an argument of the wrong type, e.g. ``param_groups=1.0``; strings are never read as bools or
+            numbers (in ``__init__``).
         RuntimeError: an optimizer stepped without calling ``on_before_optimizer_step`` (manual optimization
             through the raw optimizer).
-        TypeError: an argument of the wrong type, e.g. ``param_groups=1.0``; strings are never read as bools or numbers
-            (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -80,15 +80,13 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
-        ValueError: a bad amount, kind, stage or seed (in ``__init__``); ``module`` that does not exist (at
-            ``setup``).
-        TypeError: the selected inputs hold no floating-point tensor (at the first forward call, which the
-            sanity check usually makes before training).
+        ValueError: in ``__init__``, a bad amount, kind, stage or seed, or a NaN or infinite amount or schedule
+            value; at ``setup``, a ``module`` that does not exist or another noise callback with the same state
+            key; at the step a plain callable returns a NaN or infinite amount.
+        TypeError: in ``__init__``, an argument of the wrong type, e.g. ``relative="false"`` (strings are never
+            read as bools or numbers); at the first forward call (which the sanity check usually makes before
+            training), selected inputs that hold no floating-point tensor.
         RuntimeError: no forward call reached the hook during the first training batch.
-        TypeError: an argument of the wrong type, e.g. ``relative="false"``; strings are never read as bools or numbers
-            (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -216,22 +216,21 @@ class LabelNoise(LossTargetCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log ``noise/{name}_smoothing`` and ``noise/{name}_flip`` every training step.
+        log_amounts: log ``noise/{name}_smoothing`` and ``noise/{name}_flip`` every ``log_every_n_steps`` steps.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
-        ValueError: an amount outside [0, 1), an unknown ``style``, a ``transition`` that is not a row-stochastic
-            k x k matrix or given together with ``flip`` (in ``__init__``); no loss module or several, a
-            regression or unsupported loss, ``smoothing`` with ``NLLLoss`` (it takes class indices only, not
-            probabilities) or with a ``CrossEntropyLoss`` that already has ``label_smoothing`` (at ``setup``);
-            fewer than 2 classes, targets whose shape does not fit the logits, or a ``transition`` whose size
-            is not the number of classes (at the first call of the loss).
-        TypeError: flipping probability targets, or non-floating targets for a binary loss (at the first call).
+        ValueError: in ``__init__``, an amount outside [0, 1) or a NaN or infinite schedule value, an unknown
+            ``style``, a ``transition`` that is not a row-stochastic k x k matrix or given together with
+            ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss, ``smoothing``
+            with ``NLLLoss`` (it takes class indices only, not probabilities) or with a ``CrossEntropyLoss`` that
+            already has ``label_smoothing``, or another noise callback with the same state key; at the first call
+            of the loss, fewer than 2 classes, targets whose shape does not fit the logits, or a ``transition``
+            whose size is not the number of classes; at the step a plain callable returns a bad amount.
+        TypeError: in ``__init__``, an argument of the wrong type, e.g. ``log_amounts="false"`` (strings are never
+            read as bools or numbers); at the first call, flipping probability targets, or non-floating targets
+            for a binary loss.
         RuntimeError: the loss module was not called during the first training batch.
-        TypeError: an argument of the wrong type, e.g. ``log_amounts="false"``; strings are never read as bools or
-            numbers (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

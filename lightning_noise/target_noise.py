@@ -39,18 +39,17 @@ class TargetNoise(LossTargetCallback):
         stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every training step.
+        log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps`` steps.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
-        ValueError: a bad amount or kind (in ``__init__``); no loss module or several (at ``setup``).
-        TypeError: a classification loss such as ``CrossEntropyLoss`` (at ``setup``), or integer targets (at
-            the first call of the loss); both point to ``LabelNoise``.
+        ValueError: in ``__init__``, a bad amount or kind, or a NaN or infinite amount or schedule value; at
+            ``setup``, no loss module or several, or another noise callback with the same state key; at the step
+            a plain callable returns a NaN or infinite amount.
+        TypeError: in ``__init__``, an argument of the wrong type, e.g. ``std="0.1"`` (strings are never read as
+            bools or numbers); at ``setup``, a classification loss such as ``CrossEntropyLoss``, or at the first
+            call of the loss, integer targets (both point to ``LabelNoise``).
         RuntimeError: the loss module was not called during the first training batch.
-        TypeError: an argument of the wrong type, e.g. ``std="0.1"``; strings are never read as bools or numbers
-            (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
 
     Example::
 

@@ -123,19 +123,18 @@ class WeightNoise(ParameterNoise):
         table_size: number of entries of the noise table; grown to twice the number of weights when smaller.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
-        log_amounts: log the current std as ``noise/{name}_std`` every training step.
+        log_amounts: log the current std as ``noise/{name}_std`` every ``log_every_n_steps`` steps.
         name: name used in logged metrics and in the checkpoint state key.
         prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
             the noise is the same either way. ``False`` keeps every draw on the training thread.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``); FSDPStrategy or DeepSpeed (at ``setup``); a pattern that
-            matches no submodule, or a selection without any parameter (at ``on_fit_start``; the message lists
-            the submodules).
-        TypeError: an argument of the wrong type, e.g. ``biases="false"``; strings are never read as bools or numbers
-            (in ``__init__``).
-        ValueError: also a NaN or infinite amount or schedule value (in ``__init__``, or at the step a plain
-            callable returns one), and another noise callback with the same state key (at ``setup``).
+        ValueError: in ``__init__``, bad arguments, or a NaN or infinite amount or schedule value; at ``setup``,
+            FSDPStrategy or DeepSpeed, or another noise callback with the same state key; at ``on_fit_start``, a
+            pattern that matches no submodule or a selection without any parameter (the message lists the
+            submodules); at the step a plain callable returns a NaN or infinite amount.
+        TypeError: an argument of the wrong type, e.g. ``biases="false"``; strings are never read as bools or
+            numbers (in ``__init__``).
 
     Example::
 
