@@ -26,16 +26,21 @@ def test_overhead_runs_and_writes_json(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_memory_of_weight_noise_is_its_buffers_and_table(tmp_path):
-    """WeightNoise on the 1M-parameter MLP holds two noise buffers (exact, prefetch) or one and a table."""
+def test_memory_of_weight_noise_is_its_buffers_and_table(tmp_path, monkeypatch):
+    """WeightNoise on the 1M-parameter MLP holds two noise buffers (exact with prefetch, the default), one
+    (``prefetch=False``), or one and a table."""
+    import lightning_noise._flat
+
+    monkeypatch.setattr(lightning_noise._flat, "_CORES", 2)  # prefetch on a side thread, whatever this machine has
     out = tmp_path / "overhead.md"
-    cases = ["WeightNoise(std=0.05, prefetch=False)", "WeightNoise(std=0.05, sampler='table')"]
+    cases = ["WeightNoise(std=0.05, prefetch=False)", "WeightNoise(std=0.05, sampler='table')", "WeightNoise(std=0.05)"]
     rows = overhead.main(["--models", "mlp", "--cases", *cases, "--repeats", "1", "--steps", "2", "--warmup", "2",
                           "--out", str(out)])  # fmt: skip
     memory = {row["case"]: row["memory"] for row in rows}
     weights = 4 * (784 * 1024 + 1024 * 256 + 256 * 10)  # float32 weights, biases not selected
     assert memory[cases[0]] == {"noise": weights, "clean": 0, "table": 0, "selected": weights}
     assert memory[cases[1]] == {"noise": weights, "clean": 0, "table": 4 * (1 << 22), "selected": weights}
+    assert memory[cases[2]] == {"noise": 2 * weights, "clean": 0, "table": 0, "selected": weights}
     text = out.read_text()
     assert "| mlp | eager | WeightNoise(std=0.05) |" in text and "1.0x + 16 MB table" in text
 
