@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from lightning_noise import functional
+
 _M32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
 _TWO_PI = 2.0 * math.pi
@@ -125,6 +127,9 @@ def _amount(amount: float | Tensor, x: Tensor) -> float | Tensor:
 def keyed_noise(name: str, x: Tensor, amount: float | Tensor, key: Tensor, **kwargs) -> Tensor:
     """The built-in noise kind ``name`` applied to ``x`` with draws from ``key``; computed in float32 and cast back.
 
+    The same maths as :mod:`lightning_noise.functional` with other random numbers (salt-and-pepper and SNR share
+    its helpers); ``tests/test_counter_rng.py`` checks every kind's statistics against the analytic values.
+
     ``amount`` may be a tensor (a 0-d amount updated in place by a schedule, or per-feature scales), so a
     compiled graph does not bake it in as a constant.
 
@@ -143,15 +148,10 @@ def keyed_noise(name: str, x: Tensor, amount: float | Tensor, key: Tensor, **kwa
         keep = 1.0 - amount
         out = xf * (uniform(x.shape, key, x.device) < keep).float() / keep
     elif name == "salt_and_pepper":
-        u = uniform(x.shape, key, x.device)
         low, high = float(kwargs.get("low", 0.0)), float(kwargs.get("high", 1.0))
-        out = torch.where(u < amount / 2, high, xf)
-        out = torch.where((u >= amount / 2) & (u < amount), low, out)
+        out = functional.salt_and_pepper_from_uniform(xf, uniform(x.shape, key, x.device), amount, low, high)
     elif name == "snr":
-        dims = tuple(range(1, x.ndim)) if x.ndim >= 2 else tuple(range(x.ndim))
-        power = xf.detach().pow(2).mean(dim=dims, keepdim=True) if dims else xf.detach().pow(2)
-        std = (power / torch.pow(10.0, torch.as_tensor(amount, device=x.device) / 10.0)).sqrt()
-        out = xf + std * normal(x.shape, key, x.device)
+        out = xf + functional.snr_noise_std(xf, amount) * normal(x.shape, key, x.device)
     else:
         raise KeyError(name)
     return out.to(x.dtype)

@@ -142,7 +142,12 @@ def salt_and_pepper(
     if _is_zero(p):
         return x
     _require_floating(x, "salt_and_pepper")
-    u = torch.rand(x.shape, generator=generator, device=x.device)
+    return salt_and_pepper_from_uniform(x, torch.rand(x.shape, generator=generator, device=x.device), p, low, high)
+
+
+def salt_and_pepper_from_uniform(x: Tensor, u: Tensor, p: Amount, low: float, high: float) -> Tensor:
+    """``x`` with ``high`` where ``u < p/2``, ``low`` where ``p/2 <= u < p``: the rule of :func:`salt_and_pepper`,
+    given uniform numbers ``u`` (shared with the counter-based sampler used under ``torch.compile``)."""
     out = torch.where(u < p / 2, high, x)
     return torch.where((u >= p / 2) & (u < p), low, out)
 
@@ -180,11 +185,17 @@ def snr(x: Tensor, snr_db: float, generator: torch.Generator | None = None) -> T
     if not isinstance(snr_db, Tensor) and math.isinf(snr_db) and snr_db > 0:
         return x
     _require_floating(x, "snr")
-    dims = tuple(range(1, x.ndim)) if x.ndim >= 2 else tuple(range(x.ndim))
-    power = x.detach().pow(2).mean(dim=dims, keepdim=True) if dims else x.detach().pow(2)
-    std = (power / (10.0 ** (snr_db / 10.0))).sqrt()
+    std = snr_noise_std(x, snr_db)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return torch.addcmul(x, noise, std)
+
+
+def snr_noise_std(x: Tensor, snr_db: Amount) -> Tensor:
+    """The noise std of :func:`snr` for each sample of ``x``: ``sqrt(mean(x**2) / 10**(snr_db / 10))`` over the
+    sample's elements, kept broadcastable to ``x`` (shared with the counter-based sampler)."""
+    dims = tuple(range(1, x.ndim)) if x.ndim >= 2 else tuple(range(x.ndim))
+    power = x.detach().pow(2).mean(dim=dims, keepdim=True) if dims else x.detach().pow(2)
+    return (power / (10.0 ** (snr_db / 10.0))).sqrt()
 
 
 @dataclass(frozen=True)
