@@ -11,7 +11,6 @@ index, divided by its width so that it is in the metric's unit. A model the corr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,8 +20,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
-from lightning_noise._optional import available, check_available
+from lightning_noise._checks import check_callable, check_choice, check_int, check_name
+from lightning_noise._evaluation import (
+    check_output_dir,
+    dataset_name_of,
+    output_switches,
+    pick_test_dataloader,
+    wandb_loggers,
+)
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
     BatchSplitter,
@@ -120,16 +125,9 @@ class RobustnessEvaluation(Callback):
         check_choice(when, "when", ("test_end", "manual"))
         check_int(dataloader_idx, "dataloader_idx", minimum=0)
         check_int(max_batches, "max_batches", minimum=1, none=True)
-        if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
-            raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
+        output_dir = check_output_dir(output_dir)
         check_name(dataset_name, "dataset_name", none=True)
-        plot = None if plot is None else check_bool(plot, "plot")  # None: plot when matplotlib is installed
-        print_table = None if print_table is None else check_bool(print_table, "print_table")
-        log = check_bool(log, "log")
-        if plot:
-            check_available("matplotlib", "RobustnessEvaluation(plot=True)")
-        if print_table:
-            check_available("rich", "RobustnessEvaluation(print_table=True)")
+        plot, print_table, log = output_switches("RobustnessEvaluation", plot=plot, print_table=print_table, log=log)
         self.metric = metric
         self.metric_name = metric_name
         self.batch_to_inputs_targets = batch_to_inputs_targets
@@ -137,11 +135,9 @@ class RobustnessEvaluation(Callback):
         self.when = when
         self.dataloader_idx = dataloader_idx
         self.max_batches = max_batches
-        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.output_dir = output_dir
         self.dataset_name = dataset_name
-        self.plot = available("matplotlib") if plot is None else bool(plot)  # None: when matplotlib is there
-        self.print_table = True if print_table is None else bool(print_table)  # plain text without rich
-        self.log = bool(log)
+        self.plot, self.print_table, self.log = plot, print_table, log
         self.result: RobustnessResult | None = None
         self.files: dict[str, Path] = {}
 
@@ -153,7 +149,9 @@ class RobustnessEvaluation(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> RobustnessResult:
         """Run the evaluation on ``dataloader`` (default the test dataloader) and report it; returns the result."""
-        loader = dataloader if dataloader is not None else self._test_dataloader(trainer)
+        loader = dataloader if dataloader is not None else pick_test_dataloader(
+            trainer, self.dataloader_idx, "RobustnessEvaluation", "evaluate"
+        )
         gather = None
         if trainer.world_size > 1:
             def gather(t: Tensor) -> Tensor:
@@ -172,37 +170,11 @@ class RobustnessEvaluation(Callback):
                 max_batches=self.max_batches,
                 gather=gather,
                 model_name=type(pl_module).__name__,
-                dataset_name=self.dataset_name or self._dataset_name(trainer, loader),
+                dataset_name=self.dataset_name or dataset_name_of(trainer, loader),
             )
         if trainer.is_global_zero:
             self._report(trainer, self.result)
         return self.result
-
-    def _test_dataloader(self, trainer: pl.Trainer) -> Iterable[Any]:
-        loaders = trainer.test_dataloaders
-        if isinstance(loaders, dict):
-            loaders = list(loaders.values())
-        if isinstance(loaders, (list, tuple)):
-            if self.dataloader_idx >= len(loaders):
-                raise ValueError(
-                    f"RobustnessEvaluation `dataloader_idx`={self.dataloader_idx}, but there are {len(loaders)} test "
-                    "dataloaders."
-                )
-            loaders = loaders[self.dataloader_idx]
-        if loaders is None:
-            raise RuntimeError(
-                "RobustnessEvaluation found no test dataloader: call trainer.test(...) with one, or call "
-                "evaluate(trainer, model, dataloader) yourself."
-            )
-        return loaders
-
-    @staticmethod
-    def _dataset_name(trainer: pl.Trainer, loader: Iterable[Any]) -> str:
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is not None:
-            return type(datamodule).__name__
-        dataset = getattr(loader, "dataset", None)
-        return type(dataset).__name__ if dataset is not None else "dataset"
 
     def _report(self, trainer: pl.Trainer, result: RobustnessResult) -> None:
         out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
@@ -216,19 +188,10 @@ class RobustnessEvaluation(Callback):
         )
         if not self.log:
             return
-        wandb_logger = _wandb_logger_type()
         for logger in trainer.loggers:
             logger.log_metrics(result.scalars(), step=trainer.global_step)
-            if wandb_logger is not None and isinstance(logger, wandb_logger):
-                columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
-                logger.log_table("robustness/table", columns=columns, data=rows)
-                if "png" in self.files:
-                    logger.log_image("robustness/plot", images=[str(self.files["png"])])
-
-
-def _wandb_logger_type() -> type | None:
-    try:
-        from lightning.pytorch.loggers import WandbLogger
-    except ImportError:  # pragma: no cover - lightning always ships it; wandb itself is imported only when used
-        return None
-    return WandbLogger
+        for logger in wandb_loggers(trainer):
+            columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
+            logger.log_table("robustness/table", columns=columns, data=rows)
+            if "png" in self.files:
+                logger.log_image("robustness/plot", images=[str(self.files["png"])])

@@ -98,21 +98,50 @@ def test_plain_table_names_the_settings(capsys):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"sigma": -0.1}, r"`sigma` must be a finite number > 0"),
-        ({"n": 0}, r"`n` must be a positive integer"),
-        ({"alpha": 2}, r"`alpha` must be a number in \(0, 1\)"),
-        ({"radii": []}, r"`radii` must be a non-empty list of finite numbers >= 0"),
-        ({"radii": [0.5, -1]}, r"`radii` must be a non-empty list"),
-        ({"max_samples": 0}, r"`max_samples` must be a positive integer"),
-        ({"when": "fit_end"}, r"`when` must be 'test_end' or 'manual'"),
+        ({"sigma": -0.1}, ValueError, r"`sigma` must be a finite number > 0"),
+        ({"n": 0}, ValueError, r"`n` must be an integer >= 1, got 0"),
+        ({"n": 1e4}, TypeError, r"`n` must be an integer >= 1, got 10000.0 \(float\)"),
+        ({"alpha": 2}, ValueError, r"`alpha` must be a finite number > 0 and < 1"),
+        ({"radii": []}, ValueError, r"`radii` must be a non-empty list of numbers >= 0, got \[\]"),
+        ({"radii": [0.5, -1]}, ValueError, r"`radii\[1\]` must be a finite number >= 0, got -1"),
+        ({"radii": "0.5"}, TypeError, r"`radii` must be a non-empty list of numbers >= 0, got '0.5' \(str\)"),
+        ({"max_samples": 0}, ValueError, r"`max_samples` must be an integer >= 1 or None"),
+        ({"when": "fit_end"}, ValueError, r"`when` must be 'test_end' or 'manual'"),
+        ({"seed": "1"}, TypeError, r"`seed` must be an integer >= 0, got '1' \(str\)"),
+        ({"plot": "false"}, TypeError, r"`plot` must be a bool \(True or False\), got 'false' \(str\)"),
+        ({"print_table": 0}, TypeError, r"`print_table` must be a bool"),
+        ({"log": None}, TypeError, r"`log` must be a bool"),
+        ({"output_dir": 3}, TypeError, r"`output_dir` must be a path"),
     ],
 )
-def test_argument_errors(kwargs, message):
+def test_argument_errors(kwargs, error, message):
     args = {"sigma": 0.25, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         RandomizedSmoothing(**args)
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    callback = RandomizedSmoothing(np.float32(0.25), n0=np.int64(8), n=np.int64(50), seed=np.int64(1),
+                                   radii=np.array([0.5, 0.0]), plot=np.bool_(False))
+    assert (callback.n0, callback.n, callback.seed, callback.radii) == (8, 50, 1, [0.0, 0.5])
+    assert callback.plot is False and type(callback.n) is int
+
+
+def test_plot_follows_matplotlib_as_robustness_evaluation_does(monkeypatch):
+    """``plot=None`` plots when matplotlib is installed; ``plot=True`` without it names the ``plot`` extra."""
+    assert RandomizedSmoothing(0.25).plot is True  # matplotlib is installed here
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not
+    assert RandomizedSmoothing(0.25).plot is False
+    with pytest.raises(ImportError, match=r"RandomizedSmoothing\(plot=True\) needs matplotlib.*lightning-noise\[plot\]"):
+        RandomizedSmoothing(0.25, plot=True)
+    from lightning_noise import RobustnessEvaluation
+
+    assert RobustnessEvaluation().plot is False
+    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib"):
+        RobustnessEvaluation(plot=True)
 
 
 def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
