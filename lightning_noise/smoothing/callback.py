@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from lightning_noise._checks import (
     check_choice,
     check_int,
     check_name,
-    check_number,
+    describe,
     is_number,
 )
 from lightning_noise._evaluation import (
@@ -130,10 +131,13 @@ class RandomizedSmoothing(Callback):
         self.n0, self.n = check_count("n0", n0), check_count("n", n)
         self.alpha = check_alpha(alpha)
         self.batch_size = check_count("batch_size", batch_size)
-        radii = [radii] if is_number(radii) else as_list(radii, "radii", "a non-empty list of numbers >= 0")
-        if not radii:
-            raise ValueError("`radii` must be a non-empty list of numbers >= 0, got [].")
-        self.radii = sorted(check_number(r, f"radii[{i}]", minimum=0) for i, r in enumerate(radii))
+        expected = "a non-empty list of finite numbers >= 0"
+        items = [radii] if is_number(radii) else as_list(radii, "radii", expected)
+        if not all(is_number(r) for r in items):
+            raise TypeError(f"`radii` must be {expected}, got {describe(radii)}.")
+        if not items or any(not math.isfinite(r) or r < 0 for r in items):
+            raise ValueError(f"`radii` must be {expected}, got {items!r}.")
+        self.radii = sorted(float(r) for r in items)
         self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
         self.seed = check_int(seed, "seed", minimum=0)
         self.when = check_choice(when, "when", ("test_end", "manual"))
