@@ -83,7 +83,7 @@ def test_certifies_the_test_set_after_test_and_reports(tmp_path):
         assert key in logged
 
 
-def test_plain_table_names_the_settings(capsys):
+def test_plain_table_names_the_settings(capsys, monkeypatch):
     from lightning_noise.smoothing import CertificationResult
 
     result = CertificationResult(
@@ -92,6 +92,10 @@ def test_plain_table_names_the_settings(capsys):
     )
     text = result.format_table()
     assert "n0=100, n=1000, alpha=0.001, points=3" in text
+    monkeypatch.setitem(sys.modules, "rich", None)  # without rich: the same plain text as every other table
+    result.print_table()
+    assert capsys.readouterr().out == text + "\n"
+    assert text.splitlines()[2].split()[-1] == "0.333"  # certified accuracy at radius 0, right of its name
     assert result.certified_accuracies == [pytest.approx(1 / 3), pytest.approx(1 / 3)]
     assert result.abstain_rate == pytest.approx(1 / 3)
     assert result.average_certified_radius == pytest.approx(0.2)
