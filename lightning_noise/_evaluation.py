@@ -1,6 +1,6 @@
 """What the evaluation callbacks (:class:`~lightning_noise.RobustnessEvaluation` and
 :class:`~lightning_noise.RandomizedSmoothing`) share: their output switches, the test dataloader they read,
-the dataset name in their titles and the W&B logger they send tables and plots to.
+the dataset name in their titles, and how they write, print and log their results.
 
 Example::
 
@@ -17,9 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
 
 from lightning_noise._checks import check_bool, describe
 from lightning_noise._optional import available, check_available
+
+
+class EvaluationCallback(Callback):
+    """Runs ``self.<run>(trainer, pl_module)`` at the end of ``trainer.test`` when ``self.when == "test_end"``;
+    :meth:`_loader` gives the dataloader it reads (the one passed, else the test dataloader ``dataloader_idx``)."""
+
+    run = "evaluate"  # the name of the public method that does the work
+    when: str
+    dataloader_idx: int
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.when == "test_end":
+            getattr(self, self.run)(trainer, pl_module)
+
+    def _loader(self, trainer: pl.Trainer, dataloader: Iterable[Any] | None) -> Iterable[Any]:
+        if dataloader is not None:
+            return dataloader
+        return pick_test_dataloader(trainer, self.dataloader_idx, type(self).__name__, self.run)
 
 
 def output_switches(owner: str, *, plot: Any, print_table: Any, log: Any) -> tuple[bool, bool, bool]:
@@ -86,10 +105,34 @@ def dataset_name_of(trainer: pl.Trainer, loader: Iterable[Any]) -> str:
     return type(dataset).__name__ if dataset is not None else "dataset"
 
 
-def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
-    """The trainer's ``WandbLogger`` instances (W&B itself is imported only when one is used)."""
+def write_outputs(
+    trainer: pl.Trainer, result: Any, stem: str, *, output_dir: Path | None, plot: bool, print_table: bool
+) -> tuple[Path, dict[str, Path]]:
+    """Write ``{stem}.json`` (and ``{stem}.png`` when ``plot``) to ``output_dir`` (default ``trainer.log_dir``,
+    else ``default_root_dir``) and print the result's table when ``print_table``; returns the folder and files."""
+    out = output_dir or Path(trainer.log_dir or trainer.default_root_dir)
+    files = {"json": result.save_json(out / f"{stem}.json")}
+    if plot:
+        files["png"] = result.plot(out / f"{stem}.png")
+    if print_table:
+        result.print_table()
+    return out, files
+
+
+def log_results(
+    trainer: pl.Trainer, prefix: str, scalars: dict[str, float], table: tuple[list[str], list[list[Any]]],
+    png: Path | None,
+) -> None:
+    """Send ``scalars`` to every logger; a ``WandbLogger`` also gets ``{prefix}/table`` (numbers, so that W&B can
+    plot and sort them) and the plot as ``{prefix}/plot``. W&B itself is imported only when one is used."""
+    for logger in trainer.loggers:
+        logger.log_metrics(scalars, step=trainer.global_step)
     try:
         from lightning.pytorch.loggers import WandbLogger
     except ImportError:  # pragma: no cover - lightning always ships it
-        return []
-    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(f"{prefix}/table", columns=table[0], data=table[1])
+            if png is not None:
+                logger.log_image(f"{prefix}/plot", images=[str(png)])

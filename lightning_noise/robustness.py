@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lightning_noise._checks import check_callable, check_choice, check_int, check_name
 from lightning_noise._evaluation import (
+    EvaluationCallback,
     check_output_dir,
+    log_results,
     dataset_name_of,
     output_switches,
-    pick_test_dataloader,
-    wandb_loggers,
+    write_outputs,
 )
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
@@ -42,7 +42,7 @@ from lightning_noise.corruptions import Corruption, resolve_corruptions
 __all__ = ["RobustnessCurve", "RobustnessEvaluation", "RobustnessResult", "evaluate_robustness", "normalized_auc"]
 
 
-class RobustnessEvaluation(Callback):
+class RobustnessEvaluation(EvaluationCallback):
     r"""After ``trainer.test``, evaluate the model on the test data under corruptions of increasing severity.
 
     At ``on_test_end`` (``when="test_end"``, the default) or when you call :meth:`evaluate`
@@ -141,17 +141,11 @@ class RobustnessEvaluation(Callback):
         self.result: RobustnessResult | None = None
         self.files: dict[str, Path] = {}
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.when == "test_end":
-            self.evaluate(trainer, pl_module)
-
     def evaluate(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> RobustnessResult:
         """Run the evaluation on ``dataloader`` (default the test dataloader) and report it; returns the result."""
-        loader = dataloader if dataloader is not None else pick_test_dataloader(
-            trainer, self.dataloader_idx, "RobustnessEvaluation", "evaluate"
-        )
+        loader = self._loader(trainer, dataloader)
         gather = None
         if trainer.world_size > 1:
             def gather(t: Tensor) -> Tensor:
@@ -177,21 +171,11 @@ class RobustnessEvaluation(Callback):
         return self.result
 
     def _report(self, trainer: pl.Trainer, result: RobustnessResult) -> None:
-        out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        self.files = {"json": result.save_json(out / "robustness.json")}
-        if self.plot:
-            self.files["png"] = result.plot(out / "robustness.png")
-        if self.print_table:
-            result.print_table()
+        out, self.files = write_outputs(
+            trainer, result, "robustness", output_dir=self.output_dir, plot=self.plot, print_table=self.print_table
+        )
         rank_zero_info(
             f"Robustness results written to {out} (mean AUC of {result.metric_name}: {result.mean_auc:.4f})."
         )
-        if not self.log:
-            return
-        for logger in trainer.loggers:
-            logger.log_metrics(result.scalars(), step=trainer.global_step)
-        for logger in wandb_loggers(trainer):
-            columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
-            logger.log_table("robustness/table", columns=columns, data=rows)
-            if "png" in self.files:
-                logger.log_image("robustness/plot", images=[str(self.files["png"])])
+        if self.log:
+            log_results(trainer, "robustness", result.scalars(), result.table_data(), self.files.get("png"))

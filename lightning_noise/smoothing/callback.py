@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
@@ -24,11 +23,12 @@ from lightning_noise._checks import (
     is_number,
 )
 from lightning_noise._evaluation import (
+    EvaluationCallback,
     check_output_dir,
+    log_results,
     dataset_name_of,
     output_switches,
-    pick_test_dataloader,
-    wandb_loggers,
+    write_outputs,
 )
 from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_alpha, check_count, check_sigma
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
@@ -47,7 +47,7 @@ def _default_split(batch: Any) -> tuple[Tensor, Tensor]:
     )
 
 
-class RandomizedSmoothing(Callback):
+class RandomizedSmoothing(EvaluationCallback):
     r"""Certify the test set with randomized smoothing after ``trainer.test`` (Cohen, Rosenfeld and Kolter 2019).
 
     The model's ``forward`` is the base classifier; its smoothed version at noise ``sigma`` is certified with
@@ -107,6 +107,8 @@ class RandomizedSmoothing(Callback):
         >>> # trainer.fit(model, datamodule=dm); trainer.test(model, datamodule=dm) -> table, certify.json/png
     """
 
+    run = "certify"
+
     def __init__(
         self,
         sigma: float,
@@ -152,18 +154,12 @@ class RandomizedSmoothing(Callback):
         self.result: CertificationResult | None = None
         self.files: dict[str, Path] = {}
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.when == "test_end":
-            self.certify(trainer, pl_module)
-
     # ------------------------------------------------------------------------------------------ the work
     def certify(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> CertificationResult:
         """Certify this rank's share of the points, gather them, and report on rank 0; returns the result."""
-        loader = dataloader if dataloader is not None else pick_test_dataloader(
-            trainer, self.dataloader_idx, "RandomizedSmoothing", "certify"
-        )
+        loader = self._loader(trainer, dataloader)
         rank, world = trainer.global_rank, trainer.world_size
         total = self._total_points(loader)
         x, y = self._own_points(loader, total, rank, world)
@@ -238,25 +234,15 @@ class RandomizedSmoothing(Callback):
 
     # ------------------------------------------------------------------------------------------ reporting
     def _report(self, trainer: pl.Trainer, result: CertificationResult) -> None:
-        out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        self.files = {"json": result.save_json(out / "certify.json")}
-        if self.plot:
-            self.files["png"] = result.plot(out / "certify.png")
-        if self.print_table:
-            result.print_table()
+        out, self.files = write_outputs(
+            trainer, result, "certify", output_dir=self.output_dir, plot=self.plot, print_table=self.print_table
+        )
         rank_zero_info(
             f"Certification ({result.settings()}) written to {out}: clean accuracy {result.clean_accuracy:.4f}, "
             f"ACR {result.average_certified_radius:.4f}, abstain rate {result.abstain_rate:.4f} "
             f"({result.points_per_second:.2f} points/s)."
         )
         if self.log:
-            self._log(trainer, result)
-
-    def _log(self, trainer: pl.Trainer, result: CertificationResult) -> None:
-        for logger in trainer.loggers:
-            logger.log_metrics(result.scalars(), step=trainer.global_step)
-        for logger in wandb_loggers(trainer):
             rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
-            logger.log_table("certify/table", columns=["radius", "certified_accuracy"], data=rows)
-            if "png" in self.files:
-                logger.log_image("certify/plot", images=[str(self.files["png"])])
+            log_results(trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows),
+                        self.files.get("png"))
