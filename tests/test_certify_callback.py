@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from lightning_noise import InputNoise, RandomizedSmoothing
 from tests.helpers import trainer as make_trainer
-from tests.test_robustness import Classifier, blobs  # three blobs and a small MLP that separates them
+from tests.test_robustness import Classifier, blobs, wandb_calls  # noqa: F401 (wandb_calls: a fixture)
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_certify.py"
 
@@ -139,18 +139,12 @@ def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
     assert record["per_point"]["label"] == list(range(21))
 
 
-def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, monkeypatch):
+def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):
     pytest.importorskip("wandb")
     pytest.importorskip("matplotlib")
     from lightning.pytorch.loggers import WandbLogger
 
-    logged = {}
-    def log_table(self, key, columns=None, data=None, **kw):
-        logged[key] = (columns, data)
-
-    monkeypatch.setattr(WandbLogger, "log_table", log_table)
-    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
-    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    logged = wandb_calls
     callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False,
                                    output_dir=tmp_path)
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
