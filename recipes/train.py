@@ -102,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
-        "noise_amounts": utils.noise_amounts(noise),  # what each built callback got at step 0, read from it
+        "noise_amounts": utils.noise_amounts(noise),  # read from the built callbacks: their most-noise amounts
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,
