@@ -12,23 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning_noise._optional import available, require
+from lightning_noise._console import print_table
+from lightning_noise._optional import require
 
-__all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc", "plain_table"]
-
-
-def plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns and rows as aligned plain text (the console table when rich is not installed).
-
-    Example::
-
-        >>> print(plain_table(["name", "auc"], [["gaussian", "0.812"]]))
-        name      auc
-        gaussian  0.812
-    """
-    cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells)
+__all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc"]
 
 
 def normalized_auc(values: Sequence[float]) -> float:
@@ -164,24 +151,8 @@ class RobustnessResult:
 
     def print_table(self, console: Any = None) -> None:
         """Print the table with rich when it is installed (the ``plot`` extra), else as plain text."""
-        if console is None and not available("rich"):
-            print(self._title())
-            print(plain_table(*self.table_rows()))
-            return
-        rich_table = require("rich.table", "Printing the robustness table", "rich")
-        rich_console = require("rich.console", "Printing the robustness table", "rich")
         columns, rows = self.table_rows()
-        box = require("rich.box", "Printing the robustness table", "rich")
-        table = rich_table.Table(
-            title=self._title(),
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-        )
-        for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i < 2 else "right", no_wrap=i >= 2)
-        for row in rows:
-            table.add_row(*row)
-        (console or rich_console.Console()).print(table)
+        print_table(self._title(), columns, rows, what="Printing the robustness table", console=console, left=2)
 
     def _title(self) -> str:
         return (

@@ -11,18 +11,23 @@ index, divided by its width so that it is in the metric's unit. A model the corr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
-from lightning_noise._optional import available, check_available
+from lightning_noise._checks import check_callable, check_choice, check_int, check_name
+from lightning_noise._evaluation import (
+    EvaluationCallback,
+    check_output_dir,
+    log_results,
+    dataset_name_of,
+    output_switches,
+    write_outputs,
+)
 from lightning_noise._robustness_eval import (
     DEFAULT_CORRUPTIONS,
     BatchSplitter,
@@ -37,7 +42,7 @@ from lightning_noise.corruptions import Corruption, resolve_corruptions
 __all__ = ["RobustnessCurve", "RobustnessEvaluation", "RobustnessResult", "evaluate_robustness", "normalized_auc"]
 
 
-class RobustnessEvaluation(Callback):
+class RobustnessEvaluation(EvaluationCallback):
     r"""After ``trainer.test``, evaluate the model on the test data under corruptions of increasing severity.
 
     At ``on_test_end`` (``when="test_end"``, the default) or when you call :meth:`evaluate`
@@ -120,16 +125,9 @@ class RobustnessEvaluation(Callback):
         check_choice(when, "when", ("test_end", "manual"))
         check_int(dataloader_idx, "dataloader_idx", minimum=0)
         check_int(max_batches, "max_batches", minimum=1, none=True)
-        if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
-            raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
+        output_dir = check_output_dir(output_dir)
         check_name(dataset_name, "dataset_name", none=True)
-        plot = None if plot is None else check_bool(plot, "plot")  # None: plot when matplotlib is installed
-        print_table = None if print_table is None else check_bool(print_table, "print_table")
-        log = check_bool(log, "log")
-        if plot:
-            check_available("matplotlib", "RobustnessEvaluation(plot=True)")
-        if print_table:
-            check_available("rich", "RobustnessEvaluation(print_table=True)")
+        plot, print_table, log = output_switches("RobustnessEvaluation", plot=plot, print_table=print_table, log=log)
         self.metric = metric
         self.metric_name = metric_name
         self.batch_to_inputs_targets = batch_to_inputs_targets
@@ -137,23 +135,17 @@ class RobustnessEvaluation(Callback):
         self.when = when
         self.dataloader_idx = dataloader_idx
         self.max_batches = max_batches
-        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.output_dir = output_dir
         self.dataset_name = dataset_name
-        self.plot = available("matplotlib") if plot is None else bool(plot)  # None: when matplotlib is there
-        self.print_table = True if print_table is None else bool(print_table)  # plain text without rich
-        self.log = bool(log)
+        self.plot, self.print_table, self.log = plot, print_table, log
         self.result: RobustnessResult | None = None
         self.files: dict[str, Path] = {}
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.when == "test_end":
-            self.evaluate(trainer, pl_module)
 
     def evaluate(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> RobustnessResult:
         """Run the evaluation on ``dataloader`` (default the test dataloader) and report it; returns the result."""
-        loader = dataloader if dataloader is not None else self._test_dataloader(trainer)
+        loader = self._loader(trainer, dataloader)
         gather = None
         if trainer.world_size > 1:
             def gather(t: Tensor) -> Tensor:
@@ -172,63 +164,18 @@ class RobustnessEvaluation(Callback):
                 max_batches=self.max_batches,
                 gather=gather,
                 model_name=type(pl_module).__name__,
-                dataset_name=self.dataset_name or self._dataset_name(trainer, loader),
+                dataset_name=self.dataset_name or dataset_name_of(trainer, loader),
             )
         if trainer.is_global_zero:
             self._report(trainer, self.result)
         return self.result
 
-    def _test_dataloader(self, trainer: pl.Trainer) -> Iterable[Any]:
-        loaders = trainer.test_dataloaders
-        if isinstance(loaders, dict):
-            loaders = list(loaders.values())
-        if isinstance(loaders, (list, tuple)):
-            if self.dataloader_idx >= len(loaders):
-                raise ValueError(
-                    f"RobustnessEvaluation `dataloader_idx`={self.dataloader_idx}, but there are {len(loaders)} test "
-                    "dataloaders."
-                )
-            loaders = loaders[self.dataloader_idx]
-        if loaders is None:
-            raise RuntimeError(
-                "RobustnessEvaluation found no test dataloader: call trainer.test(...) with one, or call "
-                "evaluate(trainer, model, dataloader) yourself."
-            )
-        return loaders
-
-    @staticmethod
-    def _dataset_name(trainer: pl.Trainer, loader: Iterable[Any]) -> str:
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is not None:
-            return type(datamodule).__name__
-        dataset = getattr(loader, "dataset", None)
-        return type(dataset).__name__ if dataset is not None else "dataset"
-
     def _report(self, trainer: pl.Trainer, result: RobustnessResult) -> None:
-        out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        self.files = {"json": result.save_json(out / "robustness.json")}
-        if self.plot:
-            self.files["png"] = result.plot(out / "robustness.png")
-        if self.print_table:
-            result.print_table()
+        out, self.files = write_outputs(
+            trainer, result, "robustness", output_dir=self.output_dir, plot=self.plot, print_table=self.print_table
+        )
         rank_zero_info(
             f"Robustness results written to {out} (mean AUC of {result.metric_name}: {result.mean_auc:.4f})."
         )
-        if not self.log:
-            return
-        wandb_logger = _wandb_logger_type()
-        for logger in trainer.loggers:
-            logger.log_metrics(result.scalars(), step=trainer.global_step)
-            if wandb_logger is not None and isinstance(logger, wandb_logger):
-                columns, rows = result.table_data()  # numbers, so W&B can plot and sort them
-                logger.log_table("robustness/table", columns=columns, data=rows)
-                if "png" in self.files:
-                    logger.log_image("robustness/plot", images=[str(self.files["png"])])
-
-
-def _wandb_logger_type() -> type | None:
-    try:
-        from lightning.pytorch.loggers import WandbLogger
-    except ImportError:  # pragma: no cover - lightning always ships it; wandb itself is imported only when used
-        return None
-    return WandbLogger
+        if self.log:
+            log_results(trainer, "robustness", result.scalars(), result.table_data(), self.files.get("png"))

@@ -65,17 +65,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
     callbacks += list(noise.values())
     output_dir = Path(cfg.paths.output_dir)
+    evaluation = datamodule.eval_dataloaders()  # the final clean evaluation: every non-empty split, test last
+    model.eval_splits = list(evaluation)
+    test_idx = model.eval_splits.index("test")  # the corrupted and certified evaluations read the test loader
     robustness = utils.robustness_callback(
         cfg.get("eval"),
         model.task,
         output_dir=output_dir,
         dataset_name=spec.name,
         max_batches=utils.batch_limit(cfg.trainer.get("limit_test_batches"), len(datamodule.test_dataloader())),
+        dataloader_idx=test_idx,
     )
     if robustness is not None:
         callbacks.append(robustness)
     certifier = certification.certification_callback(
-        cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name
+        cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name, dataloader_idx=test_idx
     )
     callbacks += [certifier] if certifier is not None else []
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -85,12 +89,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
     best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    evaluation = datamodule.eval_dataloaders()
-    model.eval_splits = list(evaluation)
-    if robustness is not None:
-        robustness.dataloader_idx = model.eval_splits.index("test")  # after the clean evaluation of every split
-    if certifier is not None:
-        certifier.dataloader_idx = model.eval_splits.index("test")
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
     metrics = utils.final_metrics(results)  # final/test/acc -> test/acc
     best = utils.best_epoch(trainer)
@@ -104,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "seed": cfg.get("seed"),
         "overrides": overrides,
         "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
-        "noise_amounts": utils.noise_amounts(noise),  # what each built callback got (its peak): 0 = no noise
+        "noise_amounts": utils.noise_amounts(noise),  # read from the built callbacks: their most-noise amounts
         "metrics": metrics,
         "best_epoch": best,
         "epochs": trainer.current_epoch,

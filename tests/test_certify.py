@@ -86,7 +86,7 @@ def test_bounds_reject_bad_counts():
         clopper_pearson_lower(11, 10, 0.05)
     with pytest.raises(ValueError, match="integers"):
         clopper_pearson_lower(torch.tensor(2.5), 10, 0.05)
-    with pytest.raises(ValueError, match=r"`alpha` must be a number in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite number > 0 and < 1"):
         clopper_pearson_lower(1, 10, 1.0)
 
 
@@ -154,22 +154,34 @@ def test_same_seed_same_certificates_and_a_new_seed_new_ones():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"sigma": 0.0}, r"`sigma` must be a finite number > 0 .* got 0.0"),
-        ({"sigma": float("inf")}, r"`sigma` must be a finite number > 0"),
-        ({"sigma": True}, r"`sigma` must be a finite number > 0"),
-        ({"n0": 0}, r"`n0` must be a positive integer, got 0"),
-        ({"n": 10.0}, r"`n` must be a positive integer, got 10.0"),
-        ({"alpha": 0.0}, r"`alpha` must be a number in \(0, 1\)"),
-        ({"alpha": 1.5}, r"`alpha` must be a number in \(0, 1\)"),
-        ({"batch_size": -1}, r"`batch_size` must be a positive integer"),
+        ({"sigma": 0.0}, ValueError, r"`sigma` must be a finite number > 0 .* got 0.0"),
+        ({"sigma": float("inf")}, ValueError, r"`sigma` must be a finite number > 0"),
+        ({"sigma": True}, TypeError, r"`sigma` must be a finite number > 0 .*got True \(bool\)"),
+        ({"sigma": "0.5"}, TypeError, r"`sigma` must be a finite number > 0 .*got '0.5' \(str\)"),
+        ({"n0": 0}, ValueError, r"`n0` must be an integer >= 1, got 0"),
+        ({"n": 10.0}, TypeError, r"`n` must be an integer >= 1, got 10.0 \(float\)"),
+        ({"alpha": 0.0}, ValueError, r"`alpha` must be a finite number > 0 and < 1"),
+        ({"alpha": 1.5}, ValueError, r"`alpha` must be a finite number > 0 and < 1"),
+        ({"alpha": "0.01"}, TypeError, r"`alpha` must be a finite number > 0 and < 1.*\(str\)"),
+        ({"batch_size": -1}, ValueError, r"`batch_size` must be an integer >= 1"),
     ],
 )
-def test_argument_errors(kwargs, message):
+def test_argument_errors(kwargs, error, message):
     args = {"sigma": 0.5, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         certify(nn.Linear(2, 2), torch.zeros(1, 2), args.pop("sigma"), **args)
+    if "sigma" not in kwargs and "n0" not in kwargs:
+        with pytest.raises(error, match=message):
+            smoothed_predict(nn.Linear(2, 2), torch.zeros(1, 2), 0.5, **args)
+
+
+def test_numpy_numbers_are_accepted():
+    np = pytest.importorskip("numpy")
+    labels, radii = certify(nn.Linear(2, 2), torch.zeros(1, 2), np.float64(0.5), n0=np.int64(4), n=np.int32(20),
+                            alpha=np.float32(0.01), generator=torch.Generator().manual_seed(0))
+    assert labels.shape == radii.shape == (1,)
 
 
 def test_input_and_output_errors():

@@ -8,44 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from lightning_noise import InputNoise, RandomizedSmoothing
 from tests.helpers import trainer as make_trainer
+from tests.test_robustness import Classifier, blobs, wandb_calls  # noqa: F401 (wandb_calls: a fixture)
 
-CENTERS = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_certify.py"
-
-
-def blobs(n: int, seed: int) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 3
-    return TensorDataset(CENTERS[y] + 0.4 * torch.randn(n, 2, generator=g), y)
-
-
-class Classifier(pl.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def test_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("test_acc", (self(x).argmax(-1) == y).float().mean())
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=0.05)
 
 
 def test_certifies_the_test_set_after_test_and_reports(tmp_path):
@@ -83,7 +55,7 @@ def test_certifies_the_test_set_after_test_and_reports(tmp_path):
         assert key in logged
 
 
-def test_plain_table_names_the_settings(capsys):
+def test_plain_table_names_the_settings(capsys, monkeypatch):
     from lightning_noise.smoothing import CertificationResult
 
     result = CertificationResult(
@@ -92,27 +64,60 @@ def test_plain_table_names_the_settings(capsys):
     )
     text = result.format_table()
     assert "n0=100, n=1000, alpha=0.001, points=3" in text
+    monkeypatch.setitem(sys.modules, "rich", None)  # without rich: the same plain text as every other table
+    result.print_table()
+    assert capsys.readouterr().out == text + "\n"
+    assert text.splitlines()[2].split()[-1] == "0.333"  # certified accuracy at radius 0, right of its name
     assert result.certified_accuracies == [pytest.approx(1 / 3), pytest.approx(1 / 3)]
     assert result.abstain_rate == pytest.approx(1 / 3)
     assert result.average_certified_radius == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"sigma": -0.1}, r"`sigma` must be a finite number > 0"),
-        ({"n": 0}, r"`n` must be a positive integer"),
-        ({"alpha": 2}, r"`alpha` must be a number in \(0, 1\)"),
-        ({"radii": []}, r"`radii` must be a non-empty list of finite numbers >= 0"),
-        ({"radii": [0.5, -1]}, r"`radii` must be a non-empty list"),
-        ({"max_samples": 0}, r"`max_samples` must be a positive integer"),
-        ({"when": "fit_end"}, r"`when` must be 'test_end' or 'manual'"),
+        ({"sigma": -0.1}, ValueError, r"`sigma` must be a finite number > 0"),
+        ({"n": 0}, ValueError, r"`n` must be an integer >= 1, got 0"),
+        ({"n": 1e4}, TypeError, r"`n` must be an integer >= 1, got 10000.0 \(float\)"),
+        ({"alpha": 2}, ValueError, r"`alpha` must be a finite number > 0 and < 1"),
+        ({"radii": []}, ValueError, r"`radii` must be a non-empty list of finite numbers >= 0, got \[\]"),
+        ({"radii": [0.5, -1]}, ValueError, r"`radii` must be a non-empty list of finite numbers >= 0, got \[0.5, -1\]"),
+        ({"radii": "0.5"}, TypeError, r"`radii` must be a non-empty list of finite numbers >= 0, got '0.5' \(str\)"),
+        ({"max_samples": 0}, ValueError, r"`max_samples` must be an integer >= 1 or None"),
+        ({"when": "fit_end"}, ValueError, r"`when` must be 'test_end' or 'manual'"),
+        ({"seed": "1"}, TypeError, r"`seed` must be an integer >= 0, got '1' \(str\)"),
+        ({"plot": "false"}, TypeError, r"`plot` must be a bool \(True or False\), got 'false' \(str\)"),
+        ({"print_table": 0}, TypeError, r"`print_table` must be a bool"),
+        ({"log": None}, TypeError, r"`log` must be a bool"),
+        ({"output_dir": 3}, TypeError, r"`output_dir` must be a path"),
     ],
 )
-def test_argument_errors(kwargs, message):
+def test_argument_errors(kwargs, error, message):
     args = {"sigma": 0.25, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         RandomizedSmoothing(**args)
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    callback = RandomizedSmoothing(np.float32(0.25), n0=np.int64(8), n=np.int64(50), seed=np.int64(1),
+                                   radii=np.array([0.5, 0.0]), plot=np.bool_(False))
+    assert (callback.n0, callback.n, callback.seed, callback.radii) == (8, 50, 1, [0.0, 0.5])
+    assert callback.plot is False and type(callback.n) is int
+
+
+def test_plot_follows_matplotlib_as_robustness_evaluation_does(monkeypatch):
+    """``plot=None`` plots when matplotlib is installed; ``plot=True`` without it names the ``plot`` extra."""
+    assert RandomizedSmoothing(0.25).plot is True  # matplotlib is installed here
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not
+    assert RandomizedSmoothing(0.25).plot is False
+    with pytest.raises(ImportError, match=r"RandomizedSmoothing\(plot=True\) needs matplotlib.*lightning-noise\[plot\]"):
+        RandomizedSmoothing(0.25, plot=True)
+    from lightning_noise import RobustnessEvaluation
+
+    assert RobustnessEvaluation().plot is False
+    with pytest.raises(ImportError, match=r"RobustnessEvaluation\(plot=True\) needs matplotlib"):
+        RobustnessEvaluation(plot=True)
 
 
 def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
@@ -134,18 +139,12 @@ def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
     assert record["per_point"]["label"] == list(range(21))
 
 
-def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, monkeypatch):
+def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):
     pytest.importorskip("wandb")
     pytest.importorskip("matplotlib")
     from lightning.pytorch.loggers import WandbLogger
 
-    logged = {}
-    def log_table(self, key, columns=None, data=None, **kw):
-        logged[key] = (columns, data)
-
-    monkeypatch.setattr(WandbLogger, "log_table", log_table)
-    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
-    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    logged = wandb_calls
     callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False,
                                    output_dir=tmp_path)
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")

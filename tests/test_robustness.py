@@ -44,6 +44,23 @@ class Classifier(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=0.05)
 
 
+@pytest.fixture
+def wandb_calls(monkeypatch) -> dict:
+    """What a ``WandbLogger`` is sent (``log_metrics``, ``log_table``, ``log_image``), by key; W&B is not called."""
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged: dict = {}
+
+    def log_table(self, key, columns=None, data=None, **kw):
+        logged[key] = (columns, data)
+
+    monkeypatch.setattr(WandbLogger, "log_table", log_table)
+    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    return logged
+
+
 @pytest.fixture(scope="module")
 def trained() -> Classifier:
     torch.manual_seed(0)
@@ -143,17 +160,11 @@ def test_reports_png_table_and_logger_scalars(trained, tmp_path, capsys):
     assert "robustness/gaussian/severity_5" in header and "robustness/gaussian/auc" in header
 
 
-def test_wandb_logger_gets_table_and_image(trained, tmp_path, monkeypatch):
+def test_wandb_logger_gets_table_and_image(trained, tmp_path, wandb_calls):
     pytest.importorskip("wandb")
     from lightning.pytorch.loggers import WandbLogger
 
-    logged = {}
-    def log_table(self, key, columns=None, data=None, **kw):
-        logged[key] = (columns, data)
-
-    monkeypatch.setattr(WandbLogger, "log_table", log_table)
-    monkeypatch.setattr(WandbLogger, "log_image", lambda self, key, images, **kw: logged.update({key: images}))
-    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics))
+    logged = wandb_calls
     callback = RobustnessEvaluation("salt_and_pepper", print_table=False, output_dir=tmp_path)
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
     make_trainer(callbacks=[callback], logger=logger).test(trained, eval_loader(300), verbose=False)

@@ -1,7 +1,8 @@
 """Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes.
 
 A record may carry ``noise_amounts``, the effective amount of each noise it trained with
-(``{"input.std": 0.1}``: what each built noise callback received, at its schedule's peak; ``recipes/train.py``
+(``{"input.std": 0.1}``: what each built noise callback received, at the end of its schedule that means the most noise (the
+largest std, the lowest ``snr_db``); ``recipes/train.py``
 writes it from the callbacks). When present it gives the amount, and a record whose effective amounts are all 0
 is a no-noise (baseline-eligible) run; records without it are read from their ``noise`` config alone.
 """
@@ -16,7 +17,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AMOUNT_KEYS", "LABEL_KEYS", "NONE_LABEL", "describe_noise", "describe_run", "load_runs", "plot_axis"]
+__all__ = [
+    "AMOUNT_KEYS",
+    "LABEL_KEYS",
+    "NONE_LABEL",
+    "adds_no_noise",
+    "describe_noise",
+    "describe_run",
+    "load_runs",
+    "most_noise",
+    "plot_axis",
+]
 
 # How the report's plots name a noise, by its key in the record's ``noise`` (the README's names).
 NOISE_NAMES = {
@@ -100,7 +111,7 @@ def _is_none(noise: Any) -> bool:
     if isinstance(noise, (int, float)):
         return noise == 0
     if isinstance(noise, Mapping):
-        return all(_adds_nothing(k, v) for k, v in _flatten(noise).items())
+        return all(adds_no_noise(k, v) for k, v in _flatten(noise).items())
     return False
 
 
@@ -135,11 +146,34 @@ def describe_noise(noise: Any) -> tuple[str, float | None]:
     return " ".join([*labels, key]), float(value)
 
 
-def _adds_nothing(key: str, value: Any) -> bool:
-    """Whether an amount means no noise: 0 (or empty) for a std or a fraction, +inf for a signal-to-noise ratio."""
-    if "snr_db" in str(key).split("."):
+def _is_snr(key: str) -> bool:
+    return "snr_db" in str(key).split(".")
+
+
+def adds_no_noise(key: str, value: Any) -> bool:
+    """Whether the amount ``value`` of the argument ``key`` means no noise: 0 (or empty) for a std or a fraction,
+    +inf for a signal-to-noise ratio (``snr_db``, where 0 dB is heavy noise).
+
+    Example::
+
+        >>> adds_no_noise("input.std", 0.0), adds_no_noise("input.snr_db", 0.0), adds_no_noise("snr_db", math.inf)
+        (True, False, True)
+    """
+    if _is_snr(key):
         return isinstance(value, (int, float)) and value == math.inf
     return _is_none(value)
+
+
+def most_noise(key: str, low: float, high: float) -> float:
+    """Of the amounts ``low <= high`` an argument ``key`` takes over training, the one that means the most noise:
+    the lowest signal-to-noise ratio (``snr_db``), else the largest amount.
+
+    Example::
+
+        >>> most_noise("input.std", 0.0, 0.1), most_noise("input.snr_db", 10.0, math.inf)
+        (0.1, 10.0)
+    """
+    return low if _is_snr(key) else high
 
 
 def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
@@ -159,7 +193,7 @@ def describe_run(record: Mapping[str, Any]) -> tuple[str, float | None]:
     if not isinstance(effective, Mapping):
         return family, amount
     values = {str(k): float(v) for k, v in effective.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if all(_adds_nothing(k, v) for k, v in values.items()):
+    if all(adds_no_noise(k, v) for k, v in values.items()):
         return NONE_LABEL, 0.0
     if family == NONE_LABEL:
         return family, amount

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_noise._console import markdown_table, mean_std
+from lightning_noise._console import print_table as _print_table
 from lightning_noise._optional import available, require
-from lightning_noise._robustness_result import plain_table
 from lightning_noise.smoothing import report_section
 
 if TYPE_CHECKING:
@@ -64,28 +65,19 @@ def _number(value: float | None) -> float | None:
 
 def print_table(report: ComparisonReport, console: Any = None) -> None:
     """Print the main table with rich when it is installed (the ``plot`` extra), else as plain text."""
+    title = f"{report.title}: {report.metric} over seeds ({report.mode} is better)"
+    columns, rows = table_rows(report)
+    what = "Printing the comparison table"
     if console is None and not available("rich"):
-        print(f"{report.title}: {report.metric} over seeds ({report.mode} is better)")
-        print(plain_table(*table_rows(report)))
+        _print_table(title, columns, rows, what=what)
         print(best_line(report))
         return
-    rich_table = require("rich.table", "Printing the comparison table", "rich")
-    rich_console = require("rich.console", "Printing the comparison table", "rich")
-    columns, rows = table_rows(report)
-    box = require("rich.box", "Printing the comparison table", "rich")
-    table = rich_table.Table(
-        title=f"{report.title}: {report.metric} over seeds ({report.mode} is better)", box=box.SIMPLE_HEAD, pad_edge=False
-    )
-    console = console or rich_console.Console()
+    console = console or require("rich.console", what, "rich").Console()
     widths = [max(len(str(cell)) for cell in (column, *(row[i] for row in rows))) for i, column in enumerate(columns)]
     if sum(widths) + 2 * len(widths) > console.width:
         _print_blocks(report, columns, rows, console)
     else:
-        for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        _print_table(title, columns, rows, what=what, console=console)
     console.print(best_line(report))
 
 
@@ -130,7 +122,7 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
         "baseline is tested with a paired t-test when both configurations ran the same seeds, else Welch's "
         "t-test (two-sided, no correction for multiple comparisons)." + _clip_note(report),
         "",
-        _markdown_table(*table_rows(report)),
+        markdown_table(*table_rows(report)),
         "",
         f"**{best_line(report)}**",
     ]
@@ -139,17 +131,17 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
         lines += ["", "## All metrics (mean ± std over seeds)", ""]
         header = ["configuration", *report.summaries]
         rows = [
-            [s.group, *[_mean_std(report.summary(s.group, m)) for m in report.summaries]]
+            [s.group, *[_summary_cell(report.summary(s.group, m)) for m in report.summaries]]
             for s in report.summaries[report.metric]
         ]
-        lines.append(_markdown_table(header, rows))
+        lines.append(markdown_table(header, rows))
     if report.robustness:
         corruptions = list(dict.fromkeys(c for per in report.robustness.values() for c in per))
         lines += ["", f"## Robustness: area under the {report.robustness_metric}-vs-severity curve (mean ± std)", ""]
         rows = [
             [group, *[_auc_cell(per.get(c)) for c in corruptions]] for group, per in report.robustness.items()
         ]
-        lines.append(_markdown_table(["configuration", *corruptions], rows))
+        lines.append(markdown_table(["configuration", *corruptions], rows))
     lines += report_section.markdown_lines(report)
     for caption, path in (images or {}).items():
         lines += ["", f"![{caption}]({Path(path).as_posix()})"]
@@ -180,17 +172,11 @@ def _interval(low: float, high: float, signed: bool = False) -> str:
     return "n/a" if math.isnan(low) else f"[{_fmt(low, signed)}, {_fmt(high, signed)}]"
 
 
-def _mean_std(s: GroupSummary) -> str:
-    return f"{_fmt(s.mean)} ± {_fmt(s.std)}"
-
-
 def _auc_cell(curve: Mapping[str, Any] | None) -> str:
     if curve is None:
         return ""
-    return f"{_fmt(curve['auc']['mean'])} ± {_fmt(curve['auc']['std'])}"
+    return mean_std(curve["auc"]["mean"], curve["auc"]["std"])
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _summary_cell(s: GroupSummary) -> str:
+    return mean_std(s.mean, s.std)

@@ -10,11 +10,26 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._optional import available
+from lightning_noise._checks import (
+    as_list,
+    check_callable,
+    check_choice,
+    check_int,
+    check_name,
+    describe,
+    is_number,
+)
+from lightning_noise._evaluation import (
+    EvaluationCallback,
+    check_output_dir,
+    log_results,
+    dataset_name_of,
+    output_switches,
+    write_outputs,
+)
 from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_alpha, check_count, check_sigma
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
 
@@ -32,7 +47,7 @@ def _default_split(batch: Any) -> tuple[Tensor, Tensor]:
     )
 
 
-class RandomizedSmoothing(Callback):
+class RandomizedSmoothing(EvaluationCallback):
     r"""Certify the test set with randomized smoothing after ``trainer.test`` (Cohen, Rosenfeld and Kolter 2019).
 
     The model's ``forward`` is the base classifier; its smoothed version at noise ``sigma`` is certified with
@@ -71,12 +86,17 @@ class RandomizedSmoothing(Callback):
         batch_to_inputs_targets: ``batch -> (inputs, targets)``; default ``(batch[0], batch[1])``.
         output_dir: where to write the JSON and PNG; default ``trainer.log_dir`` (else ``default_root_dir``).
         dataset_name: shown in titles; default the datamodule's (else the dataset's) class name.
-        plot: write ``certify.png`` (needs matplotlib; skipped with a message when it is missing).
-        print_table: print the table.
+        plot: write ``certify.png`` (matplotlib, the ``plot`` extra). Default: when matplotlib is installed;
+            ``True`` requires it.
+        print_table: print the table: with rich when it is installed, else as plain text. Default: print;
+            ``True`` requires rich.
         log: send the results to the trainer's loggers.
 
     Raises:
-        ValueError: bad arguments (in ``__init__``).
+        TypeError: an argument of the wrong type, e.g. ``plot="false"`` or ``n=1e4`` (in ``__init__``).
+        ValueError: an argument out of range, e.g. ``sigma=0`` or ``alpha=1`` (in ``__init__``).
+        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich (in ``__init__``;
+            the message names ``pip install 'lightning-noise[plot]'``). The defaults need neither.
         RuntimeError: no test dataloader when certifying.
 
     Example::
@@ -86,6 +106,8 @@ class RandomizedSmoothing(Callback):
         >>> trainer = Trainer(callbacks=[InputNoise(std=0.25), RandomizedSmoothing(sigma=0.25, n=10_000)])
         >>> # trainer.fit(model, datamodule=dm); trainer.test(model, datamodule=dm) -> table, certify.json/png
     """
+
+    run = "certify"
 
     def __init__(
         self,
@@ -103,50 +125,41 @@ class RandomizedSmoothing(Callback):
         batch_to_inputs_targets: BatchSplitter | None = None,
         output_dir: str | Path | None = None,
         dataset_name: str | None = None,
-        plot: bool = True,
-        print_table: bool = True,
+        plot: bool | None = None,
+        print_table: bool | None = None,
         log: bool = True,
     ) -> None:
         self.sigma = check_sigma(sigma)
         self.n0, self.n = check_count("n0", n0), check_count("n", n)
         self.alpha = check_alpha(alpha)
         self.batch_size = check_count("batch_size", batch_size)
-        radii = [radii] if isinstance(radii, (int, float)) else list(radii)
-        numbers = all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in radii)
-        if not radii or not numbers or any(not r >= 0 or not math.isfinite(r) for r in radii):
-            raise ValueError(f"`radii` must be a non-empty list of finite numbers >= 0, got {radii!r}.")
-        self.radii = sorted(float(r) for r in radii)
-        if max_samples is not None:
-            check_count("max_samples", max_samples)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-        if isinstance(dataloader_idx, bool) or not isinstance(dataloader_idx, int) or dataloader_idx < 0:
-            raise ValueError(f"`dataloader_idx` must be an integer >= 0, got {dataloader_idx!r}.")
-        if when not in ("test_end", "manual"):
-            raise ValueError(f"`when` must be 'test_end' or 'manual', got {when!r}.")
-        self.max_samples = max_samples
-        self.seed = seed
-        self.when = when
-        self.dataloader_idx = dataloader_idx
+        expected = "a non-empty list of finite numbers >= 0"
+        items = [radii] if is_number(radii) else as_list(radii, "radii", expected)
+        if not all(is_number(r) for r in items):
+            raise TypeError(f"`radii` must be {expected}, got {describe(radii)}.")
+        if not items or any(not math.isfinite(r) or r < 0 for r in items):
+            raise ValueError(f"`radii` must be {expected}, got {items!r}.")
+        self.radii = sorted(float(r) for r in items)
+        self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
+        self.seed = check_int(seed, "seed", minimum=0)
+        self.when = check_choice(when, "when", ("test_end", "manual"))
+        self.dataloader_idx = check_int(dataloader_idx, "dataloader_idx", minimum=0)
+        check_callable(batch_to_inputs_targets, "batch_to_inputs_targets", none=True)
         self.batch_to_inputs_targets = batch_to_inputs_targets or _default_split
-        self.output_dir = Path(output_dir) if output_dir is not None else None
-        self.dataset_name = dataset_name
-        self.plot = bool(plot)
-        self.print_table = bool(print_table)
-        self.log = bool(log)
+        self.output_dir = check_output_dir(output_dir)
+        self.dataset_name = check_name(dataset_name, "dataset_name", none=True)
+        self.plot, self.print_table, self.log = output_switches(
+            "RandomizedSmoothing", plot=plot, print_table=print_table, log=log
+        )
         self.result: CertificationResult | None = None
         self.files: dict[str, Path] = {}
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.when == "test_end":
-            self.certify(trainer, pl_module)
 
     # ------------------------------------------------------------------------------------------ the work
     def certify(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> CertificationResult:
         """Certify this rank's share of the points, gather them, and report on rank 0; returns the result."""
-        loader = dataloader if dataloader is not None else self._test_dataloader(trainer)
+        loader = self._loader(trainer, dataloader)
         rank, world = trainer.global_rank, trainer.world_size
         total = self._total_points(loader)
         x, y = self._own_points(loader, total, rank, world)
@@ -162,7 +175,7 @@ class RandomizedSmoothing(Callback):
         self.result = CertificationResult(
             labels=labels, radii=radii, targets=y.long(), sigma=self.sigma, n0=self.n0, n=self.n, alpha=self.alpha,
             radius_grid=self.radii, seed=self.seed, seconds=time.perf_counter() - start,
-            model=type(pl_module).__name__, dataset=self.dataset_name or self._dataset_name(trainer, loader),
+            model=type(pl_module).__name__, dataset=self.dataset_name or dataset_name_of(trainer, loader),
             extra={"world_size": world},
         )
         if trainer.is_global_zero:
@@ -219,59 +232,17 @@ class RandomizedSmoothing(Callback):
 
         return gather(labels), gather(radii), gather(targets.long()), total
 
-    def _test_dataloader(self, trainer: pl.Trainer) -> Iterable[Any]:
-        loaders = trainer.test_dataloaders
-        if isinstance(loaders, dict):
-            loaders = list(loaders.values())
-        if isinstance(loaders, (list, tuple)):
-            if self.dataloader_idx >= len(loaders):
-                raise ValueError(
-                    f"RandomizedSmoothing `dataloader_idx`={self.dataloader_idx}, but there are {len(loaders)} test "
-                    "dataloaders."
-                )
-            loaders = loaders[self.dataloader_idx]
-        if loaders is None:
-            raise RuntimeError(
-                "RandomizedSmoothing found no test dataloader: call trainer.test(...) with one, or call "
-                "certify(trainer, model, dataloader) yourself."
-            )
-        return loaders
-
-    @staticmethod
-    def _dataset_name(trainer: pl.Trainer, loader: Iterable[Any]) -> str:
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is not None:
-            return str(getattr(datamodule, "name", None) or type(datamodule).__name__)
-        dataset = getattr(loader, "dataset", None)
-        return type(dataset).__name__ if dataset is not None else "dataset"
-
     # ------------------------------------------------------------------------------------------ reporting
     def _report(self, trainer: pl.Trainer, result: CertificationResult) -> None:
-        out = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
-        self.files = {"json": result.save_json(out / "certify.json")}
-        if self.plot and available("matplotlib"):
-            self.files["png"] = result.plot(out / "certify.png")
-        elif self.plot:
-            rank_zero_info("RandomizedSmoothing: matplotlib is not installed, no certify.png written.")
-        if self.print_table:
-            result.print_table()
+        out, self.files = write_outputs(
+            trainer, result, "certify", output_dir=self.output_dir, plot=self.plot, print_table=self.print_table
+        )
         rank_zero_info(
             f"Certification ({result.settings()}) written to {out}: clean accuracy {result.clean_accuracy:.4f}, "
             f"ACR {result.average_certified_radius:.4f}, abstain rate {result.abstain_rate:.4f} "
             f"({result.points_per_second:.2f} points/s)."
         )
         if self.log:
-            self._log(trainer, result)
-
-    def _log(self, trainer: pl.Trainer, result: CertificationResult) -> None:
-        try:
-            from lightning.pytorch.loggers import WandbLogger
-        except ImportError:  # pragma: no cover - lightning always ships it
-            WandbLogger = None  # noqa: N806
-        for logger in trainer.loggers:
-            logger.log_metrics(result.scalars(), step=trainer.global_step)
-            if WandbLogger is not None and isinstance(logger, WandbLogger):
-                rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
-                logger.log_table("certify/table", columns=["radius", "certified_accuracy"], data=rows)
-                if "png" in self.files:
-                    logger.log_image("certify/plot", images=[str(self.files["png"])])
+            rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
+            log_results(trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows),
+                        self.files.get("png"))

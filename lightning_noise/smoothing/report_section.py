@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_noise._console import markdown_table, mean_std
 from lightning_noise._optional import require
 from lightning_noise.report.records import NONE_LABEL
 
@@ -129,10 +130,10 @@ def markdown_lines(report: ComparisonReport) -> list[str]:
     rows = []
     for group, curve in curves.items():
         by_radius = dict(zip(curve["radius"], zip(curve["mean"], curve["std"])))
-        cells = [_mean_std(*by_radius[r]) if r in by_radius else "" for r in radii]
+        cells = [mean_std(*by_radius[r], digits=3) if r in by_radius else "" for r in radii]
         acr = curve["acr"]
         sigma = "" if curve["sigma"] is None else f"{curve['sigma']:g}"
-        rows.append([group, sigma, str(curve["n"]), *cells, "" if acr is None else _mean_std(acr["mean"], acr["std"])])
+        rows.append([group, sigma, str(curve["n"]), *cells, "" if acr is None else mean_std(acr["mean"], acr["std"], digits=3)])
     lines = [
         "",
         "## Certified accuracy (randomized smoothing)",
@@ -141,12 +142,6 @@ def markdown_lines(report: ComparisonReport) -> list[str]:
         f"(Cohen et al. 2019, CERTIFY; {_settings_line(curves)}), and the average certified radius (ACR); mean ± "
         "std over seeds. Each certificate holds with probability at least 1 - alpha.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
+        markdown_table(header, rows),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
-
-
-def _mean_std(mean: float, std: float) -> str:
-    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"

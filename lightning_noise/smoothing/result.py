@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_noise._optional import available, require
+from lightning_noise._console import plain_table, print_table
+from lightning_noise._optional import require
 from lightning_noise.smoothing.smoothed import ABSTAIN
 
 __all__ = ["CertificationResult", "DEFAULT_RADII"]
@@ -167,25 +168,16 @@ class CertificationResult:
         return f"Certified accuracy of smoothed {self.model} on {self.dataset} ({self.settings()})"
 
     def format_table(self) -> str:
-        """The table as plain text (no rich needed)."""
-        _, rows = self.table_rows()
-        width = max(len(row[0]) for row in rows)
-        return "\n".join([self.title(), *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
+        """The title and the table as plain text (what :meth:`print_table` prints without rich)."""
+        return f"{self.title()}\n{plain_table(*self.table_rows())}"
 
     def print_table(self, console: Any = None) -> None:
         """Print the table with rich when it is installed, else as plain text."""
-        if console is None and not available("rich"):
-            print(self.format_table())
-            return
-        rich_table = require("rich.table", "Printing the certification table", "rich")
-        box = require("rich.box", "Printing the certification table", "rich")
-        table = rich_table.Table(title=self.title(), box=box.SIMPLE_HEAD, pad_edge=False)
         columns, rows = self.table_rows()
-        for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
-        for i, row in enumerate(rows):
-            table.add_row(*row, end_section=i == len(self.radius_grid) - 1)
-        (console or require("rich.console", "Printing the certification table", "rich").Console()).print(table)
+        print_table(
+            self.title(), columns, rows, what="Printing the certification table", console=console,
+            section_after=len(self.radius_grid) - 1,
+        )
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
         """Certified accuracy against radius (step curve over every point's radius, dots at the grid); PNG."""

@@ -22,7 +22,6 @@ output (binary classification).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_noise.smoothing.bounds import binomial_test_half, clopper_pearson_lower
+from lightning_noise._checks import check_int
+from lightning_noise.smoothing.bounds import binomial_test_half, check_alpha, check_open, clopper_pearson_lower
 
 __all__ = ["ABSTAIN", "certify", "sample_counts", "smoothed_predict"]
 
@@ -40,21 +40,11 @@ DEFAULT_BATCH_SIZE = 4096
 
 # ---------------------------------------------------------------------------------------------- validation
 def check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"`sigma` must be a finite number > 0 (the std of the smoothing noise), got {sigma!r}.")
-    return float(sigma)
+    return check_open(sigma, "sigma", 0.0, what=" (the std of the smoothing noise)")
 
 
 def check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
-
-
-def check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"`alpha` must be a number in (0, 1) (the allowed failure probability), got {alpha!r}.")
-    return float(alpha)
+    return check_int(value, name, minimum=1)
 
 
 def _check_inputs(model: Any, x: Any) -> None:

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_noise import InputNoise, RandomizedSmoothing
+from noisy_recipes.utils import ConfigError, _as_config_error
 
 __all__ = ["add_to_record", "certification_callback", "input_noise_sigma"]
 
@@ -26,7 +27,7 @@ def input_noise_sigma(noise: Mapping[str, Callback]) -> float | None:
     """The std of the run's constant Gaussian input noise (on the whole model's inputs), None if it has none.
 
     Raises:
-        ValueError: Gaussian input noise whose std changes over training, is relative to the features' scale,
+        ConfigError: Gaussian input noise whose std changes over training, is relative to the features' scale,
             or is on a submodule (no single sigma in the model's input space).
     """
     sigmas = []
@@ -35,7 +36,7 @@ def input_noise_sigma(noise: Mapping[str, Callback]) -> float | None:
             continue
         low, high = callback.schedules["std"].bounds()
         if low != high or callback.relative or callback.module is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"eval.certify: noise.{name} is not a constant Gaussian noise on the model's inputs "
                 f"(std {low:g}..{high:g}, relative={callback.relative}, module={callback.module!r}), so it gives "
                 "no smoothing sigma; set eval.certification.sigma=..."
@@ -43,33 +44,42 @@ def input_noise_sigma(noise: Mapping[str, Callback]) -> float | None:
         if high > 0:
             sigmas.append(high)
     if len(set(sigmas)) > 1:
-        raise ValueError(f"eval.certify: several Gaussian input noises {sigmas}; set eval.certification.sigma=...")
+        raise ConfigError(f"eval.certify: several Gaussian input noises {sigmas}; set eval.certification.sigma=...")
     return sigmas[0] if sigmas else None
 
 
 def certification_callback(
-    cfg: DictConfig | None, task: str, noise: Mapping[str, Callback], *, output_dir: Path, dataset_name: str
+    cfg: DictConfig | None,
+    task: str,
+    noise: Mapping[str, Callback],
+    *,
+    output_dir: Path,
+    dataset_name: str,
+    dataloader_idx: int = 0,
 ) -> RandomizedSmoothing | None:
     """The ``RandomizedSmoothing`` callback asked for by ``eval.certify=true``, else None (checked before training).
 
     Raises:
-        ValueError: a model that is not a classifier; no sigma (no Gaussian input noise and no
+        ConfigError: a model that is not a classifier; no sigma (no Gaussian input noise and no
             ``eval.certification.sigma``); bad settings (from the callback).
     """
     if not cfg or not cfg.get("certify"):
         return None
     if task != "classification":
-        raise ValueError(f"eval.certify=true certifies classifiers, but this model's task is {task}.")
+        raise ConfigError(f"eval.certify=true certifies classifiers, but this model's task is {task}.")
     settings: dict[str, Any] = OmegaConf.to_container(cfg.get("certification") or OmegaConf.create(), resolve=True)
     sigma = settings.pop("sigma", None)
     if sigma is None:
         sigma = input_noise_sigma(noise)
     if sigma is None:
-        raise ValueError(
+        raise ConfigError(
             "eval.certify=true needs a smoothing sigma: train with Gaussian input noise (noise=input) to certify at "
             "its std, or set eval.certification.sigma=0.25."
         )
-    return RandomizedSmoothing(float(sigma), output_dir=output_dir, dataset_name=dataset_name, **settings)
+    with _as_config_error(ValueError, TypeError):  # a bad setting: one line naming it, not a traceback
+        return RandomizedSmoothing(
+            sigma, output_dir=output_dir, dataset_name=dataset_name, dataloader_idx=dataloader_idx, **settings
+        )
 
 
 def add_to_record(record: dict[str, Any], callback: RandomizedSmoothing | None) -> None:

@@ -21,6 +21,8 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_noise.report.records import adds_no_noise, most_noise
+
 # Which model tasks each noise callback can serve (the class name of its `_target_`).
 NOISE_TASKS = {
     "LabelNoise": ("classification",),
@@ -406,7 +408,13 @@ def batch_limit(limit: Any, n_batches: int) -> int | None:
 
 
 def robustness_callback(
-    cfg: DictConfig | None, task: str, *, output_dir: Path, dataset_name: str, max_batches: int | None = None
+    cfg: DictConfig | None,
+    task: str,
+    *,
+    output_dir: Path,
+    dataset_name: str,
+    max_batches: int | None = None,
+    dataloader_idx: int = 0,
 ) -> Callback | None:
     """The ``RobustnessEvaluation`` asked for by ``eval.robustness=true``, else None.
 
@@ -441,6 +449,7 @@ def robustness_callback(
             output_dir=output_dir,
             dataset_name=dataset_name,
             max_batches=max_batches,
+            dataloader_idx=dataloader_idx,
             **kwargs,
         )
 
@@ -463,8 +472,8 @@ def run_labels(cfg: DictConfig, noise: Mapping[str, Callback]) -> dict[str, Any]
         group = f"{cfg.name} {Path(hc.sweep.dir).name}"
     amounts = noise_amounts(noise)
     tags = [type(callback).__name__ for callback in noise.values()]
-    tags += [f"{key}={value:g}" for key, value in amounts.items() if value]
-    if not any(amounts.values()):
+    tags += [f"{key}={value:g}" for key, value in amounts.items() if not adds_no_noise(key, value)]
+    if all(adds_no_noise(key, value) for key, value in amounts.items()):
         tags.append("no noise")
     return {"name": " ".join([str(cfg.name), *overrides]), "group": group, "tags": [t[:64] for t in tags]}
 
@@ -554,17 +563,21 @@ def noise_settings(callbacks: Mapping[str, Callback]) -> dict[str, str]:
 
 def noise_amounts(callbacks: Mapping[str, Callback]) -> dict[str, float]:
     """The amount each built noise callback received, ``{"input.std": 0.1, ...}``: for every amount argument
-    of the callback (its ``schedules``), the schedule's peak (the upper end of ``bounds()``; a constant's value).
+    of the callback (its ``schedules``), the end of the schedule's ``bounds()`` that means the most noise
+    (:func:`~lightning_noise.report.records.most_noise`: the largest std or fraction, the lowest ``snr_db``; a
+    constant's value). So a warm-up ramp from 0 records the amount it reaches, and an ``snr_db`` schedule the
+    heaviest noise it applies, not its ``inf`` (no noise) end.
 
     Read from the callbacks themselves, so it is what trained (``schedule.value``, ``noise_scale`` and every
     other override included). The report reads it (``metrics.json`` key ``noise_amounts``): a run whose amounts
-    are all 0 is a no-noise run.
+    all add no noise (:func:`~lightning_noise.report.records.adds_no_noise`) is a no-noise run.
     """
     amounts = {}
     for name, callback in callbacks.items():
         for argument, schedule in (getattr(callback, "schedules", None) or {}).items():
+            key = f"{name}.{argument}"
             bounds = getattr(schedule, "bounds", None)
-            amounts[f"{name}.{argument}"] = float(bounds()[1]) if callable(bounds) else float(schedule(0))
+            amounts[key] = most_noise(key, *map(float, bounds())) if callable(bounds) else float(schedule(0))
     return amounts
 
 
