@@ -195,3 +195,11 @@ def test_a_checkpoint_with_the_old_key_format_still_loads(tmp_path):
     assert resumed._base_seed == callback._base_seed
     assert resumed._train_batches == 4  # 2 restored + 2 of the second epoch
     assert resumed._stats["0.0"].count == 64
+
+
+def test_state_key_is_built_once():
+    """Lightning reads ``state_key`` at every hook call (as the profiler's name): it must not be rebuilt each time."""
+    noise = InputNoise(std=0.1)
+    first = noise.state_key
+    noise._build_state_key = lambda: pytest.fail("state_key rebuilt")  # type: ignore[method-assign]
+    assert noise.state_key is first
