@@ -219,24 +219,14 @@ def test_hooks_are_removed_at_teardown_and_reinstalled_on_the_next_fit():
 
 
 # ------------------------------------------------------------------------------ issue 10: items 7, 9, 10
-class KeywordCall(pl.LightningModule):
+class KeywordCall(Probe):
     """Calls its probe with a keyword argument: ``self.probe(input=x)``."""
 
     def __init__(self, features=32):
-        super().__init__()
-        self.probe = nn.Identity()
-        self.out = nn.Linear(features, 1)
-        self.received = []
-        self.out.register_forward_pre_hook(lambda m, a: self.received.append(a[0].detach().clone()))
+        super().__init__(features)
 
     def forward(self, x):
         return self.out(self.probe(input=x))
-
-    def training_step(self, batch, batch_idx):
-        return self(batch[0]).pow(2).mean()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
 def test_input_side_noise_reaches_keyword_inputs():
