@@ -181,3 +181,21 @@ def as_list(value: Any, argument: str, expected: str, owner: str | None = None) 
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or hasattr(value, "keys"):
         raise TypeError(f"{_prefix(owner)}`{argument}` must be {expected}, got {describe(value)}.")
     return list(value)
+
+
+def check_non_negative_numbers(
+    value: Any, argument: str, *, scalar: bool = False, owner: str | None = None
+) -> tuple[float, ...]:
+    """A non-empty sequence of finite numbers >= 0 (``scalar=True``: one number is taken as a sequence of one).
+
+    Raises:
+        TypeError: not a sequence (a string included), or an item that is not a number.
+        ValueError: empty, or an item that is negative, NaN or infinite.
+    """
+    expected = "a non-empty sequence of finite numbers >= 0"
+    items = [value] if scalar and is_number(value) else as_list(value, argument, expected, owner=owner)
+    if not all(is_number(item) for item in items):
+        raise TypeError(f"{_prefix(owner)}`{argument}` must be {expected}, got {describe(value)}.")
+    if not items or any(not math.isfinite(item) or item < 0 for item in items):
+        raise ValueError(f"{_prefix(owner)}`{argument}` must be {expected}, got {items!r}.")
+    return tuple(float(item) for item in items)

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from lightning_noise import functional as F
-from lightning_noise._checks import as_list, check_bool, check_callable, check_name, describe, is_number
+from lightning_noise._checks import as_list, check_bool, check_callable, check_name, check_non_negative_numbers
 
 __all__ = [
     "CIFAR10C",
@@ -191,13 +191,7 @@ class Corruption:
     def __post_init__(self) -> None:
         check_name(self.name, "name", owner="Corruption")
         check_callable(self.fn, "fn", owner=f"Corruption {self.name!r}")
-        expected = "a non-empty sequence of finite non-negative numbers"
-        items = as_list(self.levels, "levels", expected, owner=f"Corruption {self.name!r}")
-        if not all(is_number(level) for level in items):
-            raise TypeError(f"Corruption {self.name!r}: `levels` must be {expected}, got {describe(self.levels)}.")
-        levels = tuple(float(level) for level in items)
-        if not levels or any(not math.isfinite(level) or level < 0 for level in levels):
-            raise ValueError(f"Corruption {self.name!r}: `levels` must be {expected}, got {list(items)!r}.")
+        levels = check_non_negative_numbers(self.levels, "levels", owner=f"Corruption {self.name!r}")
         check_name(self.amount, "amount", owner=f"Corruption {self.name!r}")
         check_bool(self.unit_range, "unit_range", owner=f"Corruption {self.name!r}")
         object.__setattr__(self, "levels", levels)

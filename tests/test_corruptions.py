@@ -111,7 +111,7 @@ def test_corruption_checks_its_arguments():
     c = get_corruption("gaussian_noise")
     with pytest.raises(ValueError, match=r"`severity` of corruption 'gaussian_noise' must be an integer in \[0, 5\]"):
         c(torch.zeros(2), 6)
-    with pytest.raises(ValueError, match="non-negative numbers, got"):
+    with pytest.raises(ValueError, match=r"`levels` must be a non-empty sequence of finite numbers >= 0, got"):
         Corruption("bad", gaussian_noise, (-0.1,))
     with pytest.raises(ValueError, match="non-empty sequence"):
         c.with_levels([])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -13,15 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._checks import (
-    as_list,
-    check_callable,
-    check_choice,
-    check_int,
-    check_name,
-    describe,
-    is_number,
-)
+from lightning_noise._checks import check_callable, check_choice, check_int, check_name, check_non_negative_numbers
 from lightning_noise._evaluation import (
     EvaluationCallback,
     check_output_dir,
@@ -133,13 +124,7 @@ class RandomizedSmoothing(EvaluationCallback):
         self.n0, self.n = check_count("n0", n0), check_count("n", n)
         self.alpha = check_alpha(alpha)
         self.batch_size = check_count("batch_size", batch_size)
-        expected = "a non-empty list of finite numbers >= 0"
-        items = [radii] if is_number(radii) else as_list(radii, "radii", expected)
-        if not all(is_number(r) for r in items):
-            raise TypeError(f"`radii` must be {expected}, got {describe(radii)}.")
-        if not items or any(not math.isfinite(r) or r < 0 for r in items):
-            raise ValueError(f"`radii` must be {expected}, got {items!r}.")
-        self.radii = sorted(float(r) for r in items)
+        self.radii = sorted(check_non_negative_numbers(radii, "radii", scalar=True))
         self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
         self.seed = check_int(seed, "seed", minimum=0)
         self.when = check_choice(when, "when", ("test_end", "manual"))
