@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lightning_noise import ActivationNoise, GradientNoise, InputNoise, WeightNoise  # noqa: E402
-from lightning_noise._base import NoiseCallback  # noqa: E402
+from lightning_noise._callback import NoiseCallback  # noqa: E402
 from lightning_noise.schedules import Annealed  # noqa: E402
 
 

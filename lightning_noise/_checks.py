@@ -128,6 +128,40 @@ def check_finite_amount(value: float, argument: str, no_noise: float = 0.0) -> N
         )
 
 
+def check_non_negative(value: float, argument: str) -> None:
+    """An amount that must be >= 0 (a std): the range check of WeightNoise and GradientNoise.
+
+    Raises:
+        ValueError: negative or NaN.
+
+    Example::
+
+        >>> check_non_negative(-0.1, "std")
+        Traceback (most recent call last):
+        ...
+        ValueError: `std` must be >= 0, got -0.1.
+    """
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"`{argument}` must be >= 0, got {value}.")
+
+
+def check_unit_interval(value: float, argument: str) -> None:
+    """An amount that must be in [0, 1) (a smoothing or flip probability): the range check of LabelNoise.
+
+    Raises:
+        ValueError: outside [0, 1), or NaN.
+
+    Example::
+
+        >>> check_unit_interval(1.0, "flip")
+        Traceback (most recent call last):
+        ...
+        ValueError: `flip` must be in [0, 1), got 1.0.
+    """
+    if not 0 <= value < 1:
+        raise ValueError(f"`{argument}` must be in [0, 1), got {value}.")
+
+
 def check_choice(value: Any, argument: str, choices: Sequence[str], owner: str | None = None) -> str:
     """``value`` if it is one of the strings ``choices``.
 

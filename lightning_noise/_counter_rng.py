@@ -30,12 +30,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lightning_noise import functional
+from lightning_noise.functional.additive import UNIFORM_HALF_WIDTH, salt_and_pepper_from_uniform, snr_noise_std
 
 _M32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
 _TWO_PI = 2.0 * math.pi
-_SQRT3 = math.sqrt(3.0)
 
 
 def key_tensor(seed: int, device: torch.device | str | None = None) -> Tensor:
@@ -143,15 +142,15 @@ def keyed_noise(name: str, x: Tensor, amount: float | Tensor, key: Tensor, **kwa
     elif name == "multiplicative":
         out = xf * (1.0 + amount * normal(x.shape, key, x.device))
     elif name == "uniform":
-        out = xf + (amount * _SQRT3) * (2.0 * uniform(x.shape, key, x.device) - 1.0)
+        out = xf + (amount * UNIFORM_HALF_WIDTH) * (2.0 * uniform(x.shape, key, x.device) - 1.0)
     elif name == "dropout":
         keep = 1.0 - amount
         out = xf * (uniform(x.shape, key, x.device) < keep).float() / keep
     elif name == "salt_and_pepper":
         low, high = float(kwargs.get("low", 0.0)), float(kwargs.get("high", 1.0))
-        out = functional.salt_and_pepper_from_uniform(xf, uniform(x.shape, key, x.device), amount, low, high)
+        out = salt_and_pepper_from_uniform(xf, uniform(x.shape, key, x.device), amount, low, high)
     elif name == "snr":
-        out = xf + functional.snr_noise_std(xf, amount) * normal(x.shape, key, x.device)
+        out = xf + snr_noise_std(xf, amount) * normal(x.shape, key, x.device)
     else:
         raise KeyError(name)
     return out.to(x.dtype)

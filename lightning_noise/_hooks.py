@@ -1,7 +1,7 @@
 """Keyed draws and module hooks shared by the per-sample callbacks (inputs, activations, labels, targets).
 
 **Keys, not streams.** The noise of one hook call is a pure function of (base seed, callback identity, rank,
-stage, batch counter) -- the batch seed set by :class:`~lightning_noise._base.NoiseCallback` -- and of the *site*
+stage, batch counter) -- the batch seed set by :class:`~lightning_noise._callback.NoiseCallback` -- and of the *site*
 (which module or input), the *call index* of that site within the batch and the index of the tensor within the
 call. It never depends on how many other draws came before, so:
 
@@ -20,9 +20,6 @@ recompile, and there is no graph break. The two paths draw different numbers fro
 compiled runs are each reproducible, with the same statistics), and the table sampler is not used under compile
 (the counter draw is fused into the graph and is exact).
 
-**Precision.** Noise on a 16-bit tensor (bf16/fp16 activations under mixed precision) is computed in float32 and
-the noisy result cast back once, so the noise is not drawn or scaled at 8 or 11 bits of mantissa.
-
 **Hooks as objects.** Hooks are instances of module-level classes, so a callback pickles during fit (its
 hooks and handles are left out), and a deep copy or pickle of the model mid-fit carries inert hooks that never
 add noise.
@@ -31,7 +28,6 @@ add noise.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -41,9 +37,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise import _counter_rng
-from lightning_noise._base import mix_seed
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+from lightning_noise._seeding import mix_seed
 
 
 @torch.compiler.assume_constant_result
@@ -106,7 +100,10 @@ class NoiseHook:
 
 class KeyedDraws:
     """Mixin for the per-sample callbacks (before :class:`NoiseCallback` in the bases): keyed draws, amount
-    tensors for compiled graphs, hook bookkeeping, the eval-mode warning and pickling without hooks."""
+    tensors for compiled graphs, hook bookkeeping, the eval-mode warning and pickling without hooks.
+
+    ``__init__`` passes its arguments on to the next base (:class:`NoiseCallback`), then sets up its own state
+    from the amounts (and from ``kind``, when a subclass has set it before: its "no noise" amount)."""
 
     # attributes filled by NoiseCallback
     amounts: dict[str, float]
@@ -114,7 +111,8 @@ class KeyedDraws:
     _active_stage: str | None
     _generators: dict[torch.device, torch.Generator]
 
-    def _init_keyed(self) -> None:
+    def __init__(self, **callback_arguments: Any) -> None:
+        super().__init__(**callback_arguments)
         self._key = _counter_rng.key_tensor(0)
         self._amount_tensors = {arg: torch.tensor(float(v), dtype=torch.float32) for arg, v in self.amounts.items()}
         self._amount_on = {arg: v != self._zero_amount(arg) for arg, v in self.amounts.items()}
@@ -155,30 +153,6 @@ class KeyedDraws:
         return mix_seed(self._batch_seed, site, call, index)
 
     # ----------------------------------------------------------------------------------------- drawing
-    def _keyed(
-        self,
-        x: Tensor,
-        amount: float | Tensor,
-        site: int,
-        call: int,
-        index: int,
-        eager: Callable[[Tensor, float | Tensor, int], Tensor],
-        kind: str | None,
-        kind_kwargs: dict[str, Any] | None = None,
-    ) -> Tensor:
-        """``x`` with noise keyed by (batch, site, call, index).
-
-        Under compile, built-in kinds draw from the counter-based generator; ``eager(x, amount, seed)`` draws
-        otherwise (seeded generator or noise table). 16-bit tensors get their noise in float32.
-        """
-        if torch.compiler.is_compiling() and kind in _counter_rng.KEYED_KINDS:
-            key = _counter_rng.derive_key(self._key, site, call, index)
-            return _counter_rng.keyed_noise(kind, x, amount, key, **(kind_kwargs or {}))
-        seed = self._draw_seed(site, call, index)
-        if x.dtype in _LOW_PRECISION:
-            return eager(x.float(), amount, seed).to(x.dtype)
-        return eager(x, amount, seed)
-
     def _seeded_generator(self, device: torch.device, seed: int) -> torch.Generator:
         generator = self.generator(device)  # type: ignore[attr-defined]
         generator.manual_seed(seed)

@@ -17,11 +17,11 @@ import lightning.pytorch as pl
 from torch import nn
 from torch.nn.modules.loss import _Loss
 
-from lightning_noise._base import NoiseCallback, Stage
+from lightning_noise._callback import NoiseCallback, Stage
 from lightning_noise._checks import check_name
 from lightning_noise._hooks import KeyedDraws, NoiseHook
-from lightning_noise._modules import _describe, get_submodule, named_modules
-from lightning_noise.schedules import Schedule, ScheduleLike
+from lightning_noise._modules import describe_submodules, get_submodule, named_modules
+from lightning_noise.schedules import ScheduleLike
 
 # Losses whose targets are class indices or binary/probability labels, and losses whose targets are continuous.
 CLASSIFICATION_LOSSES: tuple[type[nn.Module], ...] = (
@@ -67,7 +67,8 @@ def find_loss_module(root: nn.Module, loss: str | None, owner: str) -> tuple[str
             f"{owner} found no loss module in {type(root).__name__}: it hooks a torch.nn loss held as an attribute "
             "(an instance of torch.nn.modules.loss._Loss, e.g. `self.loss = nn.CrossEntropyLoss()` called in "
             "training_step), and a functional loss such as F.cross_entropy cannot be hooked. Hold the loss as a "
-            f"module, or pass loss='<attribute path>' to name a custom loss module. Submodules: {_describe(root)}."
+            "module, or pass loss='<attribute path>' to name a custom loss module. Submodules: "
+            f"{describe_submodules(root)}."
         )
     names = ", ".join(f"{name!r} ({type(module).__name__})" for name, module in found)
     raise ValueError(
@@ -89,11 +90,6 @@ def forward_argument_names(module: nn.Module) -> tuple[str, str]:
             f"forward takes {parameters}."
         )
     return parameters[0], parameters[1]
-
-
-def may_exceed_zero(schedule: Schedule | Any) -> bool:
-    """Whether an amount schedule can take a value above zero (a plain callable is assumed to)."""
-    return max(schedule.bounds()) > 0 if isinstance(schedule, Schedule) else True
 
 
 class LossTargetCallback(KeyedDraws, NoiseCallback):
@@ -119,15 +115,9 @@ class LossTargetCallback(KeyedDraws, NoiseCallback):
         self.loss = loss
         self._loss_name = ""
         self._argument_names = ("input", "target")
-        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss}
-
-    @property
-    def loss_module_name(self) -> str:
-        """Attribute path of the hooked loss module (filled at ``setup``)."""
-        return self._loss_name
 
     # ---------------------------------------------------------------------------------------------- subclass API
     def _check_loss(self, name: str, module: nn.Module) -> None:

@@ -46,7 +46,8 @@ def check_patterns(patterns: str | Sequence[str], argument: str = "modules") -> 
     return patterns
 
 
-def _describe(root: nn.Module, limit: int = 40) -> str:
+def describe_submodules(root: nn.Module, limit: int = 40) -> str:
+    """The qualified names and classes of ``root``'s submodules (the first ``limit``), for error messages."""
     rows = [f"{name} ({type(m).__name__})" for name, m in named_modules(root)]
     more = f", ... ({len(rows) - limit} more)" if len(rows) > limit else ""
     return ", ".join(rows[:limit]) + more if rows else "(the model has no submodules)"
@@ -80,7 +81,7 @@ def select_modules(root: nn.Module, patterns: Sequence[str], argument: str = "mo
     if unmatched:
         raise ValueError(
             f"`{argument}` pattern(s) {unmatched} match no submodule of {type(root).__name__}. Patterns are globs "
-            f"over qualified names or class names. Submodules: {_describe(root)}."
+            f"over qualified names or class names. Submodules: {describe_submodules(root)}."
         )
     return [(name, module) for name, module in named if name in selected]
 
@@ -94,5 +95,6 @@ def get_submodule(root: nn.Module, name: str, argument: str = "module") -> nn.Mo
         return module
     except AttributeError:
         raise ValueError(
-            f"`{argument}`={name!r} is not a submodule of {type(root).__name__}. Submodules: {_describe(root)}."
+            f"`{argument}`={name!r} is not a submodule of {type(root).__name__}. "
+            f"Submodules: {describe_submodules(root)}."
         ) from None

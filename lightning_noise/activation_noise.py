@@ -8,17 +8,17 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from torch import Tensor, nn
 
-from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
+from lightning_noise._callback import NoiseCallback, Stage
 from lightning_noise._checks import check_choice
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
-from lightning_noise._hooks import KeyedDraws, NoiseHook
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler
+from lightning_noise._hooks import NoiseHook
+from lightning_noise._kind_noise import KindNoise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
-from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
-class ActivationNoise(KeyedDraws, TableSampling, NoiseCallback):
+class ActivationNoise(KindNoise, NoiseCallback):
     r"""Add noise to the outputs (or inputs) of every submodule matched by name glob or class name.
 
     Forward hooks on the matched submodules replace the floating-point tensors of their output (all of them,
@@ -90,27 +90,16 @@ class ActivationNoise(KeyedDraws, TableSampling, NoiseCallback):
         log_amounts: bool = True,
         name: str = "activation",
     ) -> None:
-        noise_kind, argument, value = resolve_kind_amount(
-            type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
-        )
         self.modules = check_patterns(modules, "modules")
         self.where = check_choice(where, "where", ("output", "input"))
         super().__init__(
-            name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, sampler=sampler,
+            table_size=table_size, name=name, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
-        self._init_sampler(sampler, table_size, noise_kind.name)
-        self.kind: NoiseKind = noise_kind
-        self.amount_name = argument
-        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
         self._matched: list[str] = []
-        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "modules": self.modules, "where": self.where}
-
-    def _extra_key_fields(self) -> dict[str, Any]:
-        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
 
     @property
     def matched_modules(self) -> list[str]:
@@ -149,18 +138,9 @@ class ActivationNoise(KeyedDraws, TableSampling, NoiseCallback):
         return map_floating((args, kwargs), lambda t, i: self._noise(t, hook.site, call, i))
 
     def _noise(self, x: Tensor, site: int, call: int, index: int) -> Tensor:
-        argument = self.amount_name
-        if not self._amount_on[argument]:
+        if not self._amount_on[self.amount_name]:
             return x
-        return self._keyed(
-            x, self._amount_value(argument), site, call, index, self._eager_draw, self.kind.name, self.kind_kwargs
-        )
-
-    def _eager_draw(self, x: Tensor, amount: float, seed: int) -> Tensor:
-        table = self._noise_table()
-        if table is not None:
-            return add_table_noise(x, amount, table, seed, multiplicative=self.kind.name == "multiplicative")
-        return self.kind.fn(x, amount, self._seeded_generator(x.device, seed), **self.kind_kwargs)
+        return self._draw(x, self._amount_value(self.amount_name), site, call, index)
 
     def _validate(self, hook: NoiseHook, module: nn.Module, data: Any) -> None:
         """At the first call of each hook (in any stage): the data holds a floating-point tensor to noise."""

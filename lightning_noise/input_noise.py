@@ -9,14 +9,14 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-from lightning_noise._base import NoiseCallback, Stage, check_kind_kwargs, resolve_kind_amount
+from lightning_noise._callback import NoiseCallback, Stage
 from lightning_noise._checks import as_list, check_bool, check_name
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
-from lightning_noise._hooks import KeyedDraws, NoiseHook, in_backward, site_id
+from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler
+from lightning_noise._hooks import NoiseHook, in_backward, site_id
+from lightning_noise._kind_noise import KindNoise
 from lightning_noise._modules import get_submodule
-from lightning_noise._stats import RunningStd
+from lightning_noise._running_std import RunningStd
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
-from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
@@ -38,7 +38,7 @@ def _is_step_redirection(module: nn.Module) -> bool:
     return patched is not None and "_ForwardRedirection" in getattr(patched, "__qualname__", "")
 
 
-class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
+class InputNoise(KindNoise, NoiseCallback):
     r"""Add noise to the inputs of ``pl_module.forward`` (or of a named submodule) while training.
 
     A forward pre-hook replaces the floating-point tensors among the arguments of ``forward`` with noisy copies.
@@ -118,18 +118,14 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
         log_amounts: bool = True,
         name: str = "input",
     ) -> None:
-        noise_kind, argument, value = resolve_kind_amount(
-            type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
-        )
         super().__init__(
-            name=name, amounts={argument: value}, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, sampler=sampler,
+            table_size=table_size, name=name, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
-        self._init_sampler(sampler, table_size, noise_kind.name)
-        if check_bool(relative, "relative") and not noise_kind.elementwise_scale:
+        if check_bool(relative, "relative") and not self.kind.elementwise_scale:
             raise ValueError(
                 f"`relative=True` needs a kind whose amount scales per feature "
-                f"(gaussian, uniform, multiplicative), got kind={noise_kind.name!r}."
+                f"(gaussian, uniform, multiplicative), got kind={self.kind.name!r}."
             )
         if inputs is not None:
             expected = "None or a non-empty list of positional indices and argument or key names"
@@ -140,22 +136,18 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
                     f"got {inputs!r}."
                 )
         check_name(module, "module", none=True, what=" (a submodule's qualified name)")
-        self.kind: NoiseKind = noise_kind
-        self.amount_name = argument
-        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
         self.module = module
         self.inputs = tuple(inputs) if inputs is not None else None
         self.relative = bool(relative)
         self._stats: dict[str, RunningStd] = {}
         self._std_cache: dict[tuple[str, int], Tensor] = {}  # this batch's std per (input, call), for recomputation
         self._target_name = ""
-        self._init_keyed()
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"kind": self.kind.name, "module": self.module, "inputs": self.inputs}
 
     def _extra_key_fields(self) -> dict[str, Any]:
-        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items())), "relative": self.relative}
+        return {**super()._extra_key_fields(), "relative": self.relative}
 
     # ---------------------------------------------------------------------------------------------- hooks
     def _attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -211,15 +203,7 @@ class InputNoise(KeyedDraws, TableSampling, NoiseCallback):
         value = self._amount_value(argument)
         if self.relative:
             value = value * _feature_std(self, f"{key}.{index}", x, call)
-        return self._keyed(
-            x, value, site_id(f"input.{key}"), call, index, self._eager_draw, self.kind.name, self.kind_kwargs
-        )
-
-    def _eager_draw(self, x: Tensor, value: float | Tensor, seed: int) -> Tensor:
-        table = self._noise_table()
-        if table is not None:
-            return add_table_noise(x, value, table, seed, multiplicative=self.kind.name == "multiplicative")
-        return self.kind.fn(x, value, self._seeded_generator(x.device, seed), **self.kind_kwargs)
+        return self._draw(x, value, site_id(f"input.{key}"), call, index)
 
     # ---------------------------------------------------------------------------------------------- checks
     def _validate(self, args: tuple, kwargs: dict) -> None:

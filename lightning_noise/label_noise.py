@@ -10,135 +10,22 @@ import torch
 from torch import Tensor, nn
 
 from lightning_noise import _counter_rng
-from lightning_noise._base import Stage
-from lightning_noise._checks import check_choice
-from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss, may_exceed_zero
+from lightning_noise._amounts import may_exceed_zero
+from lightning_noise._callback import Stage
+from lightning_noise._checks import check_choice, check_unit_interval
+from lightning_noise._loss_hook import REGRESSION_LOSSES, LossTargetCallback, is_builtin_loss
+from lightning_noise.functional.labels import (
+    SmoothingStyle,
+    flip_binary_from_uniform,
+    flip_labels_from_uniform,
+    smooth_labels,
+    smooth_probabilities,
+    transition_labels_from_uniform,
+)
 from lightning_noise.schedules import ScheduleLike
 
-SmoothingStyle = Literal["book", "uniform"]
 _BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss, nn.MultiLabelSoftMarginLoss)
 _INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
-
-
-# --------------------------------------------------------------------------------------------------- pure functions
-def smooth_labels(
-    target: Tensor,
-    num_classes: int,
-    smoothing: float,
-    *,
-    style: SmoothingStyle = "book",
-    class_dim: int = 1,
-    ignore_index: int | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """Class indices to smoothed probability targets, with the class dimension inserted at ``class_dim``.
-
-    ``style="book"``: ``1 - eps`` for the true class and ``eps / (k - 1)`` for each other class.
-    ``style="uniform"`` (PyTorch's ``label_smoothing``, Szegedy et al.): ``(1 - eps) * onehot + eps / k``.
-    Positions equal to ``ignore_index`` get an all-zero row, so they contribute nothing to a cross-entropy.
-
-    Example::
-
-        >>> import torch
-        >>> smooth_labels(torch.tensor([0, 2]), 3, 0.1)
-        tensor([[0.9000, 0.0500, 0.0500],
-                [0.0500, 0.0500, 0.9000]])
-    """
-    if style == "book":
-        on, off = 1.0 - smoothing, smoothing / (num_classes - 1)
-    else:
-        on, off = (1.0 - smoothing) + smoothing / num_classes, smoothing / num_classes
-    valid = None if ignore_index is None else target != ignore_index
-    index = target if valid is None else target.masked_fill(~valid, 0)
-    shape = list(target.shape)
-    shape.insert(class_dim, num_classes)
-    if isinstance(smoothing, Tensor):  # a scheduled amount under torch.compile: no graph constant
-        hot = torch.zeros(shape, dtype=torch.bool, device=target.device)
-        hot.scatter_(class_dim, index.unsqueeze(class_dim).long(), True)
-        out = torch.where(hot, on.to(device=target.device, dtype=dtype), off.to(device=target.device, dtype=dtype))
-    else:
-        out = torch.full(shape, off, dtype=dtype, device=target.device)
-        out.scatter_(class_dim, index.unsqueeze(class_dim).long(), on)
-    return out if valid is None else out * valid.unsqueeze(class_dim)
-
-
-def smooth_probabilities(
-    target: Tensor, num_classes: int, smoothing: float, *, style: SmoothingStyle = "book"
-) -> Tensor:
-    """Smooth probability (or binary) targets: the same formulas as :func:`smooth_labels`, applied elementwise.
-
-    ``book``: ``y * (1 - eps) + (1 - y) * eps / (k - 1)``; ``uniform``: ``y * (1 - eps) + eps / k``. For binary
-    targets (``k = 2``, e.g. ``BCEWithLogitsLoss``) the book form is ``y * (1 - eps) + (1 - y) * eps``.
-    """
-    if style == "book":
-        return target * (1.0 - smoothing) + (1.0 - target) * (smoothing / (num_classes - 1))
-    return target * (1.0 - smoothing) + smoothing / num_classes
-
-
-def flip_labels(
-    target: Tensor,
-    num_classes: int,
-    p: float,
-    generator: torch.Generator | None = None,
-    *,
-    ignore_index: int | None = None,
-) -> Tensor:
-    """Replace each class index, with probability ``p``, by a class drawn uniformly among the ``k - 1`` others.
-
-    Vectorized: a flipped label becomes ``(y + o) mod k`` with ``o`` uniform in ``1..k-1``, so it never equals
-    the original. Positions equal to ``ignore_index`` are kept. Returns ``target`` itself when ``p == 0``.
-    """
-    if p == 0:
-        return target
-    u = torch.rand(target.shape, generator=generator, device=target.device)
-    v = torch.rand(target.shape, generator=generator, device=target.device)
-    return _flip_with(target, num_classes, p, u, v, ignore_index)
-
-
-def _flip_with(
-    target: Tensor, num_classes: int, p: float | Tensor, u: Tensor, v: Tensor, ignore_index: int | None
-) -> Tensor:
-    """:func:`flip_labels` from two given uniform tensors: ``u`` decides the flip, ``v`` the new class."""
-    flip = u < p
-    if ignore_index is not None:
-        flip &= target != ignore_index
-    offset = 1 + (v * (num_classes - 1)).long().clamp_(max=num_classes - 2).to(target.dtype)
-    return torch.where(flip, torch.remainder(target + offset, num_classes), target)
-
-
-def transition_labels(
-    target: Tensor,
-    transition: Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    ignore_index: int | None = None,
-) -> Tensor:
-    """Draw each noisy label from row ``y`` of the row-stochastic ``transition`` matrix: P(new = j | y = i) = T[i, j].
-
-    The diagonal is the probability of keeping the label. Positions equal to ``ignore_index`` are kept.
-    """
-    dtype = torch.float32 if target.device.type == "mps" else torch.float64
-    u = torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
-    return _transition_with(target, transition, u, ignore_index)
-
-
-def _transition_with(target: Tensor, transition: Tensor, u: Tensor, ignore_index: int | None) -> Tensor:
-    """:func:`transition_labels` from a given uniform tensor ``u``."""
-    dtype = u.dtype
-    cdf = transition.to(device=target.device, dtype=dtype).cumsum(dim=1)
-    valid = None if ignore_index is None else target != ignore_index
-    index = (target if valid is None else target.masked_fill(~valid, 0)).long()
-    new = (cdf[index] <= u.unsqueeze(-1)).sum(dim=-1).clamp_(max=transition.shape[0] - 1).to(target.dtype)
-    return new if valid is None else torch.where(valid, new, target)
-
-
-def flip_binary(target: Tensor, p: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Replace each binary target ``y`` by ``1 - y`` with probability ``p`` (a float or a broadcastable tensor)."""
-    return _flip_binary_with(target, p, torch.rand(target.shape, generator=generator, device=target.device))
-
-
-def _flip_binary_with(target: Tensor, p: float | Tensor, u: Tensor) -> Tensor:
-    return torch.where(u < p, 1 - target, target)
 
 
 def _check_transition(transition: Any) -> Tensor:
@@ -161,11 +48,6 @@ def _check_transition(transition: Any) -> Tensor:
             f"sums {[round(s, 6) for s in sums.tolist()]}."
         )
     return matrix
-
-
-def _unit_interval(value: float, argument: str) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"`{argument}` must be in [0, 1), got {value}.")
 
 
 # --------------------------------------------------------------------------------------------------- callback
@@ -270,7 +152,7 @@ class LabelNoise(LossTargetCallback):
             loss=loss, name=name, amounts=amounts, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
         for argument in amounts:
-            self.check_amount(argument, _unit_interval)
+            self.add_amount_check(argument, check_unit_interval)
         self.style: SmoothingStyle = style
         self.transition = None if transition is None else _check_transition(transition)
         self._transition_cache: dict[torch.device, Tensor] = {}
@@ -399,10 +281,10 @@ class LabelNoise(LossTargetCallback):
         if self.transition is not None:
             dtype = torch.float32 if target.device.type == "mps" else torch.float64
             u = self._uniform(target, site, call, 0, dtype)
-            target = _transition_with(target, self._transition_on(target), u, ignore_index)
+            target = transition_labels_from_uniform(target, self._transition_on(target), u, ignore_index)
         elif self._amount_on["flip"]:
             u, v = self._uniform(target, site, call, 0), self._uniform(target, site, call, 1)
-            target = _flip_with(target, k, self._amount_value("flip"), u, v, ignore_index)
+            target = flip_labels_from_uniform(target, k, self._amount_value("flip"), u, v, ignore_index)
         if not smooth:
             return target
         # At least float32, so 1 - eps is not rounded to bfloat16; cross-entropy promotes bf16/fp16 logits to match.
@@ -425,9 +307,9 @@ class LabelNoise(LossTargetCallback):
         if self.transition is not None:
             t = self._transition_on(target).to(target.dtype)
             u = self._uniform(target, site, call, 0)
-            target = _flip_binary_with(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), u)
+            target = flip_binary_from_uniform(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), u)
         elif self._amount_on["flip"]:
-            target = _flip_binary_with(target, self._amount_value("flip"), self._uniform(target, site, call, 0))
+            target = flip_binary_from_uniform(target, self._amount_value("flip"), self._uniform(target, site, call, 0))
         return target if not smooth else smooth_probabilities(target, 2, eps, style=self.style)
 
 

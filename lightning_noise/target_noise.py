@@ -7,13 +7,13 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from lightning_noise._base import Stage, check_kind_kwargs, resolve_kind_amount
+from lightning_noise._callback import Stage
+from lightning_noise._kind_noise import KindNoise
 from lightning_noise._loss_hook import CLASSIFICATION_LOSSES, LossTargetCallback
-from lightning_noise.functional import NoiseKind
 from lightning_noise.schedules import ScheduleLike
 
 
-class TargetNoise(LossTargetCallback):
+class TargetNoise(KindNoise, LossTargetCallback):
     r"""Add noise to the floating-point targets of a regression loss (MSE, L1, Huber, SmoothL1, ...) while training.
 
     A forward pre-hook on the LightningModule's loss module (``self.loss = nn.MSELoss()``; found automatically
@@ -76,29 +76,13 @@ class TargetNoise(LossTargetCallback):
         log_amounts: bool = True,
         name: str = "target",
     ) -> None:
-        noise_kind, argument, value = resolve_kind_amount(
-            type(self).__name__, kind, std=std, p=p, snr_db=snr_db, amount=amount
-        )
         super().__init__(
-            loss=loss,
-            name=name,
-            amounts={argument: value},
-            stages=stages,
-            seed=seed,
-            unit=unit,
-            log_amounts=log_amounts,
+            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, loss=loss, name=name,
+            stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
         )
-        self.check_amount(argument, noise_kind.check_amount, noise_kind.zero)
-        self.kind: NoiseKind = noise_kind
-        self.amount_name = argument
-        self.kind_kwargs = check_kind_kwargs(type(self).__name__, noise_kind, kind_kwargs)
-        self._init_keyed()  # again, now that the kind (and so the amount meaning "no noise") is known
 
     def _state_key_fields(self) -> dict[str, Any]:
         return {"loss": self.loss, "kind": self.kind.name}
-
-    def _extra_key_fields(self) -> dict[str, Any]:
-        return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
 
     def _check_loss(self, name: str, module: nn.Module) -> None:
         if isinstance(module, CLASSIFICATION_LOSSES):
@@ -120,10 +104,4 @@ class TargetNoise(LossTargetCallback):
     def _noisy_target(self, module: nn.Module, input: Any, target: Tensor, site: int, call: int) -> Tensor:
         if not self._amount_on[self.amount_name]:
             return target
-        return self._keyed(
-            target, self._amount_value(self.amount_name), site, call, 0, self._eager_draw, self.kind.name,
-            self.kind_kwargs,
-        )
-
-    def _eager_draw(self, target: Tensor, amount: float, seed: int) -> Tensor:
-        return self.kind.fn(target, amount, self._seeded_generator(target.device, seed), **self.kind_kwargs)
+        return self._draw(target, self._amount_value(self.amount_name), site, call, 0)

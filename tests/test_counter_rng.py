@@ -78,7 +78,7 @@ def test_16_bit_tensors_get_float32_noise_rounded_once():
 
 
 
-# Every built-in kind, drawn by the counter-based generator (run eagerly here) and by functional.py's seeded
+# Every built-in kind, drawn by the counter-based generator (run eagerly here) and by the functional kinds' seeded
 # generator, against the analytic statistics: the two implementations cannot drift apart. Each tolerance is 5
 # standard errors of the statistic at N draws (the per-case standard deviation of one draw is given).
 _X_SNR = torch.randn(N // 1024, 1024, generator=torch.Generator().manual_seed(0)) * 2.0

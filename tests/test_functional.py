@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lightning_noise import functional as F
+from lightning_noise.functional import kinds
 
 N = 400_000
 
@@ -155,7 +156,7 @@ def test_register_custom_kind_and_duplicates():
         with pytest.raises(ValueError, match="`amount` must be one of"):
             F.register_noise("bad", laplace, amount="sigma")
     finally:
-        F._REGISTRY.pop("test_laplace", None)
+        kinds._REGISTRY.pop("test_laplace", None)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_noise import LabelNoise, schedules
-from lightning_noise.label_noise import flip_labels, smooth_labels, transition_labels
+from lightning_noise.functional import flip_labels, smooth_labels, transition_labels
 from tests.helpers import trainer
 from tests.loss_helpers import Classifier, classification_data, recording
 

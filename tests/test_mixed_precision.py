@@ -60,7 +60,7 @@ def test_bf16_noise_is_computed_in_float32():
     callback = ActivationNoise(std=0.05, modules=["layer"], seed=0)
     callback._batch_seed = 1
     x = torch.full((256, 256), 3.0, dtype=torch.bfloat16)
-    noisy = callback._keyed(x, 0.05, 1, 0, 0, callback._eager_draw, "gaussian")
+    noisy = callback._draw(x, 0.05, 1, 0, 0)
     reference = callback._eager_draw(x.float(), 0.05, callback._draw_seed(1, 0, 0)).to(torch.bfloat16)
     assert noisy.dtype == torch.bfloat16 and torch.equal(noisy, reference)
 

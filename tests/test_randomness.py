@@ -6,7 +6,7 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_noise import ActivationNoise, InputNoise, schedules
-from lightning_noise._base import mix_seed
+from lightning_noise._seeding import mix_seed
 from tests.helpers import RecordingMLP, loader, regression_data, trainer
 
 

@@ -165,7 +165,7 @@ def test_two_identical_callbacks_fail_at_setup_naming_both_and_suggesting_name()
 def test_colliding_random_streams_fail_at_setup():
     """Different keys whose hashes collide would draw the same numbers: refused as well."""
     a, b = InputNoise(std=0.1), InputNoise(std=0.2)
-    b.__dict__["_identity_cache"] = a._identity
+    b.__dict__["_identity"] = a._identity  # the cached hash
     with pytest.raises(ValueError, match=r"share a checkpoint state key or a random stream.*`name=`"):
         trainer(callbacks=[a, b]).fit(RecordingMLP(), loader(regression_data(n=32)))
 
@@ -201,5 +201,5 @@ def test_state_key_is_built_once():
     """Lightning reads ``state_key`` at every hook call (as the profiler's name): it must not be rebuilt each time."""
     noise = InputNoise(std=0.1)
     first = noise.state_key
-    noise._build_state_key = lambda: pytest.fail("state_key rebuilt")  # type: ignore[method-assign]
+    noise._state_key_fields = lambda: pytest.fail("state_key rebuilt")  # type: ignore[method-assign]
     assert noise.state_key is first

@@ -1,70 +1,41 @@
-"""Machinery shared by the noise callbacks: amounts and schedules, seeded generators, stage gating, state.
+"""NoiseCallback, the base of the noise callbacks: amounts and their schedules, stage gating, seeds, state.
 
 Subclasses decide *where* noise goes (``_attach``/``_detach`` install and remove hooks); this module decides
-*when* it is on and *which* random numbers it uses.
-
-Randomness: keyed draws, never a stream. At the start of every batch of an active stage a callback derives a
-batch seed, a hash of (base seed, callback identity, rank for per-sample noise, stage, batch counter), built in
-one place (:meth:`NoiseCallback._batch_key`). Every draw is then keyed by that seed and by where it goes: the
-per-sample callbacks key each draw by (site, call index, tensor index) (:mod:`lightning_noise._hooks`), so a
-recomputation by activation checkpointing replays the noise of the forward; WeightNoise draws one flat buffer
-under the batch seed; GradientNoise keys its draw by (global step, optimizer index) instead of the batch
-(:meth:`~lightning_noise.gradient_noise.GradientNoise._step_key`), identical on every rank. In eager mode a key
-seeds a ``torch.Generator`` of the callback (one per device) or picks offsets in the noise table; under
-``torch.compile`` the per-sample callbacks draw from the counter-based generator of
-:mod:`lightning_noise._counter_rng`, whose key is a tensor updated in place, so a new batch neither recompiles
-nor breaks the graph. The noise of a batch is a pure function of those values: a run resumed from a checkpoint
-draws exactly the noise an uninterrupted run would have drawn, whatever device draws it, and the global RNG is
-never touched. The base seed is ``seed=`` when given, else the seed passed to ``lightning.seed_everything``
-(``PL_GLOBAL_SEED``), else fresh entropy; rank 0's value is broadcast at ``setup`` and it is saved in
-checkpoints.
+*when* it is on and *which* random numbers it uses (keyed by batch: see :mod:`lightning_noise._seeding`).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import math
-import os
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lightning_noise._checks import (
-    as_list,
-    check_bool,
-    check_choice,
-    check_finite_amount,
-    check_int,
-    check_name,
-    describe,
-)
-from lightning_noise.schedules import Constant, Schedule, ScheduleLike, as_schedule
+from lightning_noise._amounts import RangeCheck, amount_value, check_schedule, describe_schedule
+from lightning_noise._checks import as_list, check_bool, check_choice, check_int, check_name
+from lightning_noise._seeding import mix_seed, resolve_seed
+from lightning_noise.schedules import ScheduleLike, as_schedule
 
 Stage = Literal["train", "validate", "test", "predict"]
 STAGES: tuple[str, ...] = ("train", "validate", "test", "predict")
 _STAGE_CODES = {stage: code for code, stage in enumerate(STAGES, start=1)}
-_MASK64 = (1 << 64) - 1
-
-
-def mix_seed(*values: int) -> int:
-    """Hash integers into one 63-bit seed (SplitMix64 finalizer applied per value); stable across runs."""
-    state = 0x9E3779B97F4A7C15
-    for value in values:
-        state = (state ^ (int(value) & _MASK64)) & _MASK64
-        state = (state + 0x9E3779B97F4A7C15) & _MASK64
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        state = z ^ (z >> 31)
-    return state >> 1
 
 
 def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
+    """``stages`` (one stage name or several) as a tuple.
+
+    Raises:
+        TypeError: not a string or a sequence of strings. ValueError: empty, or a name not in ``STAGES``.
+
+    Example::
+
+        >>> check_stages("train")
+        ('train',)
+    """
     if isinstance(stages, str):
         stages = (stages,)
     stages = tuple(as_list(stages, "stages", f"a non-empty subset of {list(STAGES)}"))
@@ -72,53 +43,6 @@ def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
     if unknown or not stages:
         raise ValueError(f"`stages` must be a non-empty subset of {list(STAGES)}, got {list(stages)}.")
     return stages
-
-
-def check_amount(
-    argument: str,
-    schedule: Schedule | Callable[[int], float],
-    check: Callable[[float, str], None],
-    no_noise: float = 0.0,
-) -> bool:
-    """Check every value ``schedule`` can take (its ``bounds()``), or its first value for a plain callable.
-
-    ``check`` (the kind's range) sees both bounds. Every value must also be finite, except ``no_noise`` when it is
-    infinite (``snr_db=inf``). A schedule whose range is unbounded (``Step`` with ``gamma > 1`` grows without
-    limit, yet every value it takes is finite) has its first value checked now.
-
-    Returns:
-        Whether the values must also be checked at every step (a plain callable, or an unbounded schedule).
-    """
-    if not isinstance(schedule, Schedule):
-        value = amount_value(schedule, 0, argument)
-        check_finite_amount(value, argument, no_noise)
-        check(value, argument)
-        return True
-    bounds = schedule.bounds()
-    for value in bounds:
-        check(value, argument)
-    unbounded = not isinstance(schedule, Constant) and any(math.isinf(v) and v != no_noise for v in bounds)
-    for value in (float(schedule(0)),) if unbounded else bounds:
-        check_finite_amount(value, argument, no_noise)
-    return unbounded
-
-
-def amount_value(schedule: Schedule | Callable[[int], float], step: int, argument: str) -> float:
-    """``float(schedule(step))``; a plain callable that returns a string raises instead of being parsed."""
-    value = schedule(step)
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"`{argument}` (its schedule at step {step}) must return a number, got {describe(value)}.")
-    return float(value)
-
-
-def _finite_then(check: Callable[[float, str], None], no_noise: float, value: float, argument: str) -> None:
-    check_finite_amount(value, argument, no_noise)
-    check(value, argument)
-
-
-def non_negative(value: float, argument: str) -> None:
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"`{argument}` must be >= 0, got {value}.")
 
 
 class NoiseCallback(Callback):
@@ -164,7 +88,7 @@ class NoiseCallback(Callback):
         self.per_rank = check_bool(per_rank, "per_rank")
         self.schedules = {arg: as_schedule(value, arg) for arg, value in amounts.items()}
         self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
-        self._runtime_checks: dict[str, Callable[[float, str], None]] = {}
+        self._runtime_checks: dict[str, RangeCheck] = {}
         self._base_seed: int | None = None
         self._batch_seed = 0
         self._generators: dict[torch.device, torch.Generator] = {}
@@ -214,13 +138,13 @@ class NoiseCallback(Callback):
     def schedule_step(self, trainer: pl.Trainer) -> int:
         return trainer.global_step if self.unit == "step" else trainer.current_epoch
 
-    def check_amount(self, argument: str, check: Callable[[float, str], None], no_noise: float = 0.0) -> None:
+    def add_amount_check(self, argument: str, check: RangeCheck, no_noise: float = 0.0) -> None:
         """Check the amount ``argument`` with ``check(value, argument)`` and for finiteness (``no_noise``, the
         kind's "no noise" value, may be infinite): now over the schedule's ``bounds()`` (or its first value), and
         at every step for a plain callable or an unbounded schedule, whose values cannot be known in advance."""
-        if check_amount(argument, self.schedules[argument], check, no_noise):
-            # A partial of module-level functions, not a closure: the callback stays picklable.
-            self._runtime_checks[argument] = functools.partial(_finite_then, check, no_noise)
+        runtime_check = check_schedule(argument, self.schedules[argument], check, no_noise)
+        if runtime_check is not None:
+            self._runtime_checks[argument] = runtime_check
 
     def update_amounts(self, step: int) -> dict[str, float]:
         for argument, schedule in self.schedules.items():
@@ -232,7 +156,7 @@ class NoiseCallback(Callback):
         return self.amounts
 
     # ----------------------------------------------------------------------------------------------- state
-    @property
+    @functools.cached_property
     def state_key(self) -> str:
         """The checkpoint key: the class and every identifying argument (name, amounts or schedules, what the
         subclass noises and how, stages, unit). Sampler, table size, seed and logging are not part of it: they
@@ -240,12 +164,6 @@ class NoiseCallback(Callback):
 
         Built once: it depends on constructor arguments only, and Lightning reads it at every hook call (as the
         profiler's name), so building it each time cost about 0.2 ms per training step."""
-        key = self.__dict__.get("_state_key_cache")
-        if key is None:
-            key = self.__dict__["_state_key_cache"] = self._build_state_key()
-        return key
-
-    def _build_state_key(self) -> str:
         amounts = {argument: describe_schedule(s) for argument, s in self.schedules.items()}
         return self._generate_state_key(
             name=self.name,
@@ -270,13 +188,10 @@ class NoiseCallback(Callback):
         """Identifying arguments added to the key later (not in the legacy key)."""
         return {}
 
-    @property
+    @functools.cached_property
     def _identity(self) -> int:
-        # The state key depends on constructor arguments only: hash it once, not at every batch.
-        identity = self.__dict__.get("_identity_cache")
-        if identity is None:
-            identity = self.__dict__["_identity_cache"] = zlib.crc32(self.state_key.encode())
-        return identity
+        """A hash of the state key that keys the callback's random stream; computed once, like the key."""
+        return zlib.crc32(self.state_key.encode())
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self._base_seed, "train_batches": self._train_batches, **self._extra_state()}
@@ -292,7 +207,7 @@ class NoiseCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._check_unique(trainer)
         self._rank = trainer.global_rank
-        self._base_seed = self._resolve_seed(trainer)
+        self._base_seed = resolve_seed(self.seed, trainer)
         self._generators.clear()
         self._active_stage = None
         self._detach()
@@ -322,17 +237,6 @@ class NoiseCallback(Callback):
                 f"state and draw the same noise. Give one of them its own `name=`, e.g. "
                 f"{type(second).__name__}(..., name='{second.name}_2')."
             )
-
-    def _resolve_seed(self, trainer: pl.Trainer) -> int:
-        if self.seed is not None:
-            seed = self.seed
-        elif os.environ.get("PL_GLOBAL_SEED"):
-            seed = int(os.environ["PL_GLOBAL_SEED"])
-        else:
-            seed = int.from_bytes(os.urandom(8), "little") >> 1
-        if trainer.world_size > 1:
-            seed = int(trainer.strategy.broadcast(seed, src=0))
-        return seed
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._active_stage = None
@@ -428,55 +332,3 @@ class NoiseCallback(Callback):
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._active_stage = None
 
-
-def describe_schedule(schedule: Schedule | Callable[[int], float]) -> Any:
-    """A description of an amount that is the same in every process: the value of a constant, the ``repr`` of a
-    schedule, the qualified name of a plain callable (its ``repr`` would hold a memory address)."""
-    if isinstance(schedule, Constant):
-        return schedule.value
-    if isinstance(schedule, Schedule):
-        return repr(schedule)
-    named = schedule if hasattr(schedule, "__qualname__") else type(schedule)
-    return f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
-
-
-def resolve_kind_amount(owner: str, kind: Any, **given: ScheduleLike | None) -> tuple[Any, str, ScheduleLike]:
-    """Pick the noise kind and its one amount argument among ``std=``, ``p=``, ``snr_db=`` and ``amount=``.
-
-    Returns the registered kind, the name of its amount (``std``, ``p`` or ``snr_db``) and the amount given.
-
-    Raises:
-        ValueError: unknown kind, no amount, several amounts, or an amount the kind does not take.
-    """
-    from lightning_noise.functional import get_noise
-
-    noise_kind = get_noise(kind)
-    provided = {argument: value for argument, value in given.items() if value is not None}
-    if len(provided) != 1 or next(iter(provided)) not in (noise_kind.amount, "amount"):
-        got = ", ".join(f"{k}={v!r}" for k, v in provided.items()) or "no amount"
-        raise ValueError(
-            f"{owner}: {noise_kind.name!r} noise takes its amount as `{noise_kind.amount}=` (or `amount=`), got {got}."
-        )
-    return noise_kind, noise_kind.amount, next(iter(provided.values()))
-
-
-def check_kind_kwargs(owner: str, noise_kind: Any, kind_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check that ``kind_kwargs`` fit the signature of the kind's noise function, before training.
-
-    Raises:
-        ValueError: an argument the function does not take; the message shows its signature.
-    """
-    if kind_kwargs is not None and not isinstance(kind_kwargs, Mapping):
-        raise TypeError(
-            f"{owner}: `kind_kwargs` must be a dict of keyword arguments or None, got {describe(kind_kwargs)}."
-        )
-    kwargs = dict(kind_kwargs or {})
-    signature = inspect.signature(noise_kind.fn)
-    try:
-        signature.bind(None, None, None, **kwargs)
-    except TypeError as error:
-        raise ValueError(
-            f"{owner}: `kind_kwargs` {kwargs} do not fit {noise_kind.name!r} noise ({error}); its function takes "
-            f"({', '.join(signature.parameters)})."
-        ) from None
-    return kwargs
