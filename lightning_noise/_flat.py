@@ -96,8 +96,8 @@ class NoiseTable:
     A draw of ``n`` numbers under an integer key is ``table[o1:o1+n] + s * table[o2:o2+n]``, with the first
     window in the lower half of the table, the second in the upper half (so the two never share an entry), and
     the offsets and the sign ``s`` derived from the key by hashing: no random number is generated per draw and
-    no value goes from the device to the host. :meth:`windows` returns the two windows as views cut like a
-    :class:`FlatGroup` (callers add them with two foreach ops); :meth:`fill_` writes the sum into a buffer.
+    no value goes from the device to the host. :meth:`pair` returns the two windows flat, :meth:`windows` as
+    views cut like a :class:`FlatGroup` (callers add them with two foreach ops).
 
     Within a draw, every element is the sum of two table entries that no other element of the draw uses, so the
     elements are independent and ~N(0, 1) (as far as the table is a sample of N(0, 1)). Across draws they are
@@ -153,37 +153,9 @@ class NoiseTable:
         first, second, sign = self.pair(group.buffer.numel(), key, group.device, group.dtype)
         return _cut(first, group), _cut(second, group), sign
 
-    def fill_(self, out: Tensor, key: int) -> Tensor:
-        """Write ``n = out.numel()`` standard normal numbers into the contiguous 1-d tensor ``out``."""
-        first, second, sign = self.pair(out.numel(), key, out.device, out.dtype)
-        return torch.add(first, second, alpha=sign, out=out)
-
 
 def _cut(window: Tensor, group: FlatGroup) -> list[Tensor]:
     return [chunk.view(view.shape) for chunk, view in zip(torch.split(window, group.sizes), group.views)]
-
-
-def standard_noise(
-    group: FlatGroup,
-    *,
-    distribution: Literal["normal", "uniform"],
-    generator: torch.Generator,
-    table: NoiseTable | None,
-    key: int,
-) -> list[tuple[list[Tensor], float]]:
-    """Zero-mean, unit-variance noise for ``group`` as terms ``(views, sign)``: the noise is ``sum(sign * views)``.
-
-    ``normal`` from ``table`` when given (two terms, views of the table), else drawn with ``normal_`` into the
-    group's buffer (one term); ``uniform`` U(-sqrt 3, sqrt 3) into the buffer (the table holds normal numbers).
-    """
-    if distribution == "uniform":
-        group.buffer.uniform_(-_SQRT3, _SQRT3, generator=generator)
-        return [(group.views, 1.0)]
-    if table is not None:
-        first, second, sign = table.windows(group, key)
-        return [(first, 1.0), (second, sign)]
-    group.buffer.normal_(generator=generator)
-    return [(group.views, 1.0)]
 
 
 def fill_standard_(
