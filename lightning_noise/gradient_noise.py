@@ -11,16 +11,11 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_noise._base import mix_seed
-from lightning_noise._flat import (
-    DEFAULT_TABLE_SIZE,
-    FlatGroup,
-    ParameterNoise,
-    Sampler,
-    flat_groups,
-    is_dtensor,
-    local_part,
-)
 from lightning_noise._checks import as_list, check_number, describe, is_int
+from lightning_noise._flat_buffers import FlatGroup, flat_groups
+from lightning_noise._parameter_noise import ParameterNoise
+from lightning_noise._sharding import is_dtensor, local_part
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import Annealed, ScheduleLike
 
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing

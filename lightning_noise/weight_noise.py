@@ -13,19 +13,13 @@ from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 from torch.utils.weak import WeakIdKeyDictionary
 
-from lightning_noise._flat import (
-    DEFAULT_TABLE_SIZE,
-    FlatGroup,
-    ParameterNoise,
-    Sampler,
-    is_dtensor,
-    flat_groups,
-    local_part,
-    local_tensor,
-)
 from lightning_noise._checks import check_bool, check_choice
+from lightning_noise._flat_buffers import FlatGroup, flat_groups
 from lightning_noise._hooks import InertHook
 from lightning_noise._modules import check_patterns, select_modules
+from lightning_noise._parameter_noise import ParameterNoise
+from lightning_noise._sharding import is_dtensor, local_part, local_tensor
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import ScheduleLike
 
 # Swap mode: the clean tensor of every parameter that holds noise, shared by all WeightNoise instances, so that

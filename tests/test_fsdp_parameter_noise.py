@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_noise._flat import check_parameter_strategy
+from lightning_noise._sharding import check_parameter_strategy
 from tests.helpers import trainer
 from tests.scripts.fsdp_parameter_noise import Recorder, callbacks, data
 from tests.test_ddp_parameter_noise import clean_environment
@@ -68,14 +68,14 @@ def test_fsdp1_and_deepspeed_are_refused_with_a_clear_message(owner):
 
 def test_the_check_runs_at_setup_before_any_batch(monkeypatch):
     """A strategy the callbacks refuse stops ``fit`` at ``setup``: no training step runs."""
-    import lightning_noise._flat as flat
+    import lightning_noise._parameter_noise
     from lightning_noise import WeightNoise
     from tests.helpers import RecordingMLP, loader, regression_data
 
     def refuse(trainer, owner):
         raise ValueError(f"{owner} refuses {type(trainer.strategy).__name__}")
 
-    monkeypatch.setattr(flat, "check_parameter_strategy", refuse)
+    monkeypatch.setattr(lightning_noise._parameter_noise, "check_parameter_strategy", refuse)
     model = RecordingMLP()
     with pytest.raises(ValueError, match="WeightNoise refuses SingleDeviceStrategy"):
         trainer(callbacks=[WeightNoise(std=0.1)]).fit(model, loader(regression_data()))

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from lightning_noise._flat import NoiseTable, flat_groups
+from lightning_noise._flat_buffers import flat_groups
+from lightning_noise._noise_table import NoiseTable
 
 N = 200_000
 
