@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import Tensor
 
 
@@ -45,15 +46,15 @@ def check_parameter_strategy(trainer: pl.Trainer, owner: str) -> None:
     FSDP; DeepSpeed keeps parameters and gradients inside its engine.
 
     Raises:
-        ValueError: FSDPStrategy or a DeepSpeed strategy.
+        ValueError: ``FSDPStrategy``, ``DeepSpeedStrategy`` or a subclass of either.
     """
     strategy = type(trainer.strategy).__name__
-    if "DeepSpeed" in strategy:
+    if isinstance(trainer.strategy, DeepSpeedStrategy):
         raise ValueError(
             f"{owner} does not support the DeepSpeed strategy, which keeps parameters and gradients inside its "
             f"engine; got strategy {strategy}. Use ddp, or ModelParallelStrategy with `fully_shard`."
         )
-    if "FSDP" in strategy:
+    if isinstance(trainer.strategy, FSDPStrategy):
         raise ValueError(
             f"{owner} does not support {strategy} (FSDP1 flat parameters); got strategy {strategy}. For sharded "
             "training use `ModelParallelStrategy` and call `torch.distributed.fsdp.fully_shard` in "
