@@ -6,6 +6,7 @@ from collections.abc import Hashable, Sequence
 from typing import Literal
 
 import lightning.pytorch as pl
+from torch import Tensor
 
 from lightning_noise._base import NoiseCallback, non_negative
 from lightning_noise._checks import check_bool
@@ -32,6 +33,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
         log_amounts: bool,
         name: str,
         prefetch: bool = True,
+        kind: str | None = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -43,7 +45,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
             per_rank=False,
         )
         self.check_amount("std", non_negative)
-        self._init_sampler(sampler, table_size)
+        self._init_sampler(sampler, table_size, kind)
         self.prefetch = check_bool(prefetch, "prefetch", owner=type(self).__name__)
         self._prefetcher = Prefetcher()
 
@@ -53,12 +55,22 @@ class ParameterNoise(TableSampling, NoiseCallback):
         buffer (side stream) or more than one usable CPU core (side thread)."""
         return self.prefetch and self.sampler == "exact" and can_prefetch(groups)
 
-    def _draw_exact(
-        self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
-    ) -> None:
-        """Fill ``groups`` with the exact draw under ``seed``: the prefetched one when it was made for ``seed``."""
-        if not self._prefetcher.take(slot, seed, groups):
-            fill_standard_(groups, seed, distribution, self.generator)
+    def _noise_terms(
+        self, slot: Hashable, groups: Sequence[FlatGroup], std: float, distribution: Literal["normal", "uniform"]
+    ) -> list[list[tuple[list[Tensor], float]]]:
+        """For each of ``groups``, the noise ``std * n`` under the current key as terms ``(views, alpha)`` whose sum
+        of ``alpha * views`` is the noise: two windows of the table, or the group's buffer holding the exact draw
+        (the one prefetched on ``slot`` when it was made for this key)."""
+        table = self._noise_table()
+        if table is None:
+            if not self._prefetcher.take(slot, self._batch_seed, groups):
+                fill_standard_(groups, self._batch_seed, distribution, self.generator)
+            return [[(group.views, std)] for group in groups]
+        terms = []
+        for number, group in enumerate(groups):
+            first, second, sign = table.windows(group, self._batch_seed + number)
+            terms.append([(first, std), (second, sign * std)])
+        return terms
 
     def _prefetch(
         self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
