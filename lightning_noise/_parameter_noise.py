@@ -19,7 +19,8 @@ from lightning_noise.schedules import ScheduleLike
 
 class ParameterNoise(TableSampling, NoiseCallback):
     """Shared base of WeightNoise and GradientNoise: one ``std`` amount, training only, the same noise on every
-    rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint).
+    rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint);
+    ``kind``, when given, is refused with ``sampler="table"`` unless the table's normal numbers can serve it.
     """
 
     def __init__(
@@ -51,8 +52,8 @@ class ParameterNoise(TableSampling, NoiseCallback):
 
     # ---------------------------------------------------------------------------------------------- prefetch
     def _prefetches(self, groups: Sequence[FlatGroup]) -> bool:
-        """Whether the exact draws of ``groups`` are made ahead: ``prefetch=True``, the exact sampler, and a CUDA
-        buffer (side stream) or more than one usable CPU core (side thread)."""
+        """Whether the exact draws of ``groups`` are made ahead: ``prefetch=True``, the exact sampler, and
+        :func:`~lightning_noise._prefetch.can_prefetch`."""
         return self.prefetch and self.sampler == "exact" and can_prefetch(groups)
 
     def _noise_terms(
