@@ -1,2 +1,0 @@
-from lightning_noise._noise_table import add_table_noise
-from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler, TableSampling
