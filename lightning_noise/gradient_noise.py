@@ -11,16 +11,11 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_noise._base import mix_seed
-from lightning_noise._flat import (
-    DEFAULT_TABLE_SIZE,
-    FlatGroup,
-    ParameterNoise,
-    Sampler,
-    flat_groups,
-    is_dtensor,
-    local_part,
-)
 from lightning_noise._checks import as_list, check_number, describe, is_int
+from lightning_noise._flat_buffers import FlatGroup, flat_groups
+from lightning_noise._parameter_noise import ParameterNoise
+from lightning_noise._sharding import is_dtensor, local_part
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import Annealed, ScheduleLike
 
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
@@ -249,16 +244,8 @@ class GradientNoise(ParameterNoise):
         (a DTensor gradient takes the part of the draw that lies on this rank's shard). Sparse gradients
         (``nn.Embedding(sparse=True)``) take noise on their values, the rows present, from their own keyed draw.
         """
-        table = self._noise_table()
-        if table is None and plan.groups:
-            self._draw_exact(slot, plan.groups, self._batch_seed, "normal")
-        for number, group in enumerate(plan.groups):
+        for group, terms in zip(plan.groups, self._noise_terms(slot, plan.groups, std, "normal")):
             params = [plan.params[i] for i in group.indices]
-            if table is not None:
-                first, second, sign = table.windows(group, self._batch_seed + number)
-                terms = [(first, std), (second, sign * std)]
-            else:
-                terms = [(group.views, std)]
             grads, keep = [], []
             for k, p in enumerate(params):
                 g = p.grad

@@ -13,19 +13,13 @@ from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 from torch.utils.weak import WeakIdKeyDictionary
 
-from lightning_noise._flat import (
-    DEFAULT_TABLE_SIZE,
-    FlatGroup,
-    ParameterNoise,
-    Sampler,
-    is_dtensor,
-    flat_groups,
-    local_part,
-    local_tensor,
-)
 from lightning_noise._checks import check_bool, check_choice
+from lightning_noise._flat_buffers import FlatGroup, flat_groups
 from lightning_noise._hooks import InertHook
 from lightning_noise._modules import check_patterns, select_modules
+from lightning_noise._parameter_noise import ParameterNoise
+from lightning_noise._sharding import is_dtensor, local_part, local_tensor
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import ScheduleLike
 
 # Swap mode: the clean tensor of every parameter that holds noise, shared by all WeightNoise instances, so that
@@ -161,13 +155,10 @@ class WeightNoise(ParameterNoise):
         prefetch: bool = True,
     ) -> None:
         check_choice(kind, "kind", KINDS, owner="WeightNoise")
-        if sampler == "table" and kind == "uniform":
-            raise ValueError("WeightNoise: `sampler='table'` holds normal numbers; use it with kind 'gaussian' or "
-                             "'multiplicative', got kind='uniform'.")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
         super().__init__(
             std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
-            prefetch=prefetch,
+            prefetch=prefetch, kind=kind,
         )
         self.kind = kind
         self.biases = check_bool(biases, "biases", owner="WeightNoise")
@@ -339,20 +330,12 @@ class WeightNoise(ParameterNoise):
 
     def perturb(self, std: float) -> None:
         """Put ``std`` noise drawn under the current batch's key on the selected weights (clean values kept)."""
-        table = self._noise_table()
         if len(self._buffers) > 1:
             self._parity = (self._parity + 1) % len(self._buffers)
         buffers = self._buffers[self._parity]
-        if table is None:
-            self._draw_exact(0, buffers, self._batch_seed, self._dist)
+        noise = self._noise_terms(0, buffers, std, self._dist)
         with torch.no_grad():
-            for number, (group, params) in enumerate(zip(buffers, self._group_params)):
-                key = self._batch_seed + number
-                if table is not None:
-                    first, second, sign = table.windows(group, key)
-                    terms = [(first, std), (second, sign * std)]
-                else:
-                    terms = [(group.views, std)]
+            for number, (group, params, terms) in enumerate(zip(buffers, self._group_params, noise)):
                 if self._swap:
                     self._perturb_swap(params, group.views, terms)
                 else:

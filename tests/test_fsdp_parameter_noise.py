@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_noise._flat import check_parameter_strategy
+from lightning_noise._sharding import check_parameter_strategy
 from tests.helpers import trainer
 from tests.scripts.fsdp_parameter_noise import Recorder, callbacks, data
 from tests.test_ddp_parameter_noise import clean_environment
@@ -57,25 +57,41 @@ def test_fsdp1_and_deepspeed_are_refused_with_a_clear_message(owner):
     """The check runs at ``setup``, before any batch (FSDPStrategy itself also refuses a CPU accelerator)."""
     from types import SimpleNamespace
 
-    from lightning.pytorch.strategies import FSDPStrategy
+    from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 
     with pytest.raises(ValueError, match=rf"{owner} does not support FSDPStrategy \(FSDP1.*ModelParallelStrategy"):
         check_parameter_strategy(SimpleNamespace(strategy=FSDPStrategy()), owner)
-    DeepSpeedStrategy = type("DeepSpeedStrategy", (), {})
+    deepspeed = object.__new__(DeepSpeedStrategy)  # its __init__ needs the deepspeed package
     with pytest.raises(ValueError, match=rf"{owner} does not support the DeepSpeed strategy"):
-        check_parameter_strategy(SimpleNamespace(strategy=DeepSpeedStrategy()), owner)
+        check_parameter_strategy(SimpleNamespace(strategy=deepspeed), owner)
+
+
+def test_strategies_are_told_apart_by_class_not_by_name():
+    """A subclass of a refused strategy is refused whatever its name; a name alone refuses nothing."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
+
+    sharded = type("ShardedStrategy", (FSDPStrategy,), {})()
+    with pytest.raises(ValueError, match=r"does not support ShardedStrategy \(FSDP1"):
+        check_parameter_strategy(SimpleNamespace(strategy=sharded), "WeightNoise")
+    zero = object.__new__(type("ZeroStrategy", (DeepSpeedStrategy,), {}))
+    with pytest.raises(ValueError, match="does not support the DeepSpeed strategy.*got strategy ZeroStrategy"):
+        check_parameter_strategy(SimpleNamespace(strategy=zero), "GradientNoise")
+    for name in ("DDPNotFSDPStrategy", "DDPNotDeepSpeedStrategy"):
+        check_parameter_strategy(SimpleNamespace(strategy=type(name, (DDPStrategy,), {})()), "WeightNoise")
 
 
 def test_the_check_runs_at_setup_before_any_batch(monkeypatch):
     """A strategy the callbacks refuse stops ``fit`` at ``setup``: no training step runs."""
-    import lightning_noise._flat as flat
+    import lightning_noise._parameter_noise
     from lightning_noise import WeightNoise
     from tests.helpers import RecordingMLP, loader, regression_data
 
     def refuse(trainer, owner):
         raise ValueError(f"{owner} refuses {type(trainer.strategy).__name__}")
 
-    monkeypatch.setattr(flat, "check_parameter_strategy", refuse)
+    monkeypatch.setattr(lightning_noise._parameter_noise, "check_parameter_strategy", refuse)
     model = RecordingMLP()
     with pytest.raises(ValueError, match="WeightNoise refuses SingleDeviceStrategy"):
         trainer(callbacks=[WeightNoise(std=0.1)]).fit(model, loader(regression_data()))

@@ -7,13 +7,15 @@ import math
 import pytest
 import torch
 
-from lightning_noise._flat import NoiseTable, flat_groups, standard_noise
+from lightning_noise._flat_buffers import flat_groups
+from lightning_noise._noise_table import NoiseTable
 
 N = 200_000
 
 
 def draw(table: NoiseTable, key: int, n: int = N) -> torch.Tensor:
-    return table.fill_(torch.empty(n), key)
+    first, second, sign = table.pair(n, key, torch.device("cpu"), torch.float32)
+    return torch.add(first, second, alpha=sign)
 
 
 def test_one_draw_is_standard_normal():
@@ -82,15 +84,15 @@ def test_flat_groups_views_share_one_buffer():
 
 
 def test_windows_are_the_draw_cut_like_the_group():
-    """What the callbacks add (two foreach terms over views of the table) equals the draw ``fill_`` writes."""
+    """What the callbacks add (two foreach terms over views of the table) equals the flat draw of ``pair``."""
     tensors = [torch.zeros(30, 40), torch.zeros(7)]
     group = flat_groups(tensors)[0]
     table = NoiseTable(4096, seed=6)
-    terms = standard_noise(group, distribution="normal", generator=torch.Generator(), table=table, key=11)
-    total = [sum(sign * views[i] for views, sign in terms) for i in range(2)]
-    expected = draw(table, 11, 1207)
-    assert torch.allclose(torch.cat([t.flatten() for t in total]), expected, atol=1e-6)
-    assert all(views[0].data_ptr() != group.buffer.data_ptr() for views, _ in terms), "views of the table"
+    first, second, sign = table.windows(group, 11)
+    assert [tuple(v.shape) for v in first + second] == [(30, 40), (7,)] * 2
+    total = torch.cat([(a + sign * b).flatten() for a, b in zip(first, second)])
+    assert torch.allclose(total, draw(table, 11, 1207), atol=1e-6)
+    assert all(view.data_ptr() != group.buffer.data_ptr() for view in first + second), "views of the table"
 
 
 def test_windows_of_one_draw_never_overlap_so_elements_are_uncorrelated_at_every_lag():

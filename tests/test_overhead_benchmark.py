@@ -29,9 +29,9 @@ def test_overhead_runs_and_writes_json(tmp_path):
 def test_memory_of_weight_noise_is_its_buffers_and_table(tmp_path, monkeypatch):
     """WeightNoise on the 1M-parameter MLP holds two noise buffers (exact with prefetch, the default), one
     (``prefetch=False``), or one and a table."""
-    import lightning_noise._flat
+    import lightning_noise._prefetch
 
-    monkeypatch.setattr(lightning_noise._flat, "_CORES", 2)  # prefetch on a side thread, whatever this machine has
+    monkeypatch.setattr(lightning_noise._prefetch, "_CORES", 2)  # prefetch on a side thread, whatever this machine has
     out = tmp_path / "overhead.md"
     cases = ["WeightNoise(std=0.05, prefetch=False)", "WeightNoise(std=0.05, sampler='table')", "WeightNoise(std=0.05)"]
     rows = overhead.main(["--models", "mlp", "--cases", *cases, "--repeats", "1", "--steps", "2", "--warmup", "2",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lightning_noise import GradientNoise, WeightNoise
-from lightning_noise._flat import NoiseTable
+from lightning_noise._noise_table import NoiseTable
 from tests.helpers import loader, regression_data, trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec", "ignore:.*val_dataloader")

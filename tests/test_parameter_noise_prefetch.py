@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-import lightning_noise._flat as flat
+import lightning_noise._prefetch
 from lightning_noise import GradientNoise, WeightNoise
-from lightning_noise._flat import Prefetcher, fill_standard_, flat_groups
+from lightning_noise._flat_buffers import fill_standard_, flat_groups
+from lightning_noise._prefetch import Prefetcher
 from tests.helpers import loader, regression_data, trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*`validation_step`", "ignore:.*val_dataloader", "ignore:.*LeafSpec")
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*`validation_step`", "ignore:.*
 @pytest.fixture(autouse=True)
 def two_cores(monkeypatch):
     """Prefetch runs only with a spare core: pretend there is one, so the tests exercise it on any machine."""
-    monkeypatch.setattr(flat, "_CORES", 2)
+    monkeypatch.setattr(lightning_noise._prefetch, "_CORES", 2)
 
 
 class Net(pl.LightningModule):

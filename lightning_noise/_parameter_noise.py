@@ -1,0 +1,97 @@
+"""ParameterNoise: the base of the callbacks that perturb parameters or their gradients, the same on every rank."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Literal
+
+import lightning.pytorch as pl
+from torch import Tensor
+
+from lightning_noise._base import NoiseCallback, non_negative
+from lightning_noise._checks import check_bool
+from lightning_noise._flat_buffers import FlatGroup, fill_standard_
+from lightning_noise._prefetch import Prefetcher, can_prefetch
+from lightning_noise._sharding import check_parameter_strategy
+from lightning_noise._table_sampling import Sampler, TableSampling
+from lightning_noise.schedules import ScheduleLike
+
+
+class ParameterNoise(TableSampling, NoiseCallback):
+    """Shared base of WeightNoise and GradientNoise: one ``std`` amount, training only, the same noise on every
+    rank, and the choice of sampler with its table (rebuilt when the seed changes, e.g. on loading a checkpoint);
+    ``kind``, when given, is refused with ``sampler="table"`` unless the table's normal numbers can serve it.
+    """
+
+    def __init__(
+        self,
+        *,
+        std: ScheduleLike,
+        sampler: Sampler,
+        table_size: int,
+        seed: int | None,
+        unit: Literal["step", "epoch"],
+        log_amounts: bool,
+        name: str,
+        prefetch: bool = True,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            amounts={"std": std},
+            stages=("train",),
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+            per_rank=False,
+        )
+        self.check_amount("std", non_negative)
+        self._init_sampler(sampler, table_size, kind)
+        self.prefetch = check_bool(prefetch, "prefetch", owner=type(self).__name__)
+        self._prefetcher = Prefetcher()
+
+    # ---------------------------------------------------------------------------------------------- prefetch
+    def _prefetches(self, groups: Sequence[FlatGroup]) -> bool:
+        """Whether the exact draws of ``groups`` are made ahead: ``prefetch=True``, the exact sampler, and
+        :func:`~lightning_noise._prefetch.can_prefetch`."""
+        return self.prefetch and self.sampler == "exact" and can_prefetch(groups)
+
+    def _noise_terms(
+        self, slot: Hashable, groups: Sequence[FlatGroup], std: float, distribution: Literal["normal", "uniform"]
+    ) -> list[list[tuple[list[Tensor], float]]]:
+        """For each of ``groups``, the noise ``std * n`` under the current key as terms ``(views, alpha)`` whose sum
+        of ``alpha * views`` is the noise: two windows of the table, or the group's buffer holding the exact draw
+        (the one prefetched on ``slot`` when it was made for this key)."""
+        table = self._noise_table()
+        if table is None:
+            if not self._prefetcher.take(slot, self._batch_seed, groups):
+                fill_standard_(groups, self._batch_seed, distribution, self.generator)
+            return [[(group.views, std)] for group in groups]
+        terms = []
+        for number, group in enumerate(groups):
+            first, second, sign = table.windows(group, self._batch_seed + number)
+            terms.append([(first, std), (second, sign * std)])
+        return terms
+
+    def _prefetch(
+        self, slot: Hashable, groups: Sequence[FlatGroup], seed: int, distribution: Literal["normal", "uniform"]
+    ) -> None:
+        """Start the draw of ``seed`` into ``groups`` unless it is already in flight."""
+        if self._prefetcher.pending_seed(slot) != seed:
+            self._prefetcher.submit(slot, groups, seed, distribution)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            check_parameter_strategy(trainer, type(self).__name__)
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._prefetcher.close()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._prefetcher.close()
+        super().on_exception(trainer, pl_module, exception)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._prefetcher.close()
+        super().teardown(trainer, pl_module, stage)
