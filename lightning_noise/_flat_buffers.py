@@ -12,7 +12,6 @@ function of (key, layout).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-_SQRT3 = math.sqrt(3.0)
+from lightning_noise.functional.additive import UNIFORM_HALF_WIDTH
 
 
 @dataclass
@@ -80,6 +79,6 @@ def fill_standard_(
             g.manual_seed(seed)
             seeded.add(group.device)
         if distribution == "uniform":
-            group.buffer.uniform_(-_SQRT3, _SQRT3, generator=g)
+            group.buffer.uniform_(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, generator=g)
         else:
             group.buffer.normal_(generator=g)

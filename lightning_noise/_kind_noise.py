@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from lightning_noise import _counter_rng
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler, TableSampling, add_table_noise
 from lightning_noise._hooks import KeyedDraws
+from lightning_noise._noise_table import add_table_noise
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler, TableSampling
 from lightning_noise.functional.kinds import NoiseKind, check_kind_kwargs, resolve_kind_amount
 from lightning_noise.schedules import ScheduleLike
 

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_noise._base import mix_seed
+from lightning_noise._seeding import mix_seed
 from lightning_noise._flat_buffers import FlatGroup
 
 

@@ -8,8 +8,8 @@ from typing import Literal
 import lightning.pytorch as pl
 from torch import Tensor
 
-from lightning_noise._base import NoiseCallback, non_negative
-from lightning_noise._checks import check_bool
+from lightning_noise._callback import NoiseCallback
+from lightning_noise._checks import check_bool, check_non_negative
 from lightning_noise._flat_buffers import FlatGroup, fill_standard_
 from lightning_noise._prefetch import Prefetcher, can_prefetch
 from lightning_noise._sharding import check_parameter_strategy
@@ -45,7 +45,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
             log_amounts=log_amounts,
             per_rank=False,
         )
-        self.check_amount("std", non_negative)
+        self.add_amount_check("std", check_non_negative)
         self._init_sampler(sampler, table_size, kind)
         self.prefetch = check_bool(prefetch, "prefetch", owner=type(self).__name__)
         self._prefetcher = Prefetcher()

@@ -15,7 +15,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from lightning_noise._base import mix_seed
+from lightning_noise._seeding import mix_seed
 from lightning_noise._robustness_result import RobustnessCurve, RobustnessResult
 from lightning_noise._structures import map_floating, tensors_in
 from lightning_noise.corruptions import Corruption, resolve_corruptions

@@ -10,11 +10,11 @@ from torch import Tensor, nn
 
 from lightning_noise._callback import NoiseCallback, Stage
 from lightning_noise._checks import check_choice
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise._hooks import NoiseHook
 from lightning_noise._kind_noise import KindNoise
 from lightning_noise._modules import check_patterns, select_modules
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import ScheduleLike
 
 

@@ -109,7 +109,7 @@ def shot_noise(x: Tensor, rate: float, generator: torch.Generator | None = None,
         raise ValueError(f"`rate` of shot noise must be > 0, got {rate}.")
     if math.isinf(rate):
         return x
-    F._require_floating(x, "shot")
+    F.require_floating(x, "shot")
     work = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32)
     counts = torch.poisson(work.clamp_min(0.0) * rate, generator=generator)
     return _clip((counts / rate).to(x.dtype), clip)

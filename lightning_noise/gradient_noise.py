@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import torch
 from torch.optim import Optimizer
 
-from lightning_noise._base import mix_seed
+from lightning_noise._seeding import mix_seed
 from lightning_noise._checks import as_list, check_number, describe, is_int
 from lightning_noise._flat_buffers import FlatGroup, flat_groups
 from lightning_noise._parameter_noise import ParameterNoise

@@ -11,12 +11,12 @@ from torch import Tensor, nn
 
 from lightning_noise._callback import NoiseCallback, Stage
 from lightning_noise._checks import as_list, check_bool, check_name
-from lightning_noise._flat import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise._hooks import NoiseHook, in_backward, site_id
 from lightning_noise._kind_noise import KindNoise
 from lightning_noise._modules import get_submodule
 from lightning_noise._running_std import RunningStd
 from lightning_noise._structures import describe_dtypes, map_floating, tensors_in
+from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import ScheduleLike
 
 
