@@ -1,6 +1,7 @@
 """Run by tests/test_robustness.py in a clean subprocess: RobustnessEvaluation under 2-process DDP (gloo).
 
-90 points of three overlapping blobs (std 1.2), 45 per rank in batches of 16 (the last one partial), a nearest-centre classifier.
+90 points of three overlapping blobs (std 1.2), 45 per rank in batches of 16 (the last one partial), and a
+nearest-centre classifier.
 Three evaluations run at the end of ``trainer.test``: accuracy, a callable metric and a torchmetrics metric;
 each rank saves its three results. Usage: python ddp_robustness.py OUT_DIR
 """
