@@ -1,6 +1,7 @@
 """What the evaluation callbacks (:class:`~lightning_noise.RobustnessEvaluation` and
-:class:`~lightning_noise.RandomizedSmoothing`) share: their output switches, the test dataloader they read,
-the dataset name in their titles, and how they write, print and log their results.
+:class:`~lightning_noise.RandomizedSmoothing`) share: the arguments they both take and their checks, their
+output switches, the test dataloader they read, the dataset name in their titles, and how they write, print
+and log their results.
 
 Example::
 
@@ -19,17 +20,51 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from lightning_noise._checks import check_bool, describe
+from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
 from lightning_noise._optional import available, check_available
 
 
 class EvaluationCallback(Callback):
     """Runs ``self.<run>(trainer, pl_module)`` at the end of ``trainer.test`` when ``self.when == "test_end"``;
-    :meth:`_loader` gives the dataloader it reads (the one passed, else the test dataloader ``dataloader_idx``)."""
+    :meth:`_loader` gives the dataloader it reads (the one passed, else the test dataloader ``dataloader_idx``).
+
+    ``__init__`` checks and keeps the arguments every evaluation callback takes (see the subclasses' docstrings);
+    each subclass checks its own.
+
+    Raises:
+        TypeError: an argument of the wrong type, e.g. ``plot="false"`` or ``output_dir=1``.
+        ValueError: ``seed < 0``, ``dataloader_idx < 0``, a ``when`` other than ``"test_end"`` or ``"manual"``,
+            an empty ``dataset_name``.
+        ImportError: ``plot=True`` without matplotlib, or ``print_table=True`` without rich.
+    """
 
     run = "evaluate"  # the name of the public method that does the work
-    when: str
-    dataloader_idx: int
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        when: str,
+        dataloader_idx: int,
+        batch_to_inputs_targets: Any,
+        output_dir: Any,
+        dataset_name: str | None,
+        plot: bool | None,
+        print_table: bool | None,
+        log: bool,
+    ) -> None:
+        self.seed = check_int(seed, "seed", minimum=0)
+        self.when = check_choice(when, "when", ("test_end", "manual"))
+        self.dataloader_idx = check_int(dataloader_idx, "dataloader_idx", minimum=0)
+        self.batch_to_inputs_targets = check_callable(batch_to_inputs_targets, "batch_to_inputs_targets", none=True)
+        if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
+            raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.dataset_name = check_name(dataset_name, "dataset_name", none=True)
+        self.plot, self.print_table, self.log = output_switches(
+            type(self).__name__, plot=plot, print_table=print_table, log=log
+        )
+        self.files: dict[str, Path] = {}
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.when == "test_end":
@@ -59,17 +94,6 @@ def output_switches(owner: str, *, plot: Any, print_table: Any, log: Any) -> tup
         check_available("rich", f"{owner}(print_table=True)")
     plot = available("matplotlib") if plot is None else plot
     return plot, True if print_table is None else print_table, log
-
-
-def check_output_dir(output_dir: Any) -> Path | None:
-    """``output_dir`` as a ``Path`` (None passes through).
-
-    Raises:
-        TypeError: not a str, a path or None.
-    """
-    if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
-        raise TypeError(f"`output_dir` must be a path (str or pathlib.Path) or None, got {describe(output_dir)}.")
-    return Path(output_dir) if output_dir is not None else None
 
 
 def pick_test_dataloader(trainer: pl.Trainer, dataloader_idx: int, owner: str, method: str) -> Iterable[Any]:

@@ -8,31 +8,32 @@ plots only when matplotlib is present and prints a plain-text table when rich is
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from types import ModuleType
 
-_EXTRA_HINT = "install it with `pip install 'lightning-noise[{extra}]'` (or `pip install {package}`)"
+from lightning_utilities.core.imports import package_available
+
 PLOT_PACKAGES = ("matplotlib", "rich")  # the `plot` extra
 
 
-def _hint(package: str) -> str:
-    extra = "plot" if package in PLOT_PACKAGES else "recipes"
-    return _EXTRA_HINT.format(extra=extra, package=package)
-
-
 def available(module: str) -> bool:
-    """Whether ``module`` can be imported, without importing it."""
-    try:
-        return importlib.util.find_spec(module.split(".")[0]) is not None
-    except (ImportError, ValueError):  # a module set to None in sys.modules (blocked), or a broken install
-        return False
+    """Whether ``module``'s top-level package can be imported, without importing it (``lightning_utilities``'
+    ``package_available``: found once per process and remembered)."""
+    return package_available(module.split(".")[0])
+
+
+def _missing(module: str, feature: str, package: str | None) -> ImportError:
+    package = package or module.split(".")[0]
+    extra = "plot" if package in PLOT_PACKAGES else "recipes"
+    return ImportError(
+        f"{feature} needs {package}: install it with `pip install 'lightning-noise[{extra}]'` (or `pip install "
+        f"{package}`)."
+    )
 
 
 def check_available(module: str, feature: str, package: str | None = None) -> None:
     """Raise ``ImportError`` naming ``feature`` and the extra that installs ``module`` if it cannot be imported."""
     if not available(module):
-        package = package or module.split(".")[0]
-        raise ImportError(f"{feature} needs {package}: {_hint(package)}.")
+        raise _missing(module, feature, package)
 
 
 def require(module: str, feature: str, package: str | None = None) -> ModuleType:
@@ -40,5 +41,4 @@ def require(module: str, feature: str, package: str | None = None) -> ModuleType
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        package = package or module.split(".")[0]
-        raise ImportError(f"{feature} needs {package}: {_hint(package)}.") from error
+        raise _missing(module, feature, package) from error

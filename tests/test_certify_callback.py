@@ -20,6 +20,20 @@ from tests.test_robustness import Classifier, blobs, wandb_calls  # noqa: F401 (
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_certify.py"
 
 
+@pytest.fixture
+def hide(monkeypatch):
+    """``hide(package)``: as if ``package`` were not installed for the rest of the test. lightning_utilities
+    remembers which packages it found (``_optional.available`` asks it): forget that now and after."""
+    from lightning_utilities.core.imports import package_available
+
+    def hide(package: str) -> None:
+        monkeypatch.setitem(sys.modules, package, None)
+        package_available.cache_clear()
+
+    yield hide
+    package_available.cache_clear()
+
+
 def test_certifies_the_test_set_after_test_and_reports(tmp_path):
     pytest.importorskip("matplotlib")
     torch.manual_seed(0)
@@ -55,7 +69,7 @@ def test_certifies_the_test_set_after_test_and_reports(tmp_path):
         assert key in logged
 
 
-def test_plain_table_names_the_settings(capsys, monkeypatch):
+def test_plain_table_names_the_settings(capsys, hide):
     from lightning_noise.smoothing import CertificationResult
 
     result = CertificationResult(
@@ -64,7 +78,7 @@ def test_plain_table_names_the_settings(capsys, monkeypatch):
     )
     text = result.format_table()
     assert "n0=100, n=1000, alpha=0.001, points=3" in text
-    monkeypatch.setitem(sys.modules, "rich", None)  # without rich: the same plain text as every other table
+    hide("rich")  # without rich: the same plain text as every other table
     result.print_table()
     assert capsys.readouterr().out == text + "\n"
     assert text.splitlines()[2].split()[-1] == "0.333"  # certified accuracy at radius 0, right of its name
@@ -106,10 +120,10 @@ def test_numpy_integers_are_accepted():
     assert callback.plot is False and type(callback.n) is int
 
 
-def test_plot_follows_matplotlib_as_robustness_evaluation_does(monkeypatch):
+def test_plot_follows_matplotlib_as_robustness_evaluation_does(hide):
     """``plot=None`` plots when matplotlib is installed; ``plot=True`` without it names the ``plot`` extra."""
     assert RandomizedSmoothing(0.25).plot is True  # matplotlib is installed here
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not
+    hide("matplotlib")  # as if it were not
     assert RandomizedSmoothing(0.25).plot is False
     with pytest.raises(ImportError, match=r"RandomizedSmoothing\(plot=True\) needs matplotlib.*lightning-noise\[plot\]"):
         RandomizedSmoothing(0.25, plot=True)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lightning_noise.corruptions import (
+from lightning_noise.robustness.corruptions import (
     CIFAR10C,
     Corruption,
     gaussian_noise,

@@ -1,6 +1,10 @@
 """Robustness evaluation: clean metric at severity 0, degradation with severity, seeding, reporting."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -14,6 +18,7 @@ from lightning_noise.corruptions import get_corruption
 from lightning_noise.robustness import normalized_auc
 from tests.helpers import trainer as make_trainer
 
+DDP_SCRIPT = Path(__file__).parent / "scripts" / "ddp_robustness.py"
 CENTERS = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 
 
@@ -202,6 +207,28 @@ def test_bad_arguments_are_refused(monkeypatch):
         RobustnessEvaluation(plot=True)
     with pytest.raises(ValueError, match=r"needs class logits of shape \[N, C\]"):
         evaluate_robustness(nn.Linear(2, 3), [(torch.zeros(4, 2), torch.zeros(4, 2))], corruptions="gaussian")
+
+
+def test_ddp_metrics_cover_both_ranks_and_agree(tmp_path):
+    """Under 2-process DDP each metric is computed over both ranks' points: every rank holds the same result,
+    accuracy equals the callable and torchmetrics metrics, and the clean value is the one of a single process."""
+    launcher = ("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    result = subprocess.run([sys.executable, str(DDP_SCRIPT), str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0 == rank1
+    accuracy = rank0["accuracy"]
+    for other in ("callable", "torchmetrics"):
+        for name, curve in accuracy.items():
+            assert rank0[other][name]["metric"] == pytest.approx(curve["metric"], abs=1e-6), (other, name)
+    from tests.scripts.ddp_robustness import Nearest, blobs as overlapping_blobs
+
+    single = evaluate_robustness(Nearest(), DataLoader(overlapping_blobs(90, 1), batch_size=16), corruptions="gaussian")
+    assert accuracy["gaussian"]["metric"][0] == single.clean < 1.0
+    assert json.loads((tmp_path / "accuracy" / "robustness.json").read_text())["corruptions"] == accuracy
 
 
 def test_image_corruption_on_data_outside_unit_range_warns(trained):

@@ -12,15 +12,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_noise._checks import check_callable, check_choice, check_int, check_name, check_non_negative_numbers
-from lightning_noise._evaluation import (
-    EvaluationCallback,
-    check_output_dir,
-    log_results,
-    dataset_name_of,
-    output_switches,
-    write_outputs,
-)
+from lightning_noise._checks import check_int, check_non_negative_numbers
+from lightning_noise._evaluation import EvaluationCallback, dataset_name_of, log_results, write_outputs
 from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_alpha, check_count, check_sigma
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
 
@@ -126,18 +119,12 @@ class RandomizedSmoothing(EvaluationCallback):
         self.batch_size = check_count("batch_size", batch_size)
         self.radii = sorted(check_non_negative_numbers(radii, "radii", scalar=True))
         self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
-        self.seed = check_int(seed, "seed", minimum=0)
-        self.when = check_choice(when, "when", ("test_end", "manual"))
-        self.dataloader_idx = check_int(dataloader_idx, "dataloader_idx", minimum=0)
-        check_callable(batch_to_inputs_targets, "batch_to_inputs_targets", none=True)
-        self.batch_to_inputs_targets = batch_to_inputs_targets or _default_split
-        self.output_dir = check_output_dir(output_dir)
-        self.dataset_name = check_name(dataset_name, "dataset_name", none=True)
-        self.plot, self.print_table, self.log = output_switches(
-            "RandomizedSmoothing", plot=plot, print_table=print_table, log=log
+        super().__init__(
+            seed=seed, when=when, dataloader_idx=dataloader_idx, batch_to_inputs_targets=batch_to_inputs_targets,
+            output_dir=output_dir, dataset_name=dataset_name, plot=plot, print_table=print_table, log=log,
         )
+        self.batch_to_inputs_targets = self.batch_to_inputs_targets or _default_split
         self.result: CertificationResult | None = None
-        self.files: dict[str, Path] = {}
 
     # ------------------------------------------------------------------------------------------ the work
     def certify(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_noise._console import markdown_table, mean_std
-from lightning_noise._optional import require
+from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.records import NONE_LABEL
 
 if TYPE_CHECKING:
@@ -81,12 +81,11 @@ def plot_certified(report: ComparisonReport, path: str | Path) -> Path:
     model trained with noise and the one trained without are side by side. Labels drop the overrides that
     every configuration shares.
     """
-    figure = require("matplotlib.figure", "Plotting the certification report", "matplotlib")
     curves = certified_curves(report)
     sigmas = sorted({c["sigma"] for c in curves.values() if c["sigma"] is not None})
     families = {s.group: s.family for s in report.summaries[report.metric]}
     labels = _short_labels(list(curves))
-    fig = figure.Figure(figsize=(7.2, 5.2 + 0.22 * len(curves)), layout="constrained")
+    fig = new_figure("Plotting the certification report", (7.2, 5.2 + 0.22 * len(curves)))
     ax = fig.subplots()
     order = sorted(curves, key=lambda g: (curves[g]["sigma"] if curves[g]["sigma"] is not None else math.inf,
                                           families.get(g) != NONE_LABEL))
@@ -107,10 +106,7 @@ def plot_certified(report: ComparisonReport, path: str | Path) -> Path:
         f"Randomized smoothing: {report.title}\n{_settings_line(curves)}; dashed: trained without noise",
         fontsize="medium",
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def _short_labels(groups: list[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from lightning_noise._console import plain_table, print_table
-from lightning_noise._optional import require
+from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.smoothing.smoothed import ABSTAIN
 
 __all__ = ["CertificationResult", "DEFAULT_RADII"]
@@ -181,8 +181,7 @@ class CertificationResult:
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
         """Certified accuracy against radius (step curve over every point's radius, dots at the grid); PNG."""
-        figure_module = require("matplotlib.figure", "Plotting certified accuracy", "matplotlib")
-        fig = figure_module.Figure(figsize=(6.4, 4.4), layout="constrained")
+        fig = new_figure("Plotting certified accuracy", (6.4, 4.4))
         ax = fig.subplots()
         top = max([float(self.radii.max()) if self.num_points else 0.0, *self.radius_grid]) * 1.05 or 1.0
         grid = torch.linspace(0, top, 400)
@@ -195,7 +194,4 @@ class CertificationResult:
         ax.grid(alpha=0.3)
         ax.legend(title=f"n={self.n}, n0={self.n0}, alpha={self.alpha:g}, {self.num_points} points", fontsize="small")
         ax.set_title(title or f"Randomized smoothing: {self.model} on {self.dataset}", fontsize="medium")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        return path
+        return save_figure(fig, path)

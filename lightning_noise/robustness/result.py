@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_noise._console import print_table
-from lightning_noise._optional import require
+from lightning_noise._figures import new_figure, save_figure
 
 __all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc"]
 
@@ -162,8 +162,7 @@ class RobustnessResult:
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
         """Save the metric against severity, one line per corruption, as a PNG (matplotlib, the ``plot`` extra)."""
-        figure_module = require("matplotlib.figure", "Plotting robustness curves", "matplotlib")
-        fig = figure_module.Figure(figsize=(6.4, 4.4), layout="constrained")
+        fig = new_figure("Plotting robustness curves", (6.4, 4.4))
         ax = fig.subplots()
         for name, curve in self.curves.items():
             levels = ", ".join(f"{v:g}" for v in curve.level[1:])
@@ -175,7 +174,4 @@ class RobustnessResult:
         ax.grid(alpha=0.3)
         fig.legend(loc="outside lower center", fontsize="small")  # below the axes: never over the curves
         ax.set_title(title or f"Robustness of {self.model} on {self.dataset}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        return path
+        return save_figure(fig, path)

@@ -1,7 +1,8 @@
 """evaluate_robustness: the test metric of a model on corrupted inputs, per corruption and severity.
 
-The metric (``"accuracy"``, a callable or a torchmetrics metric) is accumulated over the whole dataloader;
-the corruption noise is seeded per (seed, corruption, batch), never from the global RNG.
+The metric (``"accuracy"``, a callable or a torchmetrics metric, see :mod:`~lightning_noise.robustness.metrics`)
+is accumulated over the whole dataloader (and every rank under DDP); the corruption noise is seeded per (seed,
+corruption, batch), never from the global RNG.
 """
 
 from __future__ import annotations
@@ -14,27 +15,21 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torchmetrics import Metric
 
+from lightning_noise._checks import check_int
 from lightning_noise._seeding import mix_seed
-from lightning_noise._robustness_result import RobustnessCurve, RobustnessResult
 from lightning_noise._structures import map_floating, tensors_in
-from lightning_noise.corruptions import Corruption, resolve_corruptions
+from lightning_noise.robustness.corruptions import Corruption, resolve_corruptions
+from lightning_noise.robustness.metrics import MetricLike, as_metric, check_metric, display_name
+from lightning_noise.robustness.result import RobustnessCurve, RobustnessResult
 
-__all__ = [
-    "DEFAULT_CORRUPTIONS",
-    "BatchSplitter",
-    "MetricLike",
-    "check_metric",
-    "default_batch_to_inputs_targets",
-    "evaluate_robustness",
-]
+__all__ = ["DEFAULT_CORRUPTIONS", "BatchSplitter", "default_batch_to_inputs_targets", "evaluate_robustness"]
 
-MetricLike = Any  # "accuracy", a callable ``metric(preds, targets) -> float``, or a torchmetrics-style Metric
 BatchSplitter = Callable[[Any], tuple[Any, Tensor]]
 DEFAULT_CORRUPTIONS: tuple[str, ...] = ("gaussian", "salt_and_pepper")
 
 
-# ------------------------------------------------------------------------------------------------- metrics
 def default_batch_to_inputs_targets(batch: Any) -> tuple[Any, Tensor]:
     """``(batch[0], batch[1])`` for a tuple or list batch.
 
@@ -50,88 +45,6 @@ def default_batch_to_inputs_targets(batch: Any) -> tuple[Any, Tensor]:
     )
 
 
-def _accuracy_counts(preds: Tensor, targets: Tensor) -> Tensor:
-    """``[correct, total]`` for class logits ``[..., C]`` (argmax) or binary logits ``[...]``/``[..., 1]`` (> 0)."""
-    if preds.ndim == targets.ndim + 1 and preds.shape[:-1] == targets.shape:
-        labels = preds.argmax(-1) if preds.shape[-1] > 1 else (preds.squeeze(-1) > 0).long()
-    elif preds.shape == targets.shape and preds.is_floating_point():
-        labels = (preds > 0).long()
-    elif preds.shape == targets.shape:
-        labels = preds
-    else:
-        raise ValueError(
-            "metric='accuracy' needs class logits of shape [N, C] with targets [N], or binary logits [N] or [N, 1] "
-            f"with 0/1 targets of the same shape; got predictions {tuple(preds.shape)} and targets "
-            f"{tuple(targets.shape)}. Pass metric=callable(preds, targets) or a torchmetrics metric."
-        )
-    correct = (labels == targets.long()).sum()
-    total = torch.tensor(float(labels.numel()), dtype=torch.float64, device=correct.device)
-    return torch.stack([correct.to(torch.float64), total])
-
-
-def _is_torchmetric(metric: Any) -> bool:
-    return all(callable(getattr(metric, name, None)) for name in ("update", "compute", "reset"))
-
-
-def _metric_name(metric: MetricLike, metric_name: str | None) -> str:
-    if metric_name:
-        return metric_name
-    if isinstance(metric, str):
-        return metric
-    name = type(metric).__name__ if _is_torchmetric(metric) else getattr(metric, "__name__", type(metric).__name__)
-    return "metric" if name == "<lambda>" else name
-
-
-def check_metric(metric: MetricLike) -> None:
-    """Raise ``ValueError`` unless ``metric`` is ``"accuracy"``, a callable or a torchmetrics-style metric."""
-    valid = metric == "accuracy" if isinstance(metric, str) else callable(metric) or _is_torchmetric(metric)
-    if not valid:
-        raise ValueError(
-            f"`metric` must be 'accuracy', a callable(preds, targets) or a torchmetrics metric, got {metric!r}."
-        )
-
-
-class _Accumulator:
-    """Accumulates one pass over the data and returns the metric for the whole dataset."""
-
-    def __init__(self, metric: MetricLike, gather: Callable[[Tensor], Tensor] | None) -> None:
-        self.metric, self.gather = metric, gather
-        self.counts: Tensor | None = None
-        self.preds: list[Tensor] = []
-        self.targets: list[Tensor] = []
-        if _is_torchmetric(metric) and not isinstance(metric, str):
-            metric.reset()
-
-    def update(self, preds: Tensor, targets: Tensor) -> None:
-        if isinstance(self.metric, str):
-            counts = _accuracy_counts(preds, targets)
-            self.counts = counts if self.counts is None else self.counts + counts
-        elif _is_torchmetric(self.metric):
-            self.metric.update(preds, targets)
-        else:
-            self.preds.append(preds.detach())
-            self.targets.append(targets.detach())
-
-    def compute(self) -> float:
-        if isinstance(self.metric, str):
-            counts = self.counts[None] if self.counts is not None else torch.zeros(1, 2, dtype=torch.float64)
-            counts = (self.gather(counts) if self.gather else counts).sum(0)
-            if counts[1] == 0:
-                raise ValueError("Robustness evaluation saw no samples: the dataloader is empty.")
-            return float(counts[0] / counts[1])
-        if _is_torchmetric(self.metric):
-            value = self.metric.compute()
-            self.metric.reset()
-            return float(value)
-        if not self.preds:
-            raise ValueError("Robustness evaluation saw no samples: the dataloader is empty.")
-        preds, targets = torch.cat(self.preds), torch.cat(self.targets)
-        if self.gather:
-            preds, targets = self.gather(preds), self.gather(targets)
-        return float(self.metric(preds, targets))
-
-
-# ------------------------------------------------------------------------------------------------- evaluation
 def _model_device(model: Any) -> torch.device:
     if isinstance(model, nn.Module):
         for tensor in (*model.parameters(), *model.buffers()):
@@ -144,7 +57,7 @@ def _pass(
     batches: list[Any] | Iterable[Any],
     corruption: Corruption | None,
     severity: int,
-    accumulator: _Accumulator,
+    measure: Metric,
     *,
     split: BatchSplitter,
     device: torch.device,
@@ -152,6 +65,7 @@ def _pass(
     max_batches: int | None,
 ) -> float:
     key = zlib.crc32(corruption.name.encode()) if corruption is not None else 0
+    measure.reset()
     for index, batch in enumerate(batches):
         if max_batches is not None and index >= max_batches:
             break
@@ -168,8 +82,10 @@ def _pass(
                 return corruption(x, severity, generators[x.device])
 
             inputs = map_floating(inputs, _corrupt)
-        accumulator.update(model(inputs), targets)
-    return accumulator.compute()
+        measure.update(model(inputs), targets)
+    value = float(measure.compute())
+    measure.reset()
+    return value
 
 
 def _warn_outside_unit_range(corruption: Corruption, inputs: Any) -> None:
@@ -196,7 +112,6 @@ def evaluate_robustness(
     seed: int = 0,
     device: torch.device | str | None = None,
     max_batches: int | None = None,
-    gather: Callable[[Tensor], Tensor] | None = None,
     model_name: str | None = None,
     dataset_name: str | None = None,
 ) -> RobustnessResult:
@@ -217,18 +132,18 @@ def evaluate_robustness(
         dataloader: an iterable of batches (re-iterated once per corruption and severity).
         corruptions: preset names (``"gaussian"``, ``"salt_and_pepper"``, ``"gaussian_noise"``, ``"shot_noise"``,
             ``"impulse_noise"``, ``"speckle_noise"``, ``"cifar10c"`` for the last four) or
-            :class:`~lightning_noise.corruptions.Corruption` objects. Image corruptions expect inputs in [0, 1].
+            :class:`~lightning_noise.robustness.corruptions.Corruption` objects. Image corruptions expect inputs in
+            [0, 1].
         metric: ``"accuracy"`` (class logits ``[N, C]`` by argmax, or binary logits ``[N]``/``[N, 1]`` by
             ``> 0``, counted over the whole dataset), a callable ``metric(preds, targets) -> float`` called once
             on the concatenated predictions and targets, or a torchmetrics ``Metric`` (reset, updated per batch,
-            computed).
+            computed). Under DDP (``torch.distributed`` initialized) each is computed over every rank's
+            batches (torchmetrics syncs it), so every rank must call this function and gets the same value.
         metric_name: name shown in tables and plots; default the metric's name.
         batch_to_inputs_targets: ``batch -> (inputs, targets)``; default ``(batch[0], batch[1])``.
         seed: seed of the corruptions (not of training: keep it fixed to compare models on the same noise).
         device: where to run; default the device of the model's parameters.
         max_batches: evaluate on at most this many batches per pass.
-        gather: under DDP, ``tensor -> tensor gathered over ranks`` (stacked or concatenated along dim 0); the
-            callback passes the strategy's ``all_gather``. Not used for torchmetrics metrics (they sync themselves).
         model_name: shown in titles; default the model's class name.
         dataset_name: shown in titles; default the dataloader's dataset class name.
 
@@ -236,9 +151,10 @@ def evaluate_robustness(
         A :class:`RobustnessResult`.
 
     Raises:
-        ValueError: bad corruptions, metric, seed or max_batches; an empty dataloader; predictions whose shape
-            accuracy cannot read.
-        TypeError: a batch the default ``batch_to_inputs_targets`` cannot split.
+        ValueError: bad corruptions or metric, a negative seed, ``max_batches < 1``; an empty dataloader;
+            predictions whose shape accuracy cannot read.
+        TypeError: a seed or ``max_batches`` that is not an integer; a batch the default
+            ``batch_to_inputs_targets`` cannot split.
 
     Example::
 
@@ -252,13 +168,13 @@ def evaluate_robustness(
     """
     resolved = resolve_corruptions(corruptions)
     check_metric(metric)
-    _check_int("seed", seed, minimum=0)
-    if max_batches is not None:
-        _check_int("max_batches", max_batches, minimum=1)
+    check_int(seed, "seed", minimum=0)
+    check_int(max_batches, "max_batches", minimum=1, none=True)
     split = batch_to_inputs_targets or default_batch_to_inputs_targets
     device = torch.device(device) if device is not None else _model_device(model)
-    if isinstance(metric, nn.Module):
-        metric.to(device)
+    measure = as_metric(metric)
+    if isinstance(measure, nn.Module):
+        measure.to(device)
     is_module = isinstance(model, nn.Module)
     was_training = model.training if is_module else False
     run = dict(split=split, device=device, seed=seed, max_batches=max_batches)
@@ -266,12 +182,11 @@ def evaluate_robustness(
         if is_module:
             model.eval()
         with torch.no_grad():
-            clean = _pass(model, dataloader, None, 0, _Accumulator(metric, gather), **run)
+            clean = _pass(model, dataloader, None, 0, measure, **run)
             curves = {}
             for corruption in resolved:
                 values = [clean] + [
-                    _pass(model, dataloader, corruption, s, _Accumulator(metric, gather), **run)
-                    for s in corruption.severities[1:]
+                    _pass(model, dataloader, corruption, s, measure, **run) for s in corruption.severities[1:]
                 ]
                 curves[corruption.name] = RobustnessCurve(
                     corruption.name, corruption.amount, list(corruption.severities), [None, *corruption.levels], values
@@ -281,14 +196,10 @@ def evaluate_robustness(
             model.train(was_training)
     dataset = getattr(dataloader, "dataset", None)
     return RobustnessResult(
-        metric_name=_metric_name(metric, metric_name),
+        metric_name=display_name(metric, metric_name),
         curves=curves,
         seed=seed,
         model=model_name or type(model).__name__,
         dataset=dataset_name or (type(dataset).__name__ if dataset is not None else "dataset"),
     )
 
-
-def _check_int(argument: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{argument}` must be an integer >= {minimum}, got {value!r}.")

@@ -1,13 +1,4 @@
-"""RobustnessEvaluation: after testing, the test metric under test-time corruptions of increasing severity.
-
-:func:`evaluate_robustness` does the work on any model and dataloader; :class:`RobustnessEvaluation` runs it
-at the end of ``trainer.test`` and reports it (console table, PNG plot, JSON, logger).
-
-Area under the curve. For a corruption with severities ``0..S`` (0 = clean) and metric values ``m_0..m_S``,
-``auc = trapz(m, dx=1) / S = (m_0/2 + m_1 + ... + m_{S-1} + m_S/2) / S``: the trapezoid rule over the severity
-index, divided by its width so that it is in the metric's unit. A model the corruption does not affect has
-``auc == m_0``; with accuracy, 1.0 is a perfect model at every severity.
-"""
+"""RobustnessEvaluation: after testing, the test metric under test-time corruptions of increasing severity."""
 
 from __future__ import annotations
 
@@ -17,29 +8,15 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
 
-from lightning_noise._checks import check_callable, check_choice, check_int, check_name
-from lightning_noise._evaluation import (
-    EvaluationCallback,
-    check_output_dir,
-    log_results,
-    dataset_name_of,
-    output_switches,
-    write_outputs,
-)
-from lightning_noise._robustness_eval import (
-    DEFAULT_CORRUPTIONS,
-    BatchSplitter,
-    MetricLike,
-    check_metric,
-    evaluate_robustness,
-)
-from lightning_noise._robustness_eval import default_batch_to_inputs_targets  # noqa: F401 (re-export)
-from lightning_noise._robustness_result import RobustnessCurve, RobustnessResult, normalized_auc
-from lightning_noise.corruptions import Corruption, resolve_corruptions
+from lightning_noise._checks import check_int, check_name
+from lightning_noise._evaluation import EvaluationCallback, dataset_name_of, log_results, write_outputs
+from lightning_noise.robustness.corruptions import Corruption, resolve_corruptions
+from lightning_noise.robustness.evaluate import DEFAULT_CORRUPTIONS, BatchSplitter, evaluate_robustness
+from lightning_noise.robustness.metrics import MetricLike, check_metric
+from lightning_noise.robustness.result import RobustnessResult
 
-__all__ = ["RobustnessCurve", "RobustnessEvaluation", "RobustnessResult", "evaluate_robustness", "normalized_auc"]
+__all__ = ["RobustnessEvaluation"]
 
 
 class RobustnessEvaluation(EvaluationCallback):
@@ -59,11 +36,11 @@ class RobustnessEvaluation(EvaluationCallback):
 
     The result is kept in ``self.result`` (a :class:`RobustnessResult`; ``result.to_dict()``). The curves'
     severity-0 value is the clean metric on the same data. Input noise callbacks are off here (they are gated
-    on test batches), so the model is evaluated as deployed. Under DDP the accuracy (or a callable metric) is
-    gathered over ranks; a torchmetrics metric syncs itself.
+    on test batches), so the model is evaluated as deployed. Under DDP the metric covers every rank's test
+    batches (torchmetrics syncs it) and every rank holds the same result.
 
     Args:
-        corruptions: preset names or :class:`~lightning_noise.corruptions.Corruption` objects; ``"cifar10c"``
+        corruptions: preset names or :class:`~lightning_noise.robustness.corruptions.Corruption` objects; ``"cifar10c"``
             means its four noise corruptions (for images in [0, 1]). Default: unclipped Gaussian at std 0.1,
             0.2, 0.3, 0.5, 1.0 and salt-and-pepper at fractions 0.02, 0.05, 0.1, 0.2, 0.3.
         metric: ``"accuracy"`` (from logits), a callable ``metric(preds, targets)`` or a torchmetrics metric.
@@ -119,38 +96,20 @@ class RobustnessEvaluation(EvaluationCallback):
     ) -> None:
         self.corruptions = resolve_corruptions(corruptions)
         check_metric(metric)
-        check_name(metric_name, "metric_name", none=True)
-        check_callable(batch_to_inputs_targets, "batch_to_inputs_targets", none=True)
-        check_int(seed, "seed", minimum=0)
-        check_choice(when, "when", ("test_end", "manual"))
-        check_int(dataloader_idx, "dataloader_idx", minimum=0)
-        check_int(max_batches, "max_batches", minimum=1, none=True)
-        output_dir = check_output_dir(output_dir)
-        check_name(dataset_name, "dataset_name", none=True)
-        plot, print_table, log = output_switches("RobustnessEvaluation", plot=plot, print_table=print_table, log=log)
         self.metric = metric
-        self.metric_name = metric_name
-        self.batch_to_inputs_targets = batch_to_inputs_targets
-        self.seed = seed
-        self.when = when
-        self.dataloader_idx = dataloader_idx
-        self.max_batches = max_batches
-        self.output_dir = output_dir
-        self.dataset_name = dataset_name
-        self.plot, self.print_table, self.log = plot, print_table, log
+        self.metric_name = check_name(metric_name, "metric_name", none=True)
+        self.max_batches = check_int(max_batches, "max_batches", minimum=1, none=True)
+        super().__init__(
+            seed=seed, when=when, dataloader_idx=dataloader_idx, batch_to_inputs_targets=batch_to_inputs_targets,
+            output_dir=output_dir, dataset_name=dataset_name, plot=plot, print_table=print_table, log=log,
+        )
         self.result: RobustnessResult | None = None
-        self.files: dict[str, Path] = {}
 
     def evaluate(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataloader: Iterable[Any] | None = None
     ) -> RobustnessResult:
         """Run the evaluation on ``dataloader`` (default the test dataloader) and report it; returns the result."""
         loader = self._loader(trainer, dataloader)
-        gather = None
-        if trainer.world_size > 1:
-            def gather(t: Tensor) -> Tensor:
-                return trainer.strategy.all_gather(t).reshape(-1, *t.shape[1:])
-
         with trainer.precision_plugin.forward_context():
             self.result = evaluate_robustness(
                 pl_module,
@@ -162,7 +121,6 @@ class RobustnessEvaluation(EvaluationCallback):
                 seed=self.seed,
                 device=pl_module.device,
                 max_batches=self.max_batches,
-                gather=gather,
                 model_name=type(pl_module).__name__,
                 dataset_name=self.dataset_name or dataset_name_of(trainer, loader),
             )
