@@ -13,7 +13,6 @@ from lightning_noise import schedules
 from noisy_recipes import data as data_lib
 from noisy_recipes.data import DataSpec
 from noisy_recipes.models import NoisyModule
-from noisy_recipes.schedules import Scaled
 from tests.recipes.conftest import CONF, options, write_csv, write_fashion_mnist
 
 TABULAR = DataSpec("t", "tabular", "classification", (4,), 3)
@@ -105,7 +104,7 @@ def test_schedule_applies_to_every_selected_noise(option, compose_cfg):
     if option == "constant":
         assert amount == pytest.approx(0.3)
     else:
-        assert isinstance(amount, Scaled)
+        assert isinstance(amount, schedules.Scaled)
         for step in (0, 10, 1000):
             assert amount(step) == pytest.approx(0.3 * shape(step))
     callback = hydra.utils.instantiate(cfg.noise.input)
