@@ -93,6 +93,18 @@ def test_noise_option_instantiates(option, compose_cfg):
     assert isinstance(callback, pl.Callback)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "activation", "weight"),
+    [(["model=mlp"], ["ReLU"], ["Linear"]), (["model=cnn"], ["ReLU"], ["Conv2d", "Linear"]),
+     (["model=lstm"], ["LSTM"], ["LSTM"]), (["model=cnn", "noise_modules.weight=[Linear]"], ["ReLU"], ["Linear"])],
+)
+def test_each_model_names_the_modules_its_activation_and_weight_noise_target(overrides, activation, weight,
+                                                                             compose_cfg):
+    cfg = compose_cfg([*overrides, "noise=[activation,weight]"])
+    assert "noise_modules" not in cfg.model  # not a model argument: the noise configs read the root node
+    assert list(cfg.noise.activation.modules) == activation and list(cfg.noise.weight.modules) == weight
+
+
 @pytest.mark.parametrize("option", options("schedule"))
 def test_schedule_applies_to_every_selected_noise(option, compose_cfg):
     cfg = compose_cfg(["noise=[input,activation]", f"schedule={option}", "noise.input.std.amount=0.3"])
