@@ -180,6 +180,13 @@ def test_label_noise_on_regression_fails_before_training(compose_cfg):
         train(cfg)
 
 
+def test_target_noise_on_the_autoencoder_is_refused(compose_cfg):
+    """The library's TargetNoise accepts any MSE loss; the recipe refuses it on a reconstruction, before training."""
+    cfg = compose_cfg(["noise=target"])
+    with pytest.raises(utils.ConfigError, match=r"noise=target \(TargetNoise\) needs a regression model.*use noise=input"):
+        utils.instantiate_noise(cfg.noise, "reconstruction")
+
+
 def test_required_value_left_out(compose_cfg):
     cfg = compose_cfg([*FAST, "data=csv"])
     with pytest.raises(utils.ConfigError, match=r"not set: data.path, data.target.*data.path=my.csv data.target=label"):
