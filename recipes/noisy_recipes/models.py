@@ -35,6 +35,8 @@ class NoisyModule(pl.LightningModule):
         spec: shapes and task of the data (given by the recipe from the data module).
         optimizer: a partial optimizer (``torch.optim.Adam`` with its arguments, ``_partial_: true``).
         scheduler: an optional partial learning-rate scheduler, stepped every epoch.
+        eval_splits: the split each ``trainer.test`` dataloader holds, in order (its metrics are logged as
+            ``final/{split}/...``).
         **net: architecture arguments of the subclass.
 
     Raises:
@@ -50,6 +52,7 @@ class NoisyModule(pl.LightningModule):
         *,
         optimizer: OptimizerFactory,
         scheduler: Callable[..., Any] | None = None,
+        eval_splits: Sequence[str] = ("test",),
         **net: Any,
     ) -> None:
         super().__init__()
@@ -61,7 +64,7 @@ class NoisyModule(pl.LightningModule):
         self.net = self.build(spec, **net)
         self.task = self.task_of(spec)
         self.criterion: nn.Module = nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
-        self.eval_splits: list[str] = ["test"]
+        self.eval_splits = list(eval_splits)
         names = ("fit_train", "fit_val", "eval_train", "eval_val", "eval_test")
         self.metrics = nn.ModuleDict({name: self._metric() for name in names})
 

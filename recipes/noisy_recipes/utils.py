@@ -121,15 +121,16 @@ def instantiate_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, Any]:
         return datamodule, datamodule.spec
 
 
-def instantiate_model(cfg: DictConfig, spec: Any) -> pl.LightningModule:
-    """Check that the data fits the model class, then build the model for ``spec``.
+def instantiate_model(cfg: DictConfig, spec: Any, **kwargs: Any) -> pl.LightningModule:
+    """Check that the data fits the model class, then build the model for ``spec`` (and ``kwargs``, arguments
+    the recipe knows at run time, such as ``eval_splits``).
 
     Raises:
         ConfigError: the data does not fit the model (``model=cnn data=circles``), or a bad model setting.
     """
     with _as_config_error(ValueError):
         hydra.utils.get_class(cfg._target_).check_data(spec)
-        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec)
+        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec, **kwargs)
 
 
 @contextmanager
