@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import warnings
 
 import pytest
 
@@ -82,6 +83,17 @@ def test_paired_test_when_seeds_match_welch_otherwise():
     assert welch.dof == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 4), rel=1e-9)
     same = t_test({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5})
     assert same.p_value == 1.0 and same.t == 0.0
+
+
+def test_no_spread_gives_exact_intervals_and_no_warning():
+    """Seeds that all score the same (a small test set): scipy would warn and return NaN; the report does not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mean_std_ci([0.5, 0.5, 0.5]) == (0.5, 0.0, 0.5, 0.5)
+        tied = t_test([1.0, 1.0], [0.9, 0.9])
+        assert (tied.test, tied.t, tied.p_value, tied.dof, tied.ci_low) == ("Welch t", math.inf, 0.0, 2, tied.diff)
+        same = t_test([0.9, 0.9, 0.9], [0.9, 0.9])
+        assert (same.t, same.p_value) == (0.0, 1.0)
 
 
 def test_report_groups_compares_and_picks_best(multirun):
