@@ -52,9 +52,13 @@ def test_digits_certify_arm_trains_at_the_certification_sigma(compose_cfg, tmp_p
 
 def test_bad_certification_setting_is_a_config_error(compose_cfg, tmp_path):
     with pytest.raises(ConfigError, match=r"`n0` must be an integer >= 1, got 0"):
-        train_and_write(compose_cfg([*FAST, "noise=none", *SMALL, "eval.certification.sigma=0.4", "eval.certification.n0=0"]))
+        train_and_write(
+            compose_cfg([*FAST, "noise=none", *SMALL, "eval.certification.sigma=0.4", "eval.certification.n0=0"])
+        )
     with pytest.raises(ConfigError, match=r"`alpha` must be .*got 'x' \(str\)"):
-        train_and_write(compose_cfg([*FAST, "noise=none", *SMALL, "eval.certification.sigma=0.4", "eval.certification.alpha=x"]))
+        train_and_write(
+            compose_cfg([*FAST, "noise=none", *SMALL, "eval.certification.sigma=0.4", "eval.certification.alpha=x"])
+        )
     assert not (tmp_path / "checkpoints").exists()  # refused before training
 
 

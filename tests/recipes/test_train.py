@@ -129,7 +129,9 @@ def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wa
 # ---------------------------------------------------------------------------------------------- bad overrides
 def test_final_evaluation_has_its_own_keys_not_a_last_training_point(compose_cfg, tmp_path):
     """The best checkpoint's evaluation is logged as final/{split}/..., never as another val/loss point."""
-    train_and_write(compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"]))
+    train_and_write(
+        compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"])
+    )
     rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
     assert sum(1 for row in rows if row.get("val/loss")) == 2  # one per validation epoch, nothing more
     assert sum(1 for row in rows if row.get("final/test/acc")) == 1
@@ -186,7 +188,7 @@ def test_label_noise_on_regression_fails_before_training(compose_cfg):
 def test_target_noise_on_the_autoencoder_is_refused(compose_cfg):
     """The library's TargetNoise accepts any MSE loss; the recipe refuses it on a reconstruction, before training."""
     cfg = compose_cfg(["noise=target"])
-    with pytest.raises(utils.ConfigError, match=r"noise=target \(TargetNoise\) needs a regression model.*use noise=input"):
+    with pytest.raises(utils.ConfigError, match=r"noise=target \(TargetNoise\) needs a regression model.*noise=input"):
         utils.instantiate_noise(cfg.noise, "reconstruction")
 
 
