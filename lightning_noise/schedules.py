@@ -12,7 +12,7 @@ Example::
     >>> from lightning_noise import schedules
     >>> s = schedules.Annealed(eta=0.3, gamma=0.55)     # std of Neelakantan et al. gradient noise
     >>> round(s(0), 4), round(s(100), 4)
-    (0.5477, 0.1535)
+    (0.5477, 0.1539)
     >>> schedules.Linear(0.0, 0.2, steps=100)(50)
     0.1
 """
@@ -31,6 +31,7 @@ __all__ = [
     "Cosine",
     "Exponential",
     "Linear",
+    "Scaled",
     "Schedule",
     "Step",
     "as_schedule",
@@ -269,6 +270,44 @@ class Annealed(Schedule):
 
     def bounds(self) -> tuple[float, float]:
         return (0.0 if self.gamma > 0 else math.sqrt(self.eta), math.sqrt(self.eta))
+
+
+class Scaled(Schedule):
+    """Another schedule multiplied by a constant: ``factor * shape(step)``; its bounds scale with it.
+
+    Lets one *shape* (a schedule whose peak is 1 by convention, such as ``Linear(1.0, 0.0, steps)``) serve every
+    noise whatever its units: each noise multiplies it by its own amount.
+
+    Args:
+        shape: the schedule to scale.
+        factor: the multiplier, a finite number >= 0 (the amount at the shape's peak of 1).
+
+    Raises:
+        TypeError: ``shape`` is not a :class:`Schedule`, or ``factor`` is not a number.
+        ValueError: ``factor`` is negative, NaN or infinite.
+
+    Example::
+
+        >>> s = Scaled(Linear(1.0, 0.0, steps=10), factor=0.2)
+        >>> s(0), s(5), s.bounds()
+        (0.2, 0.1, (0.0, 0.2))
+    """
+
+    def __init__(self, shape: Schedule, factor: float) -> None:
+        if not isinstance(shape, Schedule):
+            raise TypeError(f"Scaled: `shape` must be a lightning_noise schedule, got {describe(shape)}.")
+        self.shape = shape
+        self.factor = _check_non_negative("factor", factor, "Scaled")
+
+    def __call__(self, step: int) -> float:
+        return self.factor * self.shape(step)
+
+    def bounds(self) -> tuple[float, float]:
+        low, high = self.shape.bounds()
+        return (self.factor * low, self.factor * high)
+
+    def __repr__(self) -> str:
+        return f"{self.factor:g} x {self.shape!r}"
 
 
 ScheduleLike = Union[float, int, Schedule, Callable[[int], float]]

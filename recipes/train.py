@@ -6,10 +6,11 @@
     python recipes/train.py -m noise.input.std.amount=0,0.1,0.3 seed=0,1,2
     python recipes/train.py experiment=circles_input_noise
 
-``train(cfg)`` is the testable part: it checks the configuration before training (data and model fit, each
-noise fits the task, no ``-m`` with the subprocess ``ddp`` launcher), trains with early stopping on the clean
-validation loss, evaluates the best checkpoint on every split with noise off, writes ``metrics.json`` in the
-run directory, prints a summary and returns the metrics.
+``train(cfg) -> (metrics, objects)`` is the testable part: it checks the configuration before training (data and
+model fit, each noise fits the task, no ``-m`` with the subprocess ``ddp`` launcher), trains with early stopping
+on the clean validation loss, evaluates the best checkpoint on every split with noise off, and returns the
+metrics with what it built. ``write_outputs`` then writes ``metrics.json`` in the run directory and prints a
+summary; ``main``, the thin Hydra entry point, calls both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 # Run from a checkout without installing: make `lightning_noise` (repo root) and `noisy_recipes` (recipes/)
 # importable here, like rootutils does, and in the processes this one starts: submitit's jobs (locally and on
@@ -33,8 +35,13 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from noisy_recipes import certification, utils  # noqa: E402
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train and evaluate one configuration; returns the final metrics (``train/acc``, ``test/loss``...).
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train and evaluate one configuration.
+
+    Returns:
+        ``(metrics, objects)``: the final metrics (``train/acc``, ``test/loss``...), and what was built and run:
+        ``cfg``, ``datamodule``, ``spec``, ``model``, ``noise`` (the noise callbacks by name), ``robustness`` and
+        ``certifier`` (None unless asked for), ``trainer`` and the ``best_epoch`` its evaluation restored.
 
     Raises:
         ConfigError: (a ValueError) a configuration that cannot train (incompatible model and data, noise and
@@ -51,7 +58,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     utils.check_config(cfg)  # required values left out, a GPU trainer without a GPU
     datamodule, spec = utils.instantiate_data(cfg.data)  # loads and splits the data now, so data errors come first
-    model = utils.instantiate_model(cfg.model, spec)
+    evaluation = datamodule.eval_dataloaders()  # the final clean evaluation: every non-empty split, test last
+    model = utils.instantiate_model(cfg.model, spec, eval_splits=list(evaluation))
     utils.check_optimized_metric(
         cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=model.metric_name
     )
@@ -63,11 +71,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         limit_val_batches=cfg.trainer.get("limit_val_batches", 1.0),
     )
     callbacks = utils.instantiate_callbacks(cfg.get("callbacks"), cfg.trainer, has_logger=bool(loggers))
-    callbacks += list(noise.values())
     output_dir = Path(cfg.paths.output_dir)
-    evaluation = datamodule.eval_dataloaders()  # the final clean evaluation: every non-empty split, test last
-    model.eval_splits = list(evaluation)
-    test_idx = model.eval_splits.index("test")  # the corrupted and certified evaluations read the test loader
+    test_idx = list(evaluation).index("test")  # the corrupted and certified evaluations read the test loader
     robustness = utils.robustness_callback(
         cfg.get("eval"),
         model.task,
@@ -76,12 +81,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         max_batches=utils.batch_limit(cfg.trainer.get("limit_test_batches"), len(datamodule.test_dataloader())),
         dataloader_idx=test_idx,
     )
-    if robustness is not None:
-        callbacks.append(robustness)
     certifier = certification.certification_callback(
         cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name, dataloader_idx=test_idx
     )
-    callbacks += [certifier] if certifier is not None else []
+    callbacks += [*noise.values(), *(c for c in (robustness, certifier) if c is not None)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
@@ -94,14 +97,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     best = utils.best_epoch(trainer)
     utils.log_final(loggers, metrics, best_epoch=best, step=trainer.global_step)
     utils.finish_loggers(loggers)
+    objects = {
+        "cfg": cfg, "datamodule": datamodule, "spec": spec, "model": model, "noise": noise, "robustness": robustness,
+        "certifier": certifier, "trainer": trainer, "best_epoch": best,
+    }
+    return metrics, objects
 
+
+def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
+    """Write the run record, ``metrics.json`` in the run directory (read by the comparison report), and print the
+    summary table of one :func:`train` run."""
+    cfg, datamodule, spec, trainer = objects["cfg"], objects["datamodule"], objects["spec"], objects["trainer"]
+    noise, robustness, best = objects["noise"], objects["robustness"], objects["best_epoch"]
     overrides = utils.task_overrides()
     record = {
         "name": cfg.name,
         "group": utils.group_label(overrides),
         "seed": cfg.get("seed"),
         "overrides": overrides,
-        "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},
+        "noise": OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") else {},  # labels the run
         "noise_amounts": utils.noise_amounts(noise),  # read from the built callbacks: their most-noise amounts
         "metrics": metrics,
         "best_epoch": best,
@@ -109,22 +123,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "splits": datamodule.split_sizes(),
         "data": spec.describe(),
         "dataset": spec.name,
-        "model": utils.model_label(model),
+        "model": utils.model_label(objects["model"]),
     }
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
-    certification.add_to_record(record, certifier)
-    utils.write_record(output_dir / "metrics.json", record)
+    certification.add_to_record(record, objects["certifier"])
+    utils.write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
     utils.print_summary(
-        title=f"{cfg.name}: {spec.name} + {type(model).__name__}",
+        title=f"{cfg.name}: {spec.name} + {type(objects['model']).__name__}",
         metrics=metrics,
         noise=utils.noise_settings(noise),
         splits=datamodule.split_sizes(),
         best=best,
         epochs=trainer.current_epoch,
-        output_dir=str(output_dir),
+        output_dir=cfg.paths.output_dir,
     )
-    return metrics
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
@@ -135,7 +148,8 @@ def main(cfg: DictConfig) -> float | None:
     and exit status 2, with no traceback (``HYDRA_FULL_ERROR=1`` shows it) and no empty run directory left.
     """
     with utils.short_config_errors():
-        metrics = train(cfg)
+        metrics, objects = train(cfg)
+    write_outputs(metrics, objects)
     return metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
 
 

@@ -228,6 +228,12 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
         number("start", -0.1) + number("decay", 1.5) + number("end", 0.5),
     ),
     "schedules.Annealed": (schedules.Annealed, {"eta": 0.3}, number("eta", -0.3) + number("gamma", -0.5)),
+    "schedules.Scaled": (
+        schedules.Scaled,
+        {"shape": schedules.Constant(1.0), "factor": 0.1},
+        number("factor", -0.1) + [("shape", 0.1, TypeError), ("shape", "linear", TypeError), ("shape", NAN, TypeError),
+                                  ("shape", lambda step: 1.0, TypeError)],
+    ),
 }
 
 CASES = [

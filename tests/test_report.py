@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import warnings
 
 import pytest
 
@@ -82,6 +83,17 @@ def test_paired_test_when_seeds_match_welch_otherwise():
     assert welch.dof == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 4), rel=1e-9)
     same = t_test({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5})
     assert same.p_value == 1.0 and same.t == 0.0
+
+
+def test_no_spread_gives_exact_intervals_and_no_warning():
+    """Seeds that all score the same (a small test set): scipy would warn and return NaN; the report does not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mean_std_ci([0.5, 0.5, 0.5]) == (0.5, 0.0, 0.5, 0.5)
+        tied = t_test([1.0, 1.0], [0.9, 0.9])
+        assert (tied.test, tied.t, tied.p_value, tied.dof, tied.ci_low) == ("Welch t", math.inf, 0.0, 2, tied.diff)
+        same = t_test([0.9, 0.9, 0.9], [0.9, 0.9])
+        assert (same.t, same.p_value) == (0.0, 1.0)
 
 
 def test_report_groups_compares_and_picks_best(multirun):
@@ -242,8 +254,8 @@ def test_a_float_tie_is_a_tie_not_a_best():
     assert sum(base) != sum(noisy)  # the float tie this test is about
     report = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, noisy)}))
     assert report.best == "none" and report.tied == ["none", "in0.1"]
-    line = report._best_line()
-    assert line.startswith("No single best configuration: none, in0.1 tie") and "+0.0000" not in line
+    (line,) = [line for line in report.to_markdown().splitlines() if "best configuration" in line]
+    assert line.startswith("**No single best configuration: none, in0.1 tie") and "+0.0000" not in line
     rows = report.table_rows()[1]
     assert rows[0][0] == "none (baseline) (tied best)" and rows[1][0] == "in0.1 (tied best)"
     clear = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, [0.8, 0.3, 0.2])}))

@@ -55,6 +55,25 @@ def test_annealed_is_the_square_root_of_the_variance(eta, gamma):
 
 
 @pytest.mark.parametrize(
+    "shape", [S.Constant(1.0), S.Linear(0.0, 1.0, steps=100), S.Annealed(1.0), S.Step(1.0, gamma=0.5, step_size=10)]
+)
+def test_scaled_is_the_factor_times_the_shape(shape):
+    s = S.Scaled(shape, 0.3)
+    for t in STEPS:
+        assert s(t) == pytest.approx(0.3 * shape(t))
+    low, high = shape.bounds()
+    assert s.bounds() == pytest.approx((0.3 * low, 0.3 * high))
+    assert S.Scaled(shape, 0.0).bounds() == (0.0, 0.0)
+
+
+def test_scaled_reads_as_factor_times_shape():
+    s = S.Scaled(S.Linear(1.0, 0.0, steps=10), 0.2)
+    assert repr(s) == "0.2 x Linear(start=1.0, end=0.0, steps=10)"
+    assert s == S.Scaled(S.Linear(1.0, 0.0, steps=10), 0.2) and s != S.Scaled(S.Linear(1.0, 0.0, steps=10), 0.3)
+    assert pickle.loads(pickle.dumps(s)) == s
+
+
+@pytest.mark.parametrize(
     "make,match",
     [(lambda: S.Linear(-1.0, 0.0, steps=10), r"Linear: `start` must be a finite number >= 0, got -1.0"),
      (lambda: S.Linear(0.0, 1.0, steps=0), r"Linear: `steps` must be an integer >= 1, got 0"),
@@ -64,11 +83,17 @@ def test_annealed_is_the_square_root_of_the_variance(eta, gamma):
      (lambda: S.Exponential(1.0, decay=1.5), r"`decay` must be in \[0, 1\], got 1.5"),
      (lambda: S.Annealed(-0.3), r"Annealed: `eta` must be a finite number >= 0, got -0.3"),
      (lambda: S.Annealed(0.3, gamma=-1), r"Annealed: `gamma`"),
-     (lambda: S.Constant(float("nan")), r"Constant: `value` must be a number")],
+     (lambda: S.Constant(float("nan")), r"Constant: `value` must be a number"),
+     (lambda: S.Scaled(S.Constant(1.0), -0.1), r"Scaled: `factor` must be a finite number >= 0, got -0.1")],
 )
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_scaled_needs_a_schedule():
+    with pytest.raises(TypeError, match=r"Scaled: `shape` must be a lightning_noise schedule, got 0.5 \(float\)"):
+        S.Scaled(0.5, 0.1)
 
 
 def test_as_schedule():

@@ -41,8 +41,9 @@ Command line::
 from __future__ import annotations
 
 from lightning_noise.report.cli import main
-from lightning_noise.report.comparison import ComparisonReport, GroupSummary, compare_runs
+from lightning_noise.report.comparison import ComparisonReport, compare_runs
 from lightning_noise.report.records import describe_noise, describe_run, load_runs
+from lightning_noise.report.result import GroupSummary
 from lightning_noise.report.stats import Comparison, mean_std_ci, t_quantile, t_test
 from lightning_noise.report.wandb_log import log_report_to_wandb
 

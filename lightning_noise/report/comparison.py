@@ -5,87 +5,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from lightning_noise.report import plots, tables
 from lightning_noise.report.records import NONE_LABEL, describe_run, plot_axis
+from lightning_noise.report.result import ComparisonResult, GroupSummary
 from lightning_noise.report.stats import Comparison, clip_interval, mean_std_ci, metric_range, t_test
 from lightning_noise.robustness import normalized_auc
 from lightning_noise.smoothing import report_section
 
-__all__ = ["ComparisonReport", "GroupSummary", "compare_runs"]
+__all__ = ["ComparisonReport", "compare_runs"]
 
 
-@dataclass
-class GroupSummary:
-    """One configuration's runs on one metric."""
-
-    group: str
-    family: str
-    amount: float | None
-    n: int
-    seeds: list[Any]
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    clipped: bool = False  # the Student t interval ran past the metric's range and was cut at its bound
-    label: str = ""  # the noise as the plots name it (``hidden noise (gaussian std)``); see ``plot_axis``
-    x_name: str = ""  # the amount's name on the plot's x axis (``std``, ``p``, ``eta``)
-    x: float | None = None  # the amount on the plot's x axis (eta = std ** 2 under an annealed schedule)
-
-
-@dataclass
-class ComparisonReport:
-    """Everything :func:`compare_runs` computed; render with the methods below.
-
-    ``summaries[metric]`` lists a :class:`GroupSummary` per group (baseline first); ``comparisons[metric]`` a
-    :class:`Comparison` per non-baseline group; ``robustness[group][corruption]`` holds ``severity``, ``mean``,
-    ``std``, ``ci_low``, ``ci_high`` (per severity) and ``auc`` (mean, std, ci_low, ci_high over runs).
-    """
-
-    metric: str
-    mode: Literal["max", "min"]
-    baseline: str | None
-    best: str
-    confidence: float
-    title: str
-    summaries: dict[str, list[GroupSummary]]
-    comparisons: dict[str, list[Comparison]]
-    robustness: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    robustness_metric: str = "test metric"
-    n_runs: int = 0
-    tied: list[str] = field(default_factory=list)
-    clipped: tuple[float, float] | None = None
-
-    # --------------------------------------------------------------------------------------------- access
-    def summary(self, group: str, metric: str | None = None) -> GroupSummary:
-        for item in self.summaries[metric or self.metric]:
-            if item.group == group:
-                return item
-        raise KeyError(f"No group {group!r} for metric {metric or self.metric!r}.")
-
-    def comparison(self, group: str, metric: str | None = None) -> Comparison | None:
-        return next((c for c in self.comparisons.get(metric or self.metric, []) if c.group == group), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "mode": self.mode,
-            "baseline": self.baseline,
-            "best": self.best,
-            "tied": self.tied,
-            "clipped": self.clipped,
-            "confidence": self.confidence,
-            "title": self.title,
-            "n_runs": self.n_runs,
-            "summaries": {m: [asdict(s) for s in items] for m, items in self.summaries.items()},
-            "comparisons": {m: [asdict(c) for c in items] for m, items in self.comparisons.items()},
-            "robustness": self.robustness,
-            "robustness_metric": self.robustness_metric,
-        }
+class ComparisonReport(ComparisonResult):
+    """What :func:`compare_runs` computed (a :class:`~lightning_noise.report.result.ComparisonResult`), with its
+    renderings: the console table, Markdown, the PNG plots, and :meth:`write` for all of them."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], noise: Mapping[str, Any] | None = None) -> ComparisonReport:
@@ -119,9 +54,6 @@ class ComparisonReport:
     def print_table(self, console: Any = None) -> None:
         """Print the main table with rich (the ``recipes`` extra)."""
         tables.print_table(self, console)
-
-    def _best_line(self) -> str:
-        return tables.best_line(self)
 
     def to_markdown(self, images: Mapping[str, str | Path] | None = None) -> str:
         """The report as Markdown; ``images`` maps captions to PNG paths (relative to the Markdown file)."""

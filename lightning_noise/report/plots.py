@@ -5,17 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning_noise._optional import require
-
-if TYPE_CHECKING:
-    from lightning_noise.report.comparison import ComparisonReport, GroupSummary
+from lightning_noise.report.result import ComparisonResult, GroupSummary
 
 __all__ = ["plot_metric_vs_noise", "plot_robustness"]
 
 
-def plot_metric_vs_noise(report: ComparisonReport, path: str | Path) -> Path:
+def plot_metric_vs_noise(report: ComparisonResult, path: str | Path) -> Path:
     """Metric against noise amount, one line per noise family, error bars = confidence interval; PNG.
 
     Lines are named as in the README (``hidden noise`` for activation noise); the x axis is the amount the
@@ -70,7 +68,7 @@ def plot_metric_vs_noise(report: ComparisonReport, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_robustness(report: ComparisonReport, path: str | Path) -> Path:
+def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     """Robustness curves of every configuration (baseline dashed), one panel per corruption; PNG."""
     figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
     if not report.robustness:

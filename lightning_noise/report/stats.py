@@ -1,8 +1,10 @@
-"""Statistics over seeds: Student-t quantiles, mean/std/confidence interval, paired and Welch t-tests."""
+"""Statistics over seeds (scipy's): Student-t quantiles, mean/std/confidence interval, paired and Welch t-tests."""
 
 from __future__ import annotations
 
 import math
+import statistics
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,24 +53,25 @@ def t_quantile(q: float, dof: float) -> float:
 
 
 def mean_std_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float, float]:
-    """Mean, standard deviation (ddof=1) and the Student-t confidence interval of the mean.
+    """Mean, standard deviation (ddof=1) and the Student-t confidence interval of the mean (``scipy.stats.t``).
 
-    With one value the standard deviation and the interval are NaN.
+    With one value the standard deviation and the interval are NaN; with no spread the interval is the mean.
 
     Example::
 
         >>> [round(v, 4) for v in mean_std_ci([0.80, 0.82, 0.78, 0.81, 0.79])]
         [0.8, 0.0158, 0.7804, 0.8196]
     """
-    n = len(values)
-    if n == 0:
+    if not values:
         raise ValueError("mean_std_ci needs at least one value.")
-    mean = math.fsum(values) / n
-    if n < 2:
+    mean = statistics.fmean(values)
+    if len(values) < 2:
         return mean, math.nan, math.nan, math.nan
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
+    std = statistics.stdev(values, mean)
+    if std == 0:
+        return mean, std, mean, mean
+    low, high = _stats().t.interval(confidence, len(values) - 1, loc=mean, scale=std / math.sqrt(len(values)))
+    return mean, std, float(low), float(high)
 
 
 @dataclass
@@ -97,10 +100,10 @@ def t_test(
 ) -> Comparison:
     """Two-sided t-test of ``values`` against ``baseline``: paired when both are ``{seed: value}`` with the same seeds.
 
-    Paired: ``d_i = values[s] - baseline[s]``, ``t = mean(d) / (std(d) / sqrt(n))``, ``n - 1`` degrees of
-    freedom. Welch: ``t = (m1 - m2) / sqrt(v1/n1 + v2/n2)`` with Welch-Satterthwaite degrees of freedom. With
-    too few values (fewer than 2 per side) the test is ``"n/a"`` and p is NaN. With zero variance the p-value
-    is 1 for equal means and 0 otherwise.
+    Paired: ``scipy.stats.ttest_rel`` on the per-seed values (``n - 1`` degrees of freedom). Otherwise Welch's
+    ``scipy.stats.ttest_ind(equal_var=False)`` (Welch-Satterthwaite degrees of freedom). The interval is the
+    test's confidence interval of the difference. With too few values (fewer than 2 per side) the test is
+    ``"n/a"`` and p is NaN. With zero variance the p-value is 1 for equal means and 0 otherwise.
     """
     paired = (
         isinstance(values, Mapping)
@@ -110,24 +113,22 @@ def t_test(
     )
     a = list(values.values()) if isinstance(values, Mapping) else list(values)
     b = list(baseline.values()) if isinstance(baseline, Mapping) else list(baseline)
-    diff = math.fsum(a) / len(a) - math.fsum(b) / len(b)
-    if paired:
-        d = [values[s] - baseline[s] for s in values]
-        n, dof = len(d), len(d) - 1
-        se = mean_std_ci(d)[1] / math.sqrt(n)
-        test = "paired t"
-    elif len(a) >= 2 and len(b) >= 2:
-        va, vb = mean_std_ci(a)[1] ** 2 / len(a), mean_std_ci(b)[1] ** 2 / len(b)
-        se = math.sqrt(va + vb)
-        n = len(a)
-        dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-        test = "Welch t"
-    else:
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if not paired and (len(a) < 2 or len(b) < 2):
         return Comparison(group, baseline_name, diff, math.nan, math.nan, "n/a", math.nan, math.nan, math.nan, len(a))
-    if se == 0:
+    with warnings.catch_warnings():  # data with (almost) no spread: scipy warns, the zero-variance case is below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if paired:
+            result = _stats().ttest_rel(a, [baseline[s] for s in values])  # type: ignore[index]
+        else:
+            result = _stats().ttest_ind(a, b, equal_var=False)
+    test = "paired t" if paired else "Welch t"
+    if not math.isfinite(result.statistic):  # zero variance
         t, p = (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-        return Comparison(group, baseline_name, diff, diff, diff, test, t, dof, p, n)
-    t = diff / se
-    p = float(2 * _stats().t.sf(abs(t), dof))
-    half = t_quantile(0.5 + confidence / 2, dof) * se
-    return Comparison(group, baseline_name, diff, diff - half, diff + half, test, t, dof, p, n)
+        dof = len(a) - 1 if paired else len(a) + len(b) - 2
+        return Comparison(group, baseline_name, diff, diff, diff, test, t, dof, p, len(a))
+    ci = result.confidence_interval(confidence)
+    return Comparison(
+        group, baseline_name, diff, float(ci.low), float(ci.high), test, float(result.statistic), float(result.df),
+        float(result.pvalue), len(a),
+    )

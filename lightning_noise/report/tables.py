@@ -5,20 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning_noise._console import markdown_table, mean_std
 from lightning_noise._console import print_table as _print_table
 from lightning_noise._optional import available, require
+from lightning_noise.report.result import ComparisonResult, GroupSummary
 from lightning_noise.smoothing import report_section
-
-if TYPE_CHECKING:
-    from lightning_noise.report.comparison import ComparisonReport, GroupSummary
 
 __all__ = ["best_line", "print_table", "table_data", "table_rows", "to_markdown"]
 
 
-def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+def table_rows(report: ComparisonResult, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
     """Columns and text rows of the main table for ``metric`` (default the report's metric)."""
     metric = metric or report.metric
     level = f"{report.confidence:.0%}"
@@ -41,7 +39,7 @@ def table_rows(report: ComparisonReport, metric: str | None = None) -> tuple[lis
     return columns, rows
 
 
-def table_data(report: ComparisonReport, metric: str | None = None) -> tuple[list[str], list[list[Any]]]:
+def table_data(report: ComparisonResult, metric: str | None = None) -> tuple[list[str], list[list[Any]]]:
     """The main table with numbers as numbers (``wandb.Table`` plots and sorts them; NaN and missing: None)."""
     metric = metric or report.metric
     columns = ["configuration", "baseline", "best", "n", "mean", "std", "ci_low", "ci_high"]
@@ -63,7 +61,7 @@ def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def print_table(report: ComparisonReport, console: Any = None) -> None:
+def print_table(report: ComparisonResult, console: Any = None) -> None:
     """Print the main table with rich when it is installed (the ``plot`` extra), else as plain text."""
     title = f"{report.title}: {report.metric} over seeds ({report.mode} is better)"
     columns, rows = table_rows(report)
@@ -81,7 +79,7 @@ def print_table(report: ComparisonReport, console: Any = None) -> None:
     console.print(best_line(report))
 
 
-def _print_blocks(report: ComparisonReport, columns: list[str], rows: list[list[str]], console: Any) -> None:
+def _print_blocks(report: ComparisonResult, columns: list[str], rows: list[list[str]], console: Any) -> None:
     """The table one configuration per block, for consoles too narrow for all columns (80 columns, pipes)."""
     console.print(f"[bold]{report.title}: {report.metric} over seeds ({report.mode} is better)[/bold]")
     for row in rows:
@@ -91,7 +89,7 @@ def _print_blocks(report: ComparisonReport, columns: list[str], rows: list[list[
             console.print("    " + "   ".join(cells[start : start + 4]), soft_wrap=True)
 
 
-def best_line(report: ComparisonReport) -> str:
+def best_line(report: ComparisonResult) -> str:
     """The best configuration, its interval and its difference to the baseline, as one sentence."""
     s = report.summary(report.best)
     if report.tied:
@@ -109,7 +107,7 @@ def best_line(report: ComparisonReport) -> str:
     return line + "."
 
 
-def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | None = None) -> str:
+def to_markdown(report: ComparisonResult, images: Mapping[str, str | Path] | None = None) -> str:
     """The report as Markdown; ``images`` maps captions to PNG paths (relative to the Markdown file)."""
     level = f"{report.confidence:.0%}"
     groups = len(report.summaries[report.metric])
@@ -148,7 +146,7 @@ def to_markdown(report: ComparisonReport, images: Mapping[str, str | Path] | Non
     return "\n".join(lines) + "\n"
 
 
-def _clip_note(report: ComparisonReport) -> str:
+def _clip_note(report: ComparisonResult) -> str:
     if report.clipped is None:
         return ""
     low, high = report.clipped

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -35,8 +35,8 @@ class NoisyModule(pl.LightningModule):
         spec: shapes and task of the data (given by the recipe from the data module).
         optimizer: a partial optimizer (``torch.optim.Adam`` with its arguments, ``_partial_: true``).
         scheduler: an optional partial learning-rate scheduler, stepped every epoch.
-        noise_modules: module patterns the activation and weight noise configs target for this model
-            (``{"activation": [...], "weight": [...]}``); recorded for reference.
+        eval_splits: the split each ``trainer.test`` dataloader holds, in order (its metrics are logged as
+            ``final/{split}/...``).
         **net: architecture arguments of the subclass.
 
     Raises:
@@ -52,7 +52,7 @@ class NoisyModule(pl.LightningModule):
         *,
         optimizer: OptimizerFactory,
         scheduler: Callable[..., Any] | None = None,
-        noise_modules: Mapping[str, Sequence[str]] | None = None,
+        eval_splits: Sequence[str] = ("test",),
         **net: Any,
     ) -> None:
         super().__init__()
@@ -60,12 +60,11 @@ class NoisyModule(pl.LightningModule):
         self.spec = spec
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.noise_modules = {k: list(v) for k, v in (noise_modules or {}).items()}
         self.save_hyperparameters({"model": type(self).__name__, "data": spec.describe(), **net})
         self.net = self.build(spec, **net)
         self.task = self.task_of(spec)
         self.criterion: nn.Module = nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
-        self.eval_splits: list[str] = ["test"]
+        self.eval_splits = list(eval_splits)
         names = ("fit_train", "fit_val", "eval_train", "eval_val", "eval_test")
         self.metrics = nn.ModuleDict({name: self._metric() for name in names})
 

@@ -21,13 +21,12 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_noise import LabelNoise, TargetNoise
 from lightning_noise.report.records import adds_no_noise, most_noise
 
-# Which model tasks each noise callback can serve (the class name of its `_target_`).
-NOISE_TASKS = {
-    "LabelNoise": ("classification",),
-    "TargetNoise": ("regression",),
-}
+# The model tasks the loss-target noises fit. The callbacks check the loss module itself, but at setup, once the
+# trainer and loggers exist, and target noise fits any MSE loss: the autoencoder's reconstruction loss included.
+NOISE_TASKS = ((LabelNoise, ("classification",)), (TargetNoise, ("regression",)))
 
 
 # ---------------------------------------------------------------------------------------------- config errors
@@ -122,15 +121,16 @@ def instantiate_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, Any]:
         return datamodule, datamodule.spec
 
 
-def instantiate_model(cfg: DictConfig, spec: Any) -> pl.LightningModule:
-    """Check that the data fits the model class, then build the model for ``spec``.
+def instantiate_model(cfg: DictConfig, spec: Any, **kwargs: Any) -> pl.LightningModule:
+    """Check that the data fits the model class, then build the model for ``spec`` (and ``kwargs``, arguments
+    the recipe knows at run time, such as ``eval_splits``).
 
     Raises:
         ConfigError: the data does not fit the model (``model=cnn data=circles``), or a bad model setting.
     """
     with _as_config_error(ValueError):
         hydra.utils.get_class(cfg._target_).check_data(spec)
-        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec)
+        return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec, **kwargs)
 
 
 @contextmanager
@@ -336,19 +336,19 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     """
     callbacks = {}
     for name, node in _nodes(cfg, "noise").items():
-        cls_name = str(node._target_).rsplit(".", 1)[-1]
-        tasks = NOISE_TASKS.get(cls_name)
-        if tasks is not None and task not in tasks:
-            raise ConfigError(
-                f"noise={name} ({cls_name}) needs a {' or '.join(tasks)} model, but this model's task is {task}. "
-                + (
-                    "For a denoising autoencoder use noise=input."
-                    if task == "reconstruction"
-                    else "Choose noise=target for regression data, noise=label_smoothing or label_flip for classes."
-                )
-            )
         with _as_config_error(ValueError, TypeError):
             callbacks[name] = hydra.utils.instantiate(node)
+        for cls, tasks in NOISE_TASKS:
+            if isinstance(callbacks[name], cls) and task not in tasks:
+                raise ConfigError(
+                    f"noise={name} ({cls.__name__}) needs a {' or '.join(tasks)} model, but this model's task is "
+                    f"{task}. "
+                    + (
+                        "For a denoising autoencoder use noise=input."
+                        if task == "reconstruction"
+                        else "Choose noise=target for regression data, noise=label_smoothing or label_flip for classes."
+                    )
+                )
     return callbacks
 
 

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict, read_write
+from train import train, write_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -47,6 +48,14 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+def train_and_write(cfg: DictConfig) -> dict[str, float]:
+    """What ``recipes/train.py`` does without Hydra's wrapper: ``train(cfg)``, then ``write_outputs`` (the run
+    record ``metrics.json`` and the summary); returns the metrics."""
+    metrics, objects = train(cfg)
+    write_outputs(metrics, objects)
+    return metrics
 
 
 def write_csv(path: Path, n: int = 60, seed: int = 0) -> Path:

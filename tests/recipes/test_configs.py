@@ -13,7 +13,6 @@ from lightning_noise import schedules
 from noisy_recipes import data as data_lib
 from noisy_recipes.data import DataSpec
 from noisy_recipes.models import NoisyModule
-from noisy_recipes.schedules import Scaled
 from tests.recipes.conftest import CONF, options, write_csv, write_fashion_mnist
 
 TABULAR = DataSpec("t", "tabular", "classification", (4,), 3)
@@ -94,6 +93,18 @@ def test_noise_option_instantiates(option, compose_cfg):
     assert isinstance(callback, pl.Callback)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "activation", "weight"),
+    [(["model=mlp"], ["ReLU"], ["Linear"]), (["model=cnn"], ["ReLU"], ["Conv2d", "Linear"]),
+     (["model=lstm"], ["LSTM"], ["LSTM"]), (["model=cnn", "noise_modules.weight=[Linear]"], ["ReLU"], ["Linear"])],
+)
+def test_each_model_names_the_modules_its_activation_and_weight_noise_target(overrides, activation, weight,
+                                                                             compose_cfg):
+    cfg = compose_cfg([*overrides, "noise=[activation,weight]"])
+    assert "noise_modules" not in cfg.model  # not a model argument: the noise configs read the root node
+    assert list(cfg.noise.activation.modules) == activation and list(cfg.noise.weight.modules) == weight
+
+
 @pytest.mark.parametrize("option", options("schedule"))
 def test_schedule_applies_to_every_selected_noise(option, compose_cfg):
     cfg = compose_cfg(["noise=[input,activation]", f"schedule={option}", "noise.input.std.amount=0.3"])
@@ -105,7 +116,7 @@ def test_schedule_applies_to_every_selected_noise(option, compose_cfg):
     if option == "constant":
         assert amount == pytest.approx(0.3)
     else:
-        assert isinstance(amount, Scaled)
+        assert isinstance(amount, schedules.Scaled)
         for step in (0, 10, 1000):
             assert amount(step) == pytest.approx(0.3 * shape(step))
     callback = hydra.utils.instantiate(cfg.noise.input)

@@ -9,8 +9,7 @@ import math
 import pytest
 import torch
 
-from tests.recipes.conftest import FAST
-from train import train
+from tests.recipes.conftest import FAST, train_and_write
 
 
 # Circles' 50 test points in batches of 8 are 7 batches: the debug trainer's limit (2) or a fraction must hold for
@@ -18,7 +17,7 @@ from train import train
 @pytest.mark.parametrize("batches", [[], ["data.batch_size=8"], ["data.batch_size=8", "trainer.limit_test_batches=0.5"]])
 def test_robustness_from_the_config_writes_the_record(batches, compose_cfg, tmp_path):
     cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none", *batches])
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     robustness = record["robustness"]
     assert robustness["metric"] == "accuracy"
@@ -31,7 +30,7 @@ def test_robustness_from_the_config_writes_the_record(batches, compose_cfg, tmp_
 
 
 def test_robustness_is_off_by_default(compose_cfg, tmp_path):
-    train(compose_cfg(FAST))
+    train_and_write(compose_cfg(FAST))
     assert "robustness" not in json.loads((tmp_path / "metrics.json").read_text())
     assert not (tmp_path / "robustness.json").exists()
 
@@ -41,7 +40,7 @@ def test_robustness_corruption_set_and_regression_metric(compose_cfg, tmp_path):
         [*FAST, "data=diabetes", "trainer.limit_test_batches=1.0", "noise=none", "eval.robustness=true",
          "eval.corruptions=[gaussian]"]
     )
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     robustness = json.loads((tmp_path / "metrics.json").read_text())["robustness"]
     assert robustness["metric"] == "mse" and list(robustness["corruptions"]) == ["gaussian"]
     assert robustness["corruptions"]["gaussian"]["metric"][0] == pytest.approx(metrics["test/mse"], rel=1e-4)
@@ -53,19 +52,19 @@ def test_robustness_cifar10c_on_images(compose_cfg, tmp_path):
         [*FAST, "data=digits", "data.train_size=64", "data.standardize=false", "model=cnn", "noise=none",
          "eval.robustness=true", "eval.corruptions=cifar10c"]
     )
-    train(cfg)
+    train_and_write(cfg)
     robustness = json.loads((tmp_path / "metrics.json").read_text())["robustness"]
     assert set(robustness["corruptions"]) == {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
 
 
 def test_unknown_corruption_fails_before_training(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match="nonsense"):
-        train(compose_cfg([*FAST, "eval.robustness=true", "eval.corruptions=[nonsense]"]))
+        train_and_write(compose_cfg([*FAST, "eval.robustness=true", "eval.corruptions=[nonsense]"]))
     assert not (tmp_path / "metrics.json").exists()
 
 
 def test_robustness_logged_to_wandb_offline(compose_cfg, tmp_path, fresh_wandb):
-    train(compose_cfg(["trainer=debug", "logger=wandb", "noise=none", "eval.robustness=true"]))
+    train_and_write(compose_cfg(["trainer=debug", "logger=wandb", "noise=none", "eval.robustness=true"]))
     fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     data = next(run.glob("*.wandb")).read_bytes()
@@ -209,7 +208,7 @@ def test_circles_classic_arm_composes_and_runs(variant, compose_cfg, tmp_path):
     cfg = compose_cfg(["experiment=circles_classic", f"variant={variant}", "trainer.max_epochs=2"])
     assert cfg.trainer.max_epochs == 2 and cfg.data.split == "ordered" and cfg.model.hidden == [500]
     assert {name: node.std.amount for name, node in (cfg.noise or {}).items()} == CIRCLES_ARMS[variant]
-    train(cfg)
+    train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["splits"] == {"train": 30, "val": 0, "test": 70} and record["epochs"] == 2
     assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss"}
@@ -237,5 +236,5 @@ def test_digits_gradient_arm_composes_and_runs(variant, compose_cfg, tmp_path):
         assert std.shape._target_ == "lightning_noise.schedules.Annealed" and std.shape.gamma == 0.55
         if not hasattr(lightning_noise, "GradientNoise"):
             pytest.skip("lightning_noise.GradientNoise is not in this branch yet")
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     assert "test/acc" in metrics

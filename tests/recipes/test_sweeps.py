@@ -9,8 +9,7 @@ import pytest
 
 import lightning_noise
 from lightning_noise.report import compare_runs, load_runs
-from tests.recipes.conftest import FAST, ROOT, options, run_recipe
-from train import train
+from tests.recipes.conftest import FAST, ROOT, options, run_recipe, train_and_write
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
@@ -111,7 +110,7 @@ def test_experiment_runs_a_few_steps(name, compose_cfg):
     for node in (cfg.noise or {}).values():
         if not hasattr(lightning_noise, node._target_.rsplit(".", 1)[-1]):
             pytest.skip(f"{node._target_} is not in this branch yet")
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     assert cfg.optimized_metric in metrics
 
 
@@ -119,7 +118,7 @@ def test_experiment_runs_a_few_steps(name, compose_cfg):
 @pytest.mark.parametrize("name", ["circles_baseline", "circles_input_noise"])
 def test_experiment_trains_fully(name, compose_cfg):
     """The full circles experiments (early stopping, a few hundred epochs): the MLP learns the circles."""
-    metrics = train(compose_cfg([f"experiment={name}", *QUIET]))
+    metrics = train_and_write(compose_cfg([f"experiment={name}", *QUIET]))
     assert metrics["test/acc"] >= 0.9
 
 

@@ -12,8 +12,8 @@ from hydra.types import RunMode
 
 import lightning_noise
 from noisy_recipes import utils
-from tests.recipes.conftest import FAST, options, read_wandb_run, run_recipe, write_csv
-from train import train
+from tests.recipes.conftest import FAST, options, read_wandb_run, run_recipe, train_and_write, write_csv
+from train import train, write_outputs
 
 # The data each model trains on in the smoke tests, by task the noise needs.
 DATA = {
@@ -46,7 +46,7 @@ def _cases():
 def test_model_trains_with_noise(model, noise, data, compose_cfg, tmp_path):
     cfg = compose_cfg([*FAST, f"model={model}", f"noise={noise}", *data])
     _skip_missing(cfg)
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     metric = "mse" if model == "autoencoder" or NOISE_TASK.get(noise) == "regression" else "acc"
     for split in ("train", "val", "test"):
         assert f"{split}/{metric}" in metrics and f"{split}/loss" in metrics
@@ -58,14 +58,17 @@ def test_model_trains_with_noise(model, noise, data, compose_cfg, tmp_path):
 def test_several_noises_at_once(compose_cfg):
     cfg = compose_cfg([*FAST, "noise=[input,activation]", "schedule=linear"])
     assert set(cfg.noise) == {"input", "activation"}
-    train(cfg)
+    train_and_write(cfg)
 
 
 def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
     overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "noise_scale=0.5", "trainer.max_epochs=3",
                  "trainer.limit_train_batches=1"]
     cfg = compose_cfg(overrides)
-    metrics = train(cfg)
+    metrics, objects = train(cfg)
+    assert not (tmp_path / "metrics.json").exists()  # train() trains and evaluates; write_outputs writes the record
+    assert objects["model"].eval_splits == ["train", "val", "test"] and objects["best_epoch"] < 3
+    write_outputs(metrics, objects)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["name"] == "train" and record["seed"] == 3
     assert record["overrides"] == overrides
@@ -80,7 +83,7 @@ def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
 def test_recorded_amounts_are_what_the_built_callbacks_got(compose_cfg, tmp_path):
     """schedule.value=0.5 halves the amount the callback receives (0.2 x 0.5 = 0.1): the record says 0.1."""
     cfg = compose_cfg([*FAST, "schedule.value=0.5", "noise=[input,label_smoothing]"])
-    train(cfg)
+    train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     built = utils.instantiate_noise(cfg.noise, "classification")
     expected = {f"{name}.{arg}": s(0) for name, cb in built.items() for arg, s in cb.schedules.items()}
@@ -92,7 +95,7 @@ def test_recorded_amounts_are_what_the_built_callbacks_got(compose_cfg, tmp_path
 
 def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
     cfg = compose_cfg(["logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=6", "noise=none"])
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     checkpoints = list((tmp_path / "checkpoints").glob("*.ckpt"))
     assert len(checkpoints) == 1
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -101,20 +104,20 @@ def test_best_checkpoint_is_restored_for_the_evaluation(compose_cfg, tmp_path):
 
 
 def test_same_seed_same_metrics(compose_cfg, tmp_path):
-    runs = [train(compose_cfg([*FAST, "seed=7"], run_dir=tmp_path / str(i))) for i in range(2)]
+    runs = [train_and_write(compose_cfg([*FAST, "seed=7"], run_dir=tmp_path / str(i))) for i in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_csv_logger_writes_the_noise_amount(compose_cfg, tmp_path):
     cfg = compose_cfg(["trainer=debug", "logger=csv"])
-    train(cfg)
+    train_and_write(cfg)
     header = next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
     assert "noise/input_std" in header and "val/loss" in header
 
 
 def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wandb):
     cfg = compose_cfg(["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25"])
-    train(cfg)
+    train_and_write(cfg)
     fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((tmp_path / "wandb").iterdir())
@@ -126,7 +129,9 @@ def test_wandb_offline_run_with_the_noise_amount(compose_cfg, tmp_path, fresh_wa
 # ---------------------------------------------------------------------------------------------- bad overrides
 def test_final_evaluation_has_its_own_keys_not_a_last_training_point(compose_cfg, tmp_path):
     """The best checkpoint's evaluation is logged as final/{split}/..., never as another val/loss point."""
-    train(compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"]))
+    train_and_write(
+        compose_cfg(["trainer=debug", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=1"])
+    )
     rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
     assert sum(1 for row in rows if row.get("val/loss")) == 2  # one per validation epoch, nothing more
     assert sum(1 for row in rows if row.get("final/test/acc")) == 1
@@ -137,7 +142,7 @@ def test_final_evaluation_has_its_own_keys_not_a_last_training_point(compose_cfg
 def test_wandb_runs_of_a_sweep_are_named_grouped_and_tagged(compose_cfg, tmp_path, fresh_wandb):
     overrides = ["trainer=debug", "logger=wandb", "noise.input.std.amount=0.25", "seed=3"]
     cfg = compose_cfg([*overrides, "hydra.mode=MULTIRUN", "hydra.sweep.dir=sweeps/sweep_7"])
-    metrics = train(cfg)
+    metrics = train_and_write(cfg)
     fresh_wandb.teardown()  # waits for wandb's service process to flush the offline file
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     record = read_wandb_run(run)
@@ -158,38 +163,45 @@ def test_unknown_noise_option_lists_the_options(compose_cfg):
 def test_model_incompatible_with_data_fails_before_training(compose_cfg):
     cfg = compose_cfg([*FAST, "model=cnn"])
     with pytest.raises(ValueError, match=r"model=cnn takes image data, but data 'circles' is tabular.*data=digits"):
-        train(cfg)
+        train_and_write(cfg)
 
 
 def test_missing_csv_column_names_the_columns(compose_cfg, tmp_path):
     path = write_csv(tmp_path / "d.csv")
     cfg = compose_cfg([*FAST, "data=csv", f"data.path={path}", "data.target=class"])
     with pytest.raises(ValueError, match=r"`data.target`='class' is not a column .*\['a', 'b', 'c', 'label'\]"):
-        train(cfg)
+        train_and_write(cfg)
 
 
 def test_csv_data_trains(compose_cfg, tmp_path):
     path = write_csv(tmp_path / "d.csv")
     cfg = compose_cfg([*FAST, "data=csv", f"data.path={path}", "data.target=label"])
-    assert "test/acc" in train(cfg)
+    assert "test/acc" in train_and_write(cfg)
 
 
 def test_label_noise_on_regression_fails_before_training(compose_cfg):
     cfg = compose_cfg([*FAST, "data=diabetes", "noise=label_smoothing"])
     with pytest.raises(ValueError, match=r"noise=label_smoothing \(LabelNoise\) needs a classification model"):
-        train(cfg)
+        train_and_write(cfg)
+
+
+def test_target_noise_on_the_autoencoder_is_refused(compose_cfg):
+    """The library's TargetNoise accepts any MSE loss; the recipe refuses it on a reconstruction, before training."""
+    cfg = compose_cfg(["noise=target"])
+    with pytest.raises(utils.ConfigError, match=r"noise=target \(TargetNoise\) needs a regression model.*noise=input"):
+        utils.instantiate_noise(cfg.noise, "reconstruction")
 
 
 def test_required_value_left_out(compose_cfg):
     cfg = compose_cfg([*FAST, "data=csv"])
     with pytest.raises(utils.ConfigError, match=r"not set: data.path, data.target.*data.path=my.csv data.target=label"):
-        train(cfg)
+        train_and_write(cfg)
 
 
 def test_gpu_trainer_without_a_gpu_says_use_cpu(compose_cfg, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(utils.ConfigError, match=r"needs a CUDA GPU.*Use trainer=cpu"):
-        train(compose_cfg([*FAST, "trainer=gpu"]))
+        train_and_write(compose_cfg([*FAST, "trainer=gpu"]))
 
 
 CLI_MISTAKES = [
@@ -227,30 +239,30 @@ def test_ddp_under_multirun_is_refused(compose_cfg):
 
     assert HydraConfig.get().mode == RunMode.MULTIRUN
     with pytest.raises(ValueError, match=r"multirun \(-m\) cannot use trainer.strategy='ddp'.*ddp_spawn"):
-        train(cfg)
+        train_and_write(cfg)
     cfg = compose_cfg([*FAST, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn", "hydra.mode=MULTIRUN"])
     utils.check_ddp_multirun(cfg)  # ddp_spawn is allowed
 
 
 def test_optimized_metric_is_checked_before_training(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"optimized_metric.*\['train/loss', 'train/acc', 'val/loss'.*'val/accc'"):
-        train(compose_cfg([*FAST, "optimized_metric=val/accc"]))
+        train_and_write(compose_cfg([*FAST, "optimized_metric=val/accc"]))
     # Optuna's classification search on regression data: refused before the first trial trains.
     with pytest.raises(ValueError, match=r"include label_smoothing, label_flip.*hparams_search=optuna_regression"):
-        train(compose_cfg([*FAST, "hparams_search=optuna", "data=diabetes", "noise=none"]))
+        train_and_write(compose_cfg([*FAST, "hparams_search=optuna", "data=diabetes", "noise=none"]))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
     cfg = compose_cfg([*FAST, "hparams_search=optuna_regression", "data=diabetes", "noise=target"])
     assert cfg.hydra.sweeper.direction == "minimize" and "label" not in cfg.hydra.sweeper.params.noise
-    assert cfg.optimized_metric in train(cfg)
+    assert cfg.optimized_metric in train_and_write(cfg)
 
 
 def test_no_validation_with_val_monitors_is_refused_before_training(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"data.val_size=0.*callbacks.early_stopping.monitor=val/loss.*callbacks=none"):
-        train(compose_cfg([*FAST, "data.val_size=0"]))
+        train_and_write(compose_cfg([*FAST, "data.val_size=0"]))
     with pytest.raises(ValueError, match=r"trainer.limit_val_batches=0.*model_checkpoint"):
-        train(compose_cfg([*FAST, "trainer.limit_val_batches=0"]))
+        train_and_write(compose_cfg([*FAST, "trainer.limit_val_batches=0"]))
     assert not (tmp_path / "metrics.json").exists()
     monitors = ["callbacks.early_stopping.monitor=train/loss", "callbacks.model_checkpoint.monitor=train/loss"]
     for fix in (["callbacks=none"], monitors):
-        metrics = train(compose_cfg([*FAST, "data.val_size=0", "trainer.max_epochs=2", *fix]))
+        metrics = train_and_write(compose_cfg([*FAST, "data.val_size=0", "trainer.max_epochs=2", *fix]))
         assert "test/acc" in metrics and "val/acc" not in metrics
