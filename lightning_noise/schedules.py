@@ -38,14 +38,6 @@ __all__ = [
 ]
 
 
-def _check_non_negative(name: str, value: float, owner: str) -> float:
-    return check_number(value, name, minimum=0, owner=owner)
-
-
-def _check_positive_int(name: str, value: int, owner: str) -> int:
-    return check_int(value, name, minimum=1, owner=owner)  # type: ignore[return-value]
-
-
 class Schedule:
     """Base class: subclasses implement ``__call__(step) -> float`` and ``bounds()``."""
 
@@ -115,9 +107,9 @@ class Linear(Schedule):
     """
 
     def __init__(self, start: float, end: float, steps: int) -> None:
-        self.start = _check_non_negative("start", start, "Linear")
-        self.end = _check_non_negative("end", end, "Linear")
-        self.steps = _check_positive_int("steps", steps, "Linear")
+        self.start = check_number(start, "start", minimum=0, owner="Linear")
+        self.end = check_number(end, "end", minimum=0, owner="Linear")
+        self.steps = check_int(steps, "steps", minimum=1, owner="Linear")
 
     def __call__(self, step: int) -> float:
         frac = min(max(step, 0), self.steps) / self.steps
@@ -139,9 +131,9 @@ class Cosine(Schedule):
     """
 
     def __init__(self, start: float, end: float, steps: int) -> None:
-        self.start = _check_non_negative("start", start, "Cosine")
-        self.end = _check_non_negative("end", end, "Cosine")
-        self.steps = _check_positive_int("steps", steps, "Cosine")
+        self.start = check_number(start, "start", minimum=0, owner="Cosine")
+        self.end = check_number(end, "end", minimum=0, owner="Cosine")
+        self.steps = check_int(steps, "steps", minimum=1, owner="Cosine")
 
     def __call__(self, step: int) -> float:
         frac = min(max(step, 0), self.steps) / self.steps
@@ -178,15 +170,15 @@ class Step(Schedule):
         step_size: int | None = None,
         milestones: Sequence[int] | None = None,
     ) -> None:
-        self.value = _check_non_negative("value", value, "Step")
-        self.gamma = _check_non_negative("gamma", gamma, "Step")
+        self.value = check_number(value, "value", minimum=0, owner="Step")
+        self.gamma = check_number(gamma, "gamma", minimum=0, owner="Step")
         if (step_size is None) == (milestones is None):
             raise ValueError(
                 f"Step: give exactly one of `step_size` and `milestones`, got step_size={step_size!r}, "
                 f"milestones={milestones!r}."
             )
         if step_size is not None:
-            _check_positive_int("step_size", step_size, "Step")
+            check_int(step_size, "step_size", minimum=1, owner="Step")
         if milestones is not None:
             expected = "a list of non-negative, increasing integers"
             if (
@@ -230,9 +222,9 @@ class Exponential(Schedule):
     """
 
     def __init__(self, start: float, decay: float, end: float = 0.0) -> None:
-        self.start = _check_non_negative("start", start, "Exponential")
-        self.decay = _check_non_negative("decay", decay, "Exponential")
-        self.end = _check_non_negative("end", end, "Exponential")
+        self.start = check_number(start, "start", minimum=0, owner="Exponential")
+        self.decay = check_number(decay, "decay", minimum=0, owner="Exponential")
+        self.end = check_number(end, "end", minimum=0, owner="Exponential")
         if self.decay > 1.0:
             raise ValueError(f"Exponential: `decay` must be in [0, 1], got {decay!r}.")
         if self.end > self.start:
@@ -262,8 +254,8 @@ class Annealed(Schedule):
     """
 
     def __init__(self, eta: float, gamma: float = 0.55) -> None:
-        self.eta = _check_non_negative("eta", eta, "Annealed")
-        self.gamma = _check_non_negative("gamma", gamma, "Annealed")
+        self.eta = check_number(eta, "eta", minimum=0, owner="Annealed")
+        self.gamma = check_number(gamma, "gamma", minimum=0, owner="Annealed")
 
     def __call__(self, step: int) -> float:
         return math.sqrt(self.eta / (1.0 + max(step, 0)) ** self.gamma)
@@ -297,7 +289,7 @@ class Scaled(Schedule):
         if not isinstance(shape, Schedule):
             raise TypeError(f"Scaled: `shape` must be a lightning_noise schedule, got {describe(shape)}.")
         self.shape = shape
-        self.factor = _check_non_negative("factor", factor, "Scaled")
+        self.factor = check_number(factor, "factor", minimum=0, owner="Scaled")
 
     def __call__(self, step: int) -> float:
         return self.factor * self.shape(step)

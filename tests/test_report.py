@@ -284,23 +284,20 @@ def test_robustness_bands_of_accuracy_stay_inside_zero_one():
     assert max(curve["ci_high"]) == 1.0 and curve["auc"]["ci_high"] == 1.0
 
 
-def test_plot_names_noises_as_the_readme_and_keeps_the_legend_off_the_axes(multirun, tmp_path):
+def test_plot_names_noises_as_the_readme_and_keeps_the_legend_off_the_axes(multirun, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from lightning_noise.report import plots
 
     captured = {}
-    real_save = plots._save
+    real_save = plots.save_figure
 
     def spy(fig, path):
         captured["fig"] = fig
         return real_save(fig, path)
 
     report = compare_runs(load_runs(multirun))
-    plots._save = spy
-    try:
-        report.plot_metric_vs_noise(tmp_path / "m.png")
-    finally:
-        plots._save = real_save
+    monkeypatch.setattr(plots, "save_figure", spy)
+    report.plot_metric_vs_noise(tmp_path / "m.png")
     fig = captured["fig"]
     (ax,) = fig.axes
     assert ax.get_legend() is None and len(fig.legends) == 1  # the figure's legend, below the axes
@@ -312,7 +309,7 @@ def test_plot_names_noises_as_the_readme_and_keeps_the_legend_off_the_axes(multi
     assert ax.get_ylim()[1] <= 1.0 + 0.05  # the clipped-or-not intervals of accuracy do not push the axis far past 1
 
 
-def test_single_amount_axis_starts_at_zero_and_annealed_amount_is_eta(tmp_path):
+def test_single_amount_axis_starts_at_zero_and_annealed_amount_is_eta(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from lightning_noise.report import plots
 
@@ -322,12 +319,9 @@ def test_single_amount_axis_starts_at_zero_and_annealed_amount_is_eta(tmp_path):
     s = report.summary("eta")
     assert (s.label, s.x_name) == ("gradient noise (eta)", "eta") and s.x == pytest.approx(0.3003, abs=1e-4)
     captured = {}
-    real_save = plots._save
-    plots._save = lambda fig, path: captured.setdefault("fig", fig) and real_save(fig, path)
-    try:
-        report.plot_metric_vs_noise(tmp_path / "m.png")
-    finally:
-        plots._save = real_save
+    real_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: captured.setdefault("fig", fig) and real_save(fig, path))
+    report.plot_metric_vs_noise(tmp_path / "m.png")
     (ax,) = captured["fig"].axes
     low, high = ax.get_xlim()
     assert low == 0 and high >= 0.3 and ax.get_xlabel() == "noise eta"

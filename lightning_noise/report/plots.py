@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from lightning_noise._optional import require
+from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.result import ComparisonResult, GroupSummary
 
 __all__ = ["plot_metric_vs_noise", "plot_robustness"]
@@ -21,8 +20,7 @@ def plot_metric_vs_noise(report: ComparisonResult, path: str | Path) -> Path:
     amount is not a tiny window around itself), log when the amounts span 10x or more; the legend sits below
     the axes, never over the error bars.
     """
-    figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
-    fig = figure.Figure(figsize=(6.8, 5.0), layout="constrained")
+    fig = new_figure("Plotting the comparison report", (6.8, 5.0))
     ax = fig.subplots()
     summaries = report.summaries[report.metric]
     baseline = next((s for s in summaries if s.group == report.baseline), None)
@@ -65,18 +63,17 @@ def plot_metric_vs_noise(report: ComparisonResult, path: str | Path) -> Path:
     ax.set_title(f"{report.metric} vs noise: {report.title}")
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, fontsize="small")  # below the axes: never over the error bars
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     """Robustness curves of every configuration (baseline dashed), one panel per corruption; PNG."""
-    figure = require("matplotlib.figure", "Plotting the comparison report", "matplotlib")
     if not report.robustness:
         raise ValueError("No run record has robustness results; run the recipes with eval.robustness=true.")
     corruptions = list(dict.fromkeys(c for per in report.robustness.values() for c in per))
     cols = min(len(corruptions), 3)
     rows = math.ceil(len(corruptions) / cols)
-    fig = figure.Figure(figsize=(5.0 * cols, 3.8 * rows + 0.6), layout="constrained")
+    fig = new_figure("Plotting the comparison report", (5.0 * cols, 3.8 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, corruption in zip(axes, corruptions):
         for group, per in report.robustness.items():
@@ -100,14 +97,7 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), fontsize="small")
     fig.suptitle(f"Robustness to test-time noise: {report.title}")
-    return _save(fig, path)
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def _yerr(items: Sequence[GroupSummary]) -> list[list[float]]:

@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lightning_noise._console import markdown_table, mean_std
 from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.records import NONE_LABEL
-
-if TYPE_CHECKING:
-    from lightning_noise.report.comparison import ComparisonReport
+from lightning_noise.report.result import ComparisonResult
 
 __all__ = ["certified_curves", "has_certification", "markdown_lines", "plot_certified"]
 
@@ -27,16 +25,16 @@ _RADIUS = re.compile(r"^certify/acc_r(?P<radius>[0-9.e+-]+)$")
 _SETTINGS = ("sigma", "n", "n0", "alpha", "points")
 
 
-def _radius_metrics(report: ComparisonReport) -> list[tuple[float, str]]:
+def _radius_metrics(report: ComparisonResult) -> list[tuple[float, str]]:
     found = [(float(m["radius"]), key) for key in report.summaries if (m := _RADIUS.match(key))]
     return sorted(found)
 
 
-def has_certification(report: ComparisonReport) -> bool:
+def has_certification(report: ComparisonResult) -> bool:
     return bool(_radius_metrics(report))
 
 
-def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
+def certified_curves(report: ComparisonResult) -> dict[str, dict[str, Any]]:
     """``{group: {"radius", "mean", "std", "ci_low", "ci_high", "n", "acr", "sigma", "settings"}}`` per configuration.
 
     ``settings`` holds the mean over runs of ``sigma``, ``n``, ``n0``, ``alpha`` and ``points`` (equal across seeds).
@@ -64,7 +62,7 @@ def certified_curves(report: ComparisonReport) -> dict[str, dict[str, Any]]:
     return curves
 
 
-def _has(report: ComparisonReport, group: str, metric: str) -> bool:
+def _has(report: ComparisonResult, group: str, metric: str) -> bool:
     return any(s.group == group for s in report.summaries.get(metric, []))
 
 
@@ -74,7 +72,7 @@ def _settings_line(curves: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{k}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in values.items() if vs)
 
 
-def plot_certified(report: ComparisonReport, path: str | Path) -> Path:
+def plot_certified(report: ComparisonResult, path: str | Path) -> Path:
     """Certified accuracy against L2 radius, one line per configuration, CI error bars; PNG.
 
     One colour per smoothing sigma; configurations trained without noise are dashed, so that at each sigma the
@@ -116,7 +114,7 @@ def _short_labels(groups: list[str]) -> dict[str, str]:
     return {g: " ".join(x for x in t if x not in shared) or g for g, t in zip(groups, tokens)}
 
 
-def markdown_lines(report: ComparisonReport) -> list[str]:
+def markdown_lines(report: ComparisonResult) -> list[str]:
     """A Markdown section: certified accuracy at each radius and the ACR, mean ± std over seeds, per configuration."""
     curves = certified_curves(report)
     if not curves:
