@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_noise import InputNoise, RandomizedSmoothing
-from noisy_recipes.utils import ConfigError, _as_config_error
+from noisy_recipes.utils import ConfigError, as_config_error
 
 __all__ = ["add_to_record", "certification_callback", "input_noise_sigma"]
 
@@ -76,7 +76,7 @@ def certification_callback(
             "eval.certify=true needs a smoothing sigma: train with Gaussian input noise (noise=input) to certify at "
             "its std, or set eval.certification.sigma=0.25."
         )
-    with _as_config_error(ValueError, TypeError):  # a bad setting: one line naming it, not a traceback
+    with as_config_error(ValueError, TypeError):  # a bad setting: one line naming it, not a traceback
         return RandomizedSmoothing(
             sigma, output_dir=output_dir, dataset_name=dataset_name, dataloader_idx=dataloader_idx, **settings
         )

@@ -116,7 +116,7 @@ def instantiate_data(cfg: DictConfig) -> tuple[pl.LightningDataModule, Any]:
     Raises:
         ConfigError: a bad data setting (a missing file or CSV column, an unknown dataset, sizes that do not fit).
     """
-    with _as_config_error(ValueError, FileNotFoundError):
+    with as_config_error(ValueError, FileNotFoundError):
         datamodule = hydra.utils.instantiate(cfg)
         return datamodule, datamodule.spec
 
@@ -128,13 +128,13 @@ def instantiate_model(cfg: DictConfig, spec: Any, **kwargs: Any) -> pl.Lightning
     Raises:
         ConfigError: the data does not fit the model (``model=cnn data=circles``), or a bad model setting.
     """
-    with _as_config_error(ValueError):
+    with as_config_error(ValueError):
         hydra.utils.get_class(cfg._target_).check_data(spec)
         return hydra.utils.instantiate(cfg, _partial_=True, _convert_="all")(spec, **kwargs)
 
 
 @contextmanager
-def _as_config_error(*types: type[Exception]) -> Iterator[None]:
+def as_config_error(*types: type[Exception]) -> Iterator[None]:
     """Raise errors of ``types`` (also when Hydra's instantiate wraps them) as a :class:`ConfigError`."""
     from hydra.errors import InstantiationException
 
@@ -336,7 +336,7 @@ def instantiate_noise(cfg: DictConfig | None, task: str) -> dict[str, Callback]:
     """
     callbacks = {}
     for name, node in _nodes(cfg, "noise").items():
-        with _as_config_error(ValueError, TypeError):
+        with as_config_error(ValueError, TypeError):
             callbacks[name] = hydra.utils.instantiate(node)
         for cls, tasks in NOISE_TASKS:
             if isinstance(callbacks[name], cls) and task not in tasks:
@@ -442,7 +442,7 @@ def robustness_callback(
         kwargs = {"metric": _mse, "metric_name": "mse"}
     elif task == "reconstruction":
         kwargs = {"metric": _mse, "metric_name": "mse", "batch_to_inputs_targets": _input_as_target}
-    with _as_config_error(ValueError):
+    with as_config_error(ValueError):
         return RobustnessEvaluation(
             corruptions,
             seed=int(cfg.get("seed", 0)),
