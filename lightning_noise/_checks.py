@@ -113,6 +113,23 @@ def check_number(
     return number
 
 
+def check_open(value: Any, argument: str, low: float, high: float | None = None, what: str = "") -> float:
+    """``value`` as a ``float`` strictly between ``low`` and ``high`` (no upper end when None); ``what`` says
+    what it is.
+
+    Raises:
+        TypeError: not a real number (strings and bools included).
+        ValueError: NaN, infinite, or not strictly inside the interval.
+    """
+    expected = f"a finite number > {low:g}" + (f" and < {high:g}" if high is not None else "") + what
+    if not is_number(value):
+        raise TypeError(f"`{argument}` must be {expected}, got {describe(value)}.")
+    number = float(value)
+    if not (math.isfinite(number) and number > low and (high is None or number < high)):
+        raise ValueError(f"`{argument}` must be {expected}, got {value!r}.")
+    return number
+
+
 def check_finite_amount(value: float, argument: str, no_noise: float = 0.0) -> None:
     """An amount (or a value its schedule takes) must be finite; an infinite amount is allowed only where it is
     the noise kind's "no noise" value (``snr_db=inf``).

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_noise._seeding import mix_seed
 from lightning_noise._flat_buffers import FlatGroup
+from lightning_noise._seeding import mix_seed
 
 
 class NoiseTable:

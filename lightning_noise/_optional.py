@@ -18,7 +18,10 @@ PLOT_PACKAGES = ("matplotlib", "rich")  # the `plot` extra
 def available(module: str) -> bool:
     """Whether ``module``'s top-level package can be imported, without importing it (``lightning_utilities``'
     ``package_available``: found once per process and remembered)."""
-    return package_available(module.split(".")[0])
+    try:
+        return package_available(module.split(".")[0])
+    except ValueError:  # a module in sys.modules without a spec (a stand-in): not an installed package
+        return False
 
 
 def _missing(module: str, feature: str, package: str | None) -> ImportError:

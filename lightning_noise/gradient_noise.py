@@ -10,10 +10,10 @@ import lightning.pytorch as pl
 import torch
 from torch.optim import Optimizer
 
-from lightning_noise._seeding import mix_seed
 from lightning_noise._checks import as_list, check_number, describe, is_int
 from lightning_noise._flat_buffers import FlatGroup, flat_groups
 from lightning_noise._parameter_noise import ParameterNoise
+from lightning_noise._seeding import mix_seed
 from lightning_noise._sharding import is_dtensor, local_part
 from lightning_noise._table_sampling import DEFAULT_TABLE_SIZE, Sampler
 from lightning_noise.schedules import Annealed, ScheduleLike
@@ -22,10 +22,6 @@ try:  # private helper of Lightning 2.x; the check it enables is skipped where i
     from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 except ImportError:  # pragma: no cover
     _optimizer_handles_unscaling = None
-
-
-def _check_number(value: Any, argument: str) -> float:
-    return check_number(value, argument, minimum=0, owner="GradientNoise")
 
 
 @dataclass
@@ -142,7 +138,9 @@ class GradientNoise(ParameterNoise):
         if eta is None and gamma is not None:
             raise ValueError(f"GradientNoise: `gamma` goes with `eta`, got gamma={gamma!r} with std={std!r}.")
         if eta is not None:
-            std = Annealed(_check_number(eta, "eta"), _check_number(0.55 if gamma is None else gamma, "gamma"))
+            eta = check_number(eta, "eta", minimum=0, owner="GradientNoise")
+            gamma = check_number(0.55 if gamma is None else gamma, "gamma", minimum=0, owner="GradientNoise")
+            std = Annealed(eta, gamma)
         if param_groups is not None:
             expected = "None or non-negative group indices (an int or a list of ints)"
             if isinstance(param_groups, int) and not isinstance(param_groups, bool):

@@ -20,6 +20,7 @@ from lightning_noise.functional.labels import (
     flip_labels_from_uniform,
     smooth_labels,
     smooth_probabilities,
+    transition_dtype,
     transition_labels_from_uniform,
 )
 from lightning_noise.schedules import ScheduleLike
@@ -279,8 +280,7 @@ class LabelNoise(LossTargetCallback):
             return target if not smooth else smooth_probabilities(target, k, eps, style=self.style)
         ignore_index = getattr(module, "ignore_index", None)
         if self.transition is not None:
-            dtype = torch.float32 if target.device.type == "mps" else torch.float64
-            u = self._uniform(target, site, call, 0, dtype)
+            u = self._uniform(target, site, call, 0, transition_dtype(target.device))
             target = transition_labels_from_uniform(target, self._transition_on(target), u, ignore_index)
         elif self._amount_on["flip"]:
             u, v = self._uniform(target, site, call, 0), self._uniform(target, site, call, 1)

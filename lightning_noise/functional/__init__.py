@@ -27,7 +27,6 @@ from lightning_noise.functional.additive import (
     dropout,
     gaussian,
     multiplicative,
-    require_floating,
     salt_and_pepper,
     snr,
     uniform,

@@ -118,9 +118,14 @@ def transition_labels(
 
     The diagonal is the probability of keeping the label. Positions equal to ``ignore_index`` are kept.
     """
-    dtype = torch.float32 if target.device.type == "mps" else torch.float64
-    u = torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
+    u = torch.rand(target.shape, generator=generator, device=target.device, dtype=transition_dtype(target.device))
     return transition_labels_from_uniform(target, transition, u, ignore_index)
+
+
+def transition_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of a transition draw's uniform numbers and cumulative rows: float64, or float32 on MPS (which
+    has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def transition_labels_from_uniform(target: Tensor, transition: Tensor, u: Tensor, ignore_index: int | None) -> Tensor:

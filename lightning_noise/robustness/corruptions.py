@@ -55,6 +55,7 @@ from torch import Tensor
 
 from lightning_noise import functional as F
 from lightning_noise._checks import as_list, check_bool, check_callable, check_name, check_non_negative_numbers
+from lightning_noise.functional.additive import require_floating
 
 __all__ = [
     "CIFAR10C",
@@ -111,7 +112,7 @@ def shot_noise(x: Tensor, rate: float, generator: torch.Generator | None = None,
         raise ValueError(f"`rate` of shot noise must be > 0, got {rate}.")
     if math.isinf(rate):
         return x
-    F.require_floating(x, "shot")
+    require_floating(x, "shot")
     work = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32)
     counts = torch.poisson(work.clamp_min(0.0) * rate, generator=generator)
     return _clip((counts / rate).to(x.dtype), clip)

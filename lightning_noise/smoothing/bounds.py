@@ -18,29 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_noise._checks import describe, is_number
+from lightning_noise._checks import check_open
 
 __all__ = ["binomial_test_half", "clopper_pearson_lower", "log_binomial_tail"]
 
 _MAX_TERMS = 1 << 22  # terms summed at once (32 MiB of float64)
 _BISECTION_STEPS = 60  # interval width 2^-60: below float64 resolution near every p in (0, 1]
-
-
-def check_open(value: Any, argument: str, low: float, high: float | None = None, what: str = "") -> float:
-    """``value`` as a ``float`` strictly between ``low`` and ``high`` (no upper end when None); ``what`` says
-    what it is.
-
-    Raises:
-        TypeError: not a real number (strings and bools included).
-        ValueError: NaN, infinite, or not strictly inside the interval.
-    """
-    expected = f"a finite number > {low:g}" + (f" and < {high:g}" if high is not None else "") + what
-    if not is_number(value):
-        raise TypeError(f"`{argument}` must be {expected}, got {describe(value)}.")
-    number = float(value)
-    if not (math.isfinite(number) and number > low and (high is None or number < high)):
-        raise ValueError(f"`{argument}` must be {expected}, got {value!r}.")
-    return number
 
 
 def check_alpha(alpha: Any) -> float:

@@ -14,8 +14,9 @@ from torch import Tensor
 
 from lightning_noise._checks import check_int, check_non_negative_numbers
 from lightning_noise._evaluation import EvaluationCallback, dataset_name_of, log_results, write_outputs
-from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_alpha, check_count, check_sigma
+from lightning_noise.smoothing.bounds import check_alpha
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
+from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_sigma
 
 __all__ = ["RandomizedSmoothing"]
 
@@ -114,9 +115,9 @@ class RandomizedSmoothing(EvaluationCallback):
         log: bool = True,
     ) -> None:
         self.sigma = check_sigma(sigma)
-        self.n0, self.n = check_count("n0", n0), check_count("n", n)
+        self.n0, self.n = check_int(n0, "n0", minimum=1), check_int(n, "n", minimum=1)
         self.alpha = check_alpha(alpha)
-        self.batch_size = check_count("batch_size", batch_size)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.radii = sorted(check_non_negative_numbers(radii, "radii", scalar=True))
         self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
         super().__init__(

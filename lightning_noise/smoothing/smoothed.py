@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_noise._checks import check_int
-from lightning_noise.smoothing.bounds import binomial_test_half, check_alpha, check_open, clopper_pearson_lower
+from lightning_noise._checks import check_int, check_open
+from lightning_noise.smoothing.bounds import binomial_test_half, check_alpha, clopper_pearson_lower
 
 __all__ = ["ABSTAIN", "certify", "sample_counts", "smoothed_predict"]
 
@@ -41,10 +41,6 @@ DEFAULT_BATCH_SIZE = 4096
 # ---------------------------------------------------------------------------------------------- validation
 def check_sigma(sigma: Any) -> float:
     return check_open(sigma, "sigma", 0.0, what=" (the std of the smoothing noise)")
-
-
-def check_count(name: str, value: Any) -> int:
-    return check_int(value, name, minimum=1)
 
 
 def _check_inputs(model: Any, x: Any) -> None:
@@ -192,7 +188,7 @@ def certify(
         (torch.Size([5]), torch.float64)
     """
     sigma, alpha = check_sigma(sigma), check_alpha(alpha)
-    n0, n, batch_size = check_count("n0", n0), check_count("n", n), check_count("batch_size", batch_size)
+    n0, n, batch_size = check_int(n0, "n0", minimum=1), check_int(n, "n", minimum=1), check_int(batch_size, "batch_size", minimum=1)
     _check_inputs(model, x)
     if x.shape[0] == 0:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.float64)
@@ -255,7 +251,7 @@ def smoothed_predict(
         torch.Size([4])
     """
     sigma, alpha = check_sigma(sigma), check_alpha(alpha)
-    n, batch_size = check_count("n", n), check_count("batch_size", batch_size)
+    n, batch_size = check_int(n, "n", minimum=1), check_int(batch_size, "batch_size", minimum=1)
     _check_inputs(model, x)
     if x.shape[0] == 0:
         return torch.empty(0, dtype=torch.long)
