@@ -99,11 +99,13 @@ class NoiseHook:
 
 
 class KeyedDraws:
-    """Mixin for the per-sample callbacks (before :class:`~lightning_noise._callback.NoiseCallback` in the bases): keyed draws, amount
-    tensors for compiled graphs, hook bookkeeping, the eval-mode warning and pickling without hooks.
+    """Mixin for the per-sample callbacks (before :class:`~lightning_noise._callback.NoiseCallback` in the bases):
+    keyed draws, amount tensors for compiled graphs, hook bookkeeping, the eval-mode warning and pickling without
+    hooks.
 
-    ``__init__`` passes its arguments on to the next base (:class:`~lightning_noise._callback.NoiseCallback`), then sets up its own state
-    from the amounts (and from ``kind``, when a subclass has set it before: its "no noise" amount)."""
+    ``__init__`` passes its arguments on to the next base (:class:`~lightning_noise._callback.NoiseCallback`), then
+    sets up its own state from the amounts (and from ``kind``, when a subclass has set it before: its "no noise"
+    amount)."""
 
     # attributes filled by NoiseCallback
     amounts: dict[str, float]

@@ -107,8 +107,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
     """Write the run record, ``metrics.json`` in the run directory (read by the comparison report), and print the
     summary table of one :func:`train` run."""
-    cfg, datamodule, spec, trainer = objects["cfg"], objects["datamodule"], objects["spec"], objects["trainer"]
-    noise, robustness, best = objects["noise"], objects["robustness"], objects["best_epoch"]
+    cfg, datamodule, spec, model = objects["cfg"], objects["datamodule"], objects["spec"], objects["model"]
+    noise, robustness, certifier = objects["noise"], objects["robustness"], objects["certifier"]
+    trainer, best = objects["trainer"], objects["best_epoch"]
+    output_dir = Path(cfg.paths.output_dir)
     overrides = utils.task_overrides()
     record = {
         "name": cfg.name,
@@ -123,20 +125,20 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
         "splits": datamodule.split_sizes(),
         "data": spec.describe(),
         "dataset": spec.name,
-        "model": utils.model_label(objects["model"]),
+        "model": utils.model_label(model),
     }
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
-    certification.add_to_record(record, objects["certifier"])
-    utils.write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
+    certification.add_to_record(record, certifier)
+    utils.write_record(output_dir / "metrics.json", record)
     utils.print_summary(
-        title=f"{cfg.name}: {spec.name} + {type(objects['model']).__name__}",
+        title=f"{cfg.name}: {spec.name} + {type(model).__name__}",
         metrics=metrics,
         noise=utils.noise_settings(noise),
         splits=datamodule.split_sizes(),
         best=best,
         epochs=trainer.current_epoch,
-        output_dir=cfg.paths.output_dir,
+        output_dir=str(output_dir),
     )
 
 

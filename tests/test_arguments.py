@@ -273,6 +273,7 @@ def test_bad_argument_is_refused_in_init_with_a_message_naming_it(cls, base, arg
 # Public classes that take no user arguments to check, each with the reason.
 NOT_CONSTRUCTED_BY_USERS = {
     "ComparisonReport": "the result compare_runs returns",
+    "ComparisonResult": "the data of a ComparisonReport (its base class), built by compare_runs",
     "Comparison": "a row of a ComparisonReport",
     "GroupSummary": "a row of a ComparisonReport",
     "Schedule": "the abstract base of the schedules (no arguments)",

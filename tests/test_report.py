@@ -63,6 +63,18 @@ def test_mean_std_ci_match_hand_computation():
     assert math.isnan(mean_std_ci([0.5])[1])
 
 
+def test_non_finite_values_give_no_interval_and_no_test():
+    # A diverged run (test/loss = inf) or a missing value (nan): no spread, no interval, and not a "certain" test.
+    inf, nan = math.inf, math.nan
+    assert mean_std_ci([0.5, inf])[0] == inf and all(math.isnan(v) for v in mean_std_ci([0.5, inf])[1:])
+    assert all(math.isnan(v) for v in mean_std_ci([nan, 0.5]))
+    welch = t_test([inf, 0.5, 0.6], [0.4, 0.5, 0.6])
+    paired = t_test({0: nan, 1: 0.5}, {0: 0.4, 1: 0.5})
+    for comparison in (welch, paired):
+        assert all(math.isnan(v) for v in (comparison.t, comparison.p_value, comparison.ci_low, comparison.ci_high))
+    assert (welch.dof, paired.dof) == (4, 1) and isinstance(paired.dof, int)
+
+
 def test_paired_test_when_seeds_match_welch_otherwise():
     stats = pytest.importorskip("scipy.stats")
     base = dict(enumerate(BASELINE))
@@ -320,7 +332,8 @@ def test_single_amount_axis_starts_at_zero_and_annealed_amount_is_eta(tmp_path, 
     assert (s.label, s.x_name) == ("gradient noise (eta)", "eta") and s.x == pytest.approx(0.3003, abs=1e-4)
     captured = {}
     real_save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: captured.setdefault("fig", fig) and real_save(fig, path))
+    spy = lambda fig, path: captured.setdefault("fig", fig) and real_save(fig, path)  # noqa: E731
+    monkeypatch.setattr(plots, "save_figure", spy)
     report.plot_metric_vs_noise(tmp_path / "m.png")
     (ax,) = captured["fig"].axes
     low, high = ax.get_xlim()

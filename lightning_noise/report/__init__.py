@@ -10,6 +10,7 @@ Run record (JSON object; only ``metrics`` is required)::
      "seed": 3,
      "overrides": ["noise=input_0.1", "seed=3"],
      "noise": {"kind": "input", "std": 0.1},   # or null / "none" for the baseline
+     "noise_amounts": {"input.std": 0.1},      # optional: what each noise callback got (recipes write it)
      "metrics": {"test/acc": 0.81, "test/loss": 0.52},
      "best_epoch": 17,
      "dataset": "circles", "model": "MLP 2-500-1",  # optional, used in titles
@@ -28,7 +29,8 @@ pairing removes that shared variation. Otherwise it is Welch's unequal-variance 
 read p-values accordingly. The best configuration is the group with the highest mean (``mode="max"``) or the
 lowest (``mode="min"``, for losses) of the chosen metric.
 
-Noise amount (x axis of the metric-vs-noise plot): a number found in the record's ``noise`` under a key named
+Noise amount (x axis of the metric-vs-noise plot): the record's ``noise_amounts`` when it has them (a run whose
+amounts all add no noise is a baseline); else a number found in the record's ``noise`` under a key named
 ``amount``, ``std``, ``p``, ``snr_db``, ``eta``, ``sigma``, ``alpha``, ``smoothing`` or ``rate`` (nested
 dictionaries are searched, keys starting with ``_`` skipped); groups whose noise shares the key path and the
 ``kind``/``name``/``type``/``label`` strings form one line.
@@ -43,13 +45,14 @@ from __future__ import annotations
 from lightning_noise.report.cli import main
 from lightning_noise.report.comparison import ComparisonReport, compare_runs
 from lightning_noise.report.records import describe_noise, describe_run, load_runs
-from lightning_noise.report.result import GroupSummary
+from lightning_noise.report.result import ComparisonResult, GroupSummary
 from lightning_noise.report.stats import Comparison, mean_std_ci, t_quantile, t_test
 from lightning_noise.report.wandb_log import log_report_to_wandb
 
 __all__ = [
     "Comparison",
     "ComparisonReport",
+    "ComparisonResult",
     "GroupSummary",
     "compare_runs",
     "describe_noise",

@@ -52,7 +52,7 @@ class ComparisonReport(ComparisonResult):
         return tables.table_rows(self, metric)
 
     def print_table(self, console: Any = None) -> None:
-        """Print the main table with rich (the ``recipes`` extra)."""
+        """Print the main table: with rich when it is installed (the ``plot`` extra), else as plain text."""
         tables.print_table(self, console)
 
     def to_markdown(self, images: Mapping[str, str | Path] | None = None) -> str:

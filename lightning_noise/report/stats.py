@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,15 +61,16 @@ def mean_std_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[floa
         >>> [round(v, 4) for v in mean_std_ci([0.80, 0.82, 0.78, 0.81, 0.79])]
         [0.8, 0.0158, 0.7804, 0.8196]
     """
-    if not values:
+    n = len(values)
+    if n == 0:
         raise ValueError("mean_std_ci needs at least one value.")
-    mean = statistics.fmean(values)
-    if len(values) < 2:
+    mean = math.fsum(values) / n
+    if n < 2 or not math.isfinite(mean):  # one seed, or a diverged run (inf) or a missing value (nan)
         return mean, math.nan, math.nan, math.nan
-    std = statistics.stdev(values, mean)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     if std == 0:
         return mean, std, mean, mean
-    low, high = _stats().t.interval(confidence, len(values) - 1, loc=mean, scale=std / math.sqrt(len(values)))
+    low, high = _stats().t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
     return mean, std, float(low), float(high)
 
 
@@ -113,22 +113,25 @@ def t_test(
     )
     a = list(values.values()) if isinstance(values, Mapping) else list(values)
     b = list(baseline.values()) if isinstance(baseline, Mapping) else list(baseline)
-    diff = statistics.fmean(a) - statistics.fmean(b)
+    diff = math.fsum(a) / len(a) - math.fsum(b) / len(b)
+    test = "paired t" if paired else "Welch t"
     if not paired and (len(a) < 2 or len(b) < 2):
         return Comparison(group, baseline_name, diff, math.nan, math.nan, "n/a", math.nan, math.nan, math.nan, len(a))
+    if not all(map(math.isfinite, a + b)):  # a diverged run (inf) or a missing value (nan): no test, not "certain"
+        dof = len(a) - 1 if paired else len(a) + len(b) - 2
+        return Comparison(group, baseline_name, diff, math.nan, math.nan, test, math.nan, dof, math.nan, len(a))
     with warnings.catch_warnings():  # data with (almost) no spread: scipy warns, the zero-variance case is below
         warnings.simplefilter("ignore", RuntimeWarning)
         if paired:
             result = _stats().ttest_rel(a, [baseline[s] for s in values])  # type: ignore[index]
         else:
             result = _stats().ttest_ind(a, b, equal_var=False)
-    test = "paired t" if paired else "Welch t"
-    if not math.isfinite(result.statistic):  # zero variance
+    if not math.isfinite(result.statistic):  # zero variance (the values are finite)
         t, p = (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
         dof = len(a) - 1 if paired else len(a) + len(b) - 2
         return Comparison(group, baseline_name, diff, diff, diff, test, t, dof, p, len(a))
     ci = result.confidence_interval(confidence)
     return Comparison(
-        group, baseline_name, diff, float(ci.low), float(ci.high), test, float(result.statistic), float(result.df),
-        float(result.pvalue), len(a),
+        group, baseline_name, diff, float(ci.low), float(ci.high), test, float(result.statistic),
+        int(result.df) if paired else float(result.df), float(result.pvalue), len(a),
     )

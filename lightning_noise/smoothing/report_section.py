@@ -4,7 +4,8 @@ Run records written with ``eval.certify=true`` carry ``certify/acc_r{radius}`` (
 ``certify/sigma``, ``certify/n``...) among their metrics, so :func:`~lightning_noise.report.compare_runs`
 already summarizes each one per configuration (mean, std, confidence interval over seeds). This module reads
 those summaries back as curves: :func:`certified_curves`, the plot :func:`plot_certified` and the Markdown
-table :func:`markdown_lines`, which :meth:`~lightning_noise.report.ComparisonReport.write` adds when the records have them.
+table :func:`markdown_lines`, which :meth:`~lightning_noise.report.ComparisonReport.write` adds when the records
+have them.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def certify(
         (torch.Size([5]), torch.float64)
     """
     sigma, alpha = check_sigma(sigma), check_alpha(alpha)
-    n0, n, batch_size = check_int(n0, "n0", minimum=1), check_int(n, "n", minimum=1), check_int(batch_size, "batch_size", minimum=1)
+    n0, n = check_int(n0, "n0", minimum=1), check_int(n, "n", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     _check_inputs(model, x)
     if x.shape[0] == 0:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.float64)

@@ -518,9 +518,9 @@ def finish_loggers(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
-# Root nodes that are not logged as hyperparameters: Hydra's own, and `schedule`, which acts only through the
-# noise nodes (each `noise.<name>.<amount>.shape` is its resolved copy, or a per-noise choice).
-UNLOGGED_KEYS = ("hydra", "schedule")
+# Root nodes that are not logged as hyperparameters: Hydra's own, and `schedule` and `noise_modules`, which act
+# only through the noise nodes (each `noise.<name>.<amount>.shape` and `noise.<name>.modules` is the resolved copy).
+UNLOGGED_KEYS = ("hydra", "schedule", "noise_modules")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:

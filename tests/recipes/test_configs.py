@@ -152,6 +152,7 @@ def test_logged_config_leaves_out_the_root_schedule(compose_cfg):
 
     logged = plain_config(compose_cfg(["noise=none", "schedule=linear"]))
     assert "schedule" not in logged and "hydra" not in logged and logged["noise_scale"] == 1.0
+    assert "noise_modules" not in logged  # what each noise targets is logged under noise.<name>.modules
     logged = plain_config(compose_cfg(["noise=input", "schedule=linear", "schedule.steps=9"]))
     assert logged["noise"]["input"]["std"]["shape"]["steps"] == 9
 
