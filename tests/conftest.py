@@ -26,6 +26,14 @@ def fresh_wandb(monkeypatch):
     wandb = pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    wandb.teardown()
+    _end_wandb(wandb)
     yield wandb
+    _end_wandb(wandb)
+
+
+def _end_wandb(wandb) -> None:
+    """Finish a run an earlier test left open (a disabled-mode ``WandbLogger`` keeps its run, and a later
+    ``WandbLogger`` would reuse it instead of starting an offline run), then reset the singleton."""
+    if wandb.run is not None:
+        wandb.finish()
     wandb.teardown()
