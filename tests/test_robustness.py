@@ -296,3 +296,22 @@ def test_core_install_without_matplotlib_or_rich(tmp_path):
     assert (tmp_path / "robustness.json").exists() and not (tmp_path / "robustness.png").exists()
     assert "plot=True: RobustnessEvaluation(plot=True) needs matplotlib" in result.stdout
     assert "pip install 'lightning-noise[plot]'" in result.stdout
+
+
+def test_optional_packages_are_found_without_importing_them(monkeypatch):
+    """``available`` answers from the installed packages: a real one is found, a missing one is not, and a
+    stand-in module placed in ``sys.modules`` without an import spec counts as not installed (no error)."""
+    import sys
+    import types
+
+    from lightning_utilities.core.imports import package_available
+
+    import lightning_noise._optional as optional
+
+    assert optional.available("torch.nn") and not optional.available("surely_not_a_package_xyz")
+    monkeypatch.setitem(sys.modules, "stand_in_xyz", types.ModuleType("stand_in_xyz"))
+    package_available.cache_clear()
+    try:
+        assert not optional.available("stand_in_xyz")
+    finally:
+        package_available.cache_clear()
