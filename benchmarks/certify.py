@@ -68,18 +68,28 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 measure(model, x[:1], n=min(n, 1000), batch_size=batch_size, clock=args.clock)  # warm up
                 times = [measure(model, x, n=n, batch_size=batch_size, clock=args.clock) for _ in range(args.repeats)]
                 seconds = statistics.median(times)
-                rows.append({
-                    "model": name, "params": sum(p.numel() for p in model.parameters()), "n": n, "n0": 100,
-                    "batch_size": batch_size, "points": len(x), "seconds": seconds,
-                    "points_per_second": len(x) / seconds, "samples_per_second": len(x) * (n + 100) / seconds,
-                })
+                rows.append(
+                    {
+                        "model": name,
+                        "params": sum(p.numel() for p in model.parameters()),
+                        "n": n,
+                        "n0": 100,
+                        "batch_size": batch_size,
+                        "points": len(x),
+                        "seconds": seconds,
+                        "points_per_second": len(x) / seconds,
+                        "samples_per_second": len(x) * (n + 100) / seconds,
+                    }
+                )
                 print(_row(rows[-1]), flush=True)
     return rows
 
 
 def _row(r: dict[str, Any]) -> str:
-    return (f"| {r['model']} | {r['params']:,} | {r['n']:,} | {r['batch_size']} | {r['points']} | {r['seconds']:.2f} | "
-            f"{r['points_per_second']:.2f} | {r['samples_per_second'] / 1e6:.2f}M |")
+    return (
+        f"| {r['model']} | {r['params']:,} | {r['n']:,} | {r['batch_size']} | {r['points']} | {r['seconds']:.2f} | "
+        f"{r['points_per_second']:.2f} | {r['samples_per_second'] / 1e6:.2f}M |"
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -93,8 +103,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="write the table (.md) or the rows (.json)")
     args = parser.parse_args(argv)
-    header = (f"Points certified per second (CPU, {args.threads} thread(s), {args.clock} clock, median of "
-              f"{args.repeats}, n0 = 100, torch {torch.__version__})")
+    header = (
+        f"Points certified per second (CPU, {args.threads} thread(s), {args.clock} clock, median of "
+        f"{args.repeats}, n0 = 100, torch {torch.__version__})"
+    )
     print(header)
     print("| model | params | n | batch | points | seconds | points/s | samples/s |\n|---|---|---|---|---|---|---|---|")
     rows = run(args)

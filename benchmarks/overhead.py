@@ -107,6 +107,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int, list[str]
     "lstm": (LSTMNet, (32, 32), 32, ["net.lstm"]),
 }
 
+
 class OnEvenSteps:
     """A schedule that is ``schedule(step)`` on even steps and 0 on odd ones: the callback idles every other step."""
 
@@ -169,7 +170,14 @@ class StepTimer(pl.Callback):
 
 
 def step_times(
-    model_name: str, case: str, *, steps: int, warmup: int, clock: str, alternate: bool, compiled: bool = False,
+    model_name: str,
+    case: str,
+    *,
+    steps: int,
+    warmup: int,
+    clock: str,
+    alternate: bool,
+    compiled: bool = False,
     accelerator: str = "cpu",
 ) -> tuple[list[float], dict[str, int]]:
     """Step times (seconds) of one fit of ``warmup + steps`` steps, warm-up dropped (step k is interval k), and
@@ -250,8 +258,16 @@ def held_memory(noise: pl.Callback | None, model: nn.Module) -> dict[str, int]:
 
 
 def measure(
-    models: list[str], cases: list[str], *, repeats: int, steps: int, warmup: int, clock: str, method: str,
-    modes: tuple[str, ...] = ("eager",), accelerator: str = "cpu",
+    models: list[str],
+    cases: list[str],
+    *,
+    repeats: int,
+    steps: int,
+    warmup: int,
+    clock: str,
+    method: str,
+    modes: tuple[str, ...] = ("eager",),
+    accelerator: str = "cpu",
 ) -> list[dict]:
     """Per model and mode: ``repeats`` rounds over the cases; per case, the median ratio over rounds and its range.
 
@@ -410,19 +426,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--cases", nargs="+", default=None, help="case names (default all); baseline is always run")
-    parser.add_argument("--method", choices=["alternate", "separate"], default="alternate",
-                        help="alternate: callback on at even steps, idle at odd ones; separate: vs a baseline fit")
+    parser.add_argument(
+        "--method",
+        choices=["alternate", "separate"],
+        default="alternate",
+        help="alternate: callback on at even steps, idle at odd ones; separate: vs a baseline fit",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="fits per (model, case), round-robin")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per fit (even)")
     parser.add_argument("--warmup", type=int, default=6, help="untimed steps at the start of each fit (even)")
-    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
-                        help="wall (default): elapsed time; cpu: the training thread's CPU time, which does not count "
-                             "the prefetch thread's work (use it only to compare runs without prefetch)")
-    parser.add_argument("--compiled", choices=["no", "also", "only"], default="no",
-                        help="also: add rows with torch.compile(model) (inductor), ratios against the compiled "
-                             "baseline; only: just those")
-    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
-                        help="gpu: one CUDA device (steps are timed after torch.cuda.synchronize)")
+    parser.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="wall (default): elapsed time; cpu: the training thread's CPU time, which does not count "
+        "the prefetch thread's work (use it only to compare runs without prefetch)",
+    )
+    parser.add_argument(
+        "--compiled",
+        choices=["no", "also", "only"],
+        default="no",
+        help="also: add rows with torch.compile(model) (inductor), ratios against the compiled "
+        "baseline; only: just those",
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="gpu: one CUDA device (steps are timed after torch.cuda.synchronize)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=None, help="write the results to a .json or .md file")
     args = parser.parse_args(argv)
@@ -438,8 +470,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.steps % 2 or args.warmup % 2:
         parser.error(f"--steps and --warmup must be even, got {args.steps} and {args.warmup}")
     rows = measure(
-        args.models, cases, repeats=args.repeats, steps=args.steps, warmup=args.warmup, clock=args.clock,
-        method=args.method, modes=MODES[args.compiled], accelerator=args.accelerator,
+        args.models,
+        cases,
+        repeats=args.repeats,
+        steps=args.steps,
+        warmup=args.warmup,
+        clock=args.clock,
+        method=args.method,
+        modes=MODES[args.compiled],
+        accelerator=args.accelerator,
     )
     title = (
         f"Step time with / without each callback ({args.method}, {device_name(args.accelerator)}, {args.threads} thread(s), {args.clock} clock, "

@@ -62,8 +62,12 @@ def run(name: str, callbacks: list[pl.Callback], epochs: int = 1000) -> float:
     pl.seed_everything(0, verbose=False)
     train, test = two_circles(30, 0.1, seed=1), two_circles(70, 0.1, seed=2)
     trainer = pl.Trainer(
-        max_epochs=epochs, callbacks=callbacks, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     model = MLP()
     trainer.fit(model, DataLoader(train, batch_size=30))
@@ -79,5 +83,5 @@ if __name__ == "__main__":
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     run("no noise", [])
-    run("Gaussian input noise 0.1", [InputNoise(std=0.1)])                                   # one line
-    run("Gaussian hidden noise 1.0", [ActivationNoise(std=1.0, modules=["hidden.1"])])      # one line
+    run("Gaussian input noise 0.1", [InputNoise(std=0.1)])  # one line
+    run("Gaussian hidden noise 1.0", [ActivationNoise(std=1.0, modules=["hidden.1"])])  # one line

@@ -331,4 +331,3 @@ class NoiseCallback(Callback):
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._active_stage = None
-

@@ -144,7 +144,10 @@ def write_outputs(
 
 
 def log_results(
-    trainer: pl.Trainer, prefix: str, scalars: dict[str, float], table: tuple[list[str], list[list[Any]]],
+    trainer: pl.Trainer,
+    prefix: str,
+    scalars: dict[str, float],
+    table: tuple[list[str], list[list[Any]]],
     png: Path | None,
 ) -> None:
     """Send ``scalars`` to every logger; a ``WandbLogger`` also gets ``{prefix}/table`` (numbers, so that W&B can

@@ -172,4 +172,3 @@ class LossTargetCallback(KeyedDraws, NoiseCallback):
             "training batch, so no noise would be added. Call it in training_step (self.loss(logits, y)) instead of "
             "a functional loss, or pass loss='<name>' for the loss module that training_step uses."
         )
-

@@ -86,7 +86,9 @@ def _cut(window: Tensor, group: FlatGroup) -> list[Tensor]:
     return [chunk.view(view.shape) for chunk, view in zip(torch.split(window, group.sizes), group.views)]
 
 
-def add_table_noise(x: Tensor, std: float | Tensor, table: NoiseTable, key: int, *, multiplicative: bool = False) -> Tensor:
+def add_table_noise(
+    x: Tensor, std: float | Tensor, table: NoiseTable, key: int, *, multiplicative: bool = False
+) -> Tensor:
     """``x + std * n`` (or ``x * (1 + std * n)``) with ``n`` ~ N(0, 1) read from ``table`` under ``key``; out of place.
 
     ``n`` is the signed sum of two windows of the table shaped like ``x``: two elementwise passes, nothing drawn.

@@ -93,8 +93,19 @@ class ActivationNoise(KindNoise, NoiseCallback):
         self.modules = check_patterns(modules, "modules")
         self.where = check_choice(where, "where", ("output", "input"))
         super().__init__(
-            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, sampler=sampler,
-            table_size=table_size, name=name, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            kind=kind,
+            std=std,
+            p=p,
+            snr_db=snr_db,
+            amount=amount,
+            kind_kwargs=kind_kwargs,
+            sampler=sampler,
+            table_size=table_size,
+            name=name,
+            stages=stages,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
         )
         self._matched: list[str] = []
 

@@ -153,7 +153,13 @@ class GradientNoise(ParameterNoise):
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
+            std=std,
+            sampler=sampler,
+            table_size=table_size,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+            name=name,
             prefetch=prefetch,
         )
         self.param_groups = tuple(sorted(set(param_groups))) if param_groups is not None else None
@@ -293,4 +299,3 @@ class GradientNoise(ParameterNoise):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
         self._plans.clear()
-

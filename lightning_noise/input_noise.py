@@ -119,8 +119,19 @@ class InputNoise(KindNoise, NoiseCallback):
         name: str = "input",
     ) -> None:
         super().__init__(
-            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, sampler=sampler,
-            table_size=table_size, name=name, stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            kind=kind,
+            std=std,
+            p=p,
+            snr_db=snr_db,
+            amount=amount,
+            kind_kwargs=kind_kwargs,
+            sampler=sampler,
+            table_size=table_size,
+            name=name,
+            stages=stages,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
         )
         if check_bool(relative, "relative") and not self.kind.elementwise_scale:
             raise ValueError(
@@ -209,9 +220,7 @@ class InputNoise(KindNoise, NoiseCallback):
     def _validate(self, args: tuple, kwargs: dict) -> None:
         """Check once, at the first call in any stage, that the selected inputs hold floating-point tensors."""
         if self.inputs is not None:
-            known = set(range(len(args))) | set(kwargs) | {
-                k for a in args if isinstance(a, Mapping) for k in a
-            }
+            known = set(range(len(args))) | set(kwargs) | {k for a in args if isinstance(a, Mapping) for k in a}
             missing = [k for k in self.inputs if k not in known]
             if missing:
                 raise ValueError(

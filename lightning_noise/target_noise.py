@@ -77,8 +77,18 @@ class TargetNoise(KindNoise, LossTargetCallback):
         name: str = "target",
     ) -> None:
         super().__init__(
-            kind=kind, std=std, p=p, snr_db=snr_db, amount=amount, kind_kwargs=kind_kwargs, loss=loss, name=name,
-            stages=stages, seed=seed, unit=unit, log_amounts=log_amounts
+            kind=kind,
+            std=std,
+            p=p,
+            snr_db=snr_db,
+            amount=amount,
+            kind_kwargs=kind_kwargs,
+            loss=loss,
+            name=name,
+            stages=stages,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
         )
 
     def _state_key_fields(self) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class CleanStateHook:
 
     def __reduce__(self) -> tuple:
         return (InertHook, (f"WeightNoise state hook {[name for name, _ in self.owned]}",))
+
+
 KINDS: tuple[str, ...] = ("gaussian", "uniform", "multiplicative")
 
 
@@ -157,8 +159,15 @@ class WeightNoise(ParameterNoise):
         check_choice(kind, "kind", KINDS, owner="WeightNoise")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
         super().__init__(
-            std=std, sampler=sampler, table_size=table_size, seed=seed, unit=unit, log_amounts=log_amounts, name=name,
-            prefetch=prefetch, kind=kind,
+            std=std,
+            sampler=sampler,
+            table_size=table_size,
+            seed=seed,
+            unit=unit,
+            log_amounts=log_amounts,
+            name=name,
+            prefetch=prefetch,
+            kind=kind,
         )
         self.kind = kind
         self.biases = check_bool(biases, "biases", owner="WeightNoise")

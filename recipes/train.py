@@ -98,8 +98,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     utils.log_final(loggers, metrics, best_epoch=best, step=trainer.global_step)
     utils.finish_loggers(loggers)
     objects = {
-        "cfg": cfg, "datamodule": datamodule, "spec": spec, "model": model, "noise": noise, "robustness": robustness,
-        "certifier": certifier, "trainer": trainer, "best_epoch": best,
+        "cfg": cfg,
+        "datamodule": datamodule,
+        "spec": spec,
+        "model": model,
+        "noise": noise,
+        "robustness": robustness,
+        "certifier": certifier,
+        "trainer": trainer,
+        "best_epoch": best,
     }
     return metrics, objects
 

@@ -31,17 +31,21 @@ class Probe(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-@pytest.mark.parametrize("kind,amount,expected_std,sampler", [
-    ("gaussian", 0.3, 0.3, "exact"), ("uniform", 0.3, 0.3, "exact"), ("multiplicative", 0.3, 0.3 * 2.0, "exact"),
-    ("gaussian", 0.3, 0.3, "table"), ("multiplicative", 0.3, 0.3 * 2.0, "table"),
-])
+@pytest.mark.parametrize(
+    "kind,amount,expected_std,sampler",
+    [
+        ("gaussian", 0.3, 0.3, "exact"),
+        ("uniform", 0.3, 0.3, "exact"),
+        ("multiplicative", 0.3, 0.3 * 2.0, "exact"),
+        ("gaussian", 0.3, 0.3, "table"),
+        ("multiplicative", 0.3, 0.3 * 2.0, "table"),
+    ],
+)
 def test_noise_level_on_a_probe(kind, amount, expected_std, sampler):
     x = torch.full((512, 64), 2.0)
     model = Probe()
     callback = ActivationNoise(std=amount, kind=kind, modules=["probe"], sampler=sampler, table_size=1 << 16)
-    trainer(callbacks=[callback]).fit(
-        model, loader(torch.utils.data.TensorDataset(x), batch_size=128)
-    )
+    trainer(callbacks=[callback]).fit(model, loader(torch.utils.data.TensorDataset(x), batch_size=128))
     noise = torch.cat(model.received) - x
     n = noise.numel()
     assert abs(noise.std().item() / expected_std - 1) < 5 / math.sqrt(2 * n)
@@ -67,7 +71,10 @@ def test_selection_by_glob_and_class_name():
 
 
 def test_pattern_that_matches_nothing_lists_the_modules():
-    with pytest.raises(ValueError, match=r"pattern\(s\) \['decoder\.\*'\] match no submodule of RecordingMLP.*encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(ReLU\), head \(Linear\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"pattern\(s\) \['decoder\.\*'\] match no submodule of RecordingMLP.*encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(ReLU\), head \(Linear\)",
+    ):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["encoder.*", "decoder.*"])]).fit(
             RecordingMLP(), loader(regression_data(n=16))
         )
@@ -132,7 +139,10 @@ def test_tuple_outputs_and_embeddings():
 
 
 def test_integer_module_input_fails_before_training():
-    with pytest.raises(TypeError, match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output"):
+    with pytest.raises(
+        TypeError,
+        match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output",
+    ):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["embedding"], where="input")]).fit(
             LSTMModel(), loader(_token_data()), loader(_token_data())
         )
@@ -166,10 +176,12 @@ def test_bf16_mixed_noise_has_the_activation_dtype():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [(dict(std=0.1, modules=[]), r"`modules` must be a non-empty list"),
-     (dict(std=0.1, modules=[""]), r"`modules` must be a non-empty list"),
-     (dict(std=0.1, modules=["Linear"], where="inside"), r"`where` must be 'output' or 'input', got 'inside'"),
-     (dict(std=-1.0, modules=["Linear"]), r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -1.0")],
+    [
+        (dict(std=0.1, modules=[]), r"`modules` must be a non-empty list"),
+        (dict(std=0.1, modules=[""]), r"`modules` must be a non-empty list"),
+        (dict(std=0.1, modules=["Linear"], where="inside"), r"`where` must be 'output' or 'input', got 'inside'"),
+        (dict(std=-1.0, modules=["Linear"]), r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -1.0"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -245,7 +257,9 @@ def test_input_side_error_names_the_real_cause():
             self.probe(input=None)
             return self.out(x)
 
-    with pytest.raises(TypeError, match=r"its input \(positional and keyword arguments\): the call passed no tensor at all"):
+    with pytest.raises(
+        TypeError, match=r"its input \(positional and keyword arguments\): the call passed no tensor at all"
+    ):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["probe"], where="input")]).fit(
             NoTensor(), loader(torch.utils.data.TensorDataset(torch.ones(8, 32)), batch_size=8)
         )
@@ -344,8 +358,11 @@ def test_parameter_noise_callbacks_pickle_and_model_copies_during_fit():
     from lightning_noise._hooks import InertHook
 
     model = PicklesMidFit()
-    callbacks = [WeightNoise(std=0.5, seed=0), WeightNoise(std=0.5, seed=0, prefetch=False, name="w2"),
-                 GradientNoise(std=0.5, seed=0)]
+    callbacks = [
+        WeightNoise(std=0.5, seed=0),
+        WeightNoise(std=0.5, seed=0, prefetch=False, name="w2"),
+        GradientNoise(std=0.5, seed=0),
+    ]
     x = torch.full((64, 64), 2.0)
     trainer(callbacks=callbacks).fit(model, loader(torch.utils.data.TensorDataset(x), batch_size=32))
     assert len(model.copies) == 2

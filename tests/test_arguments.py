@@ -75,24 +75,35 @@ def choice(argument: str) -> list[Row]:
 
 
 def name(argument: str, none_ok: bool = True) -> list[Row]:
-    rows = [(argument, "", ValueError), (argument, 1, TypeError), (argument, NAN, TypeError),
-            (argument, INF, TypeError)]
+    rows = [
+        (argument, "", ValueError),
+        (argument, 1, TypeError),
+        (argument, NAN, TypeError),
+        (argument, INF, TypeError),
+    ]
     return rows if none_ok else rows + [(argument, None, TypeError)]
 
 
 def common(*, samplers: bool = True, stages: bool = True) -> list[Row]:
     rows = integer("seed", 0) + choice("unit") + boolean("log_amounts") + name("name", none_ok=False)
     if stages:
-        rows += [("stages", ["training"], ValueError), ("stages", "fit", ValueError), ("stages", 1, TypeError),
-                 ("stages", NAN, TypeError)]
+        rows += [
+            ("stages", ["training"], ValueError),
+            ("stages", "fit", ValueError),
+            ("stages", 1, TypeError),
+            ("stages", NAN, TypeError),
+        ]
     if samplers:
         rows += choice("sampler") + integer("table_size", 2)
     return rows
 
 
 def kind_kwargs() -> list[Row]:
-    return [("kind_kwargs", {"lo": 1.0}, ValueError), ("kind_kwargs", "low=1", TypeError),
-            ("kind_kwargs", 1.0, TypeError)]
+    return [
+        ("kind_kwargs", {"lo": 1.0}, ValueError),
+        ("kind_kwargs", "low=1", TypeError),
+        ("kind_kwargs", 1.0, TypeError),
+    ]
 
 
 def noise_kind() -> list[Row]:
@@ -100,8 +111,13 @@ def noise_kind() -> list[Row]:
 
 
 def modules(required: bool) -> list[Row]:
-    rows = [("modules", [], ValueError), ("modules", [""], ValueError), ("modules", "", ValueError),
-            ("modules", 1.0, TypeError), ("modules", NAN, TypeError)]
+    rows = [
+        ("modules", [], ValueError),
+        ("modules", [""], ValueError),
+        ("modules", "", ValueError),
+        ("modules", 1.0, TypeError),
+        ("modules", NAN, TypeError),
+    ]
     return rows + ([("modules", None, TypeError)] if required else [])
 
 
@@ -113,9 +129,18 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "InputNoise": (
         InputNoise,
         {"std": 0.1},
-        amount("std", -0.1) + noise_kind() + kind_kwargs() + name("module") + boolean("relative") + common()
-        + [("inputs", [], ValueError), ("inputs", [1.5], ValueError), ("inputs", 1.5, TypeError),
-           ("inputs", NAN, TypeError)],
+        amount("std", -0.1)
+        + noise_kind()
+        + kind_kwargs()
+        + name("module")
+        + boolean("relative")
+        + common()
+        + [
+            ("inputs", [], ValueError),
+            ("inputs", [1.5], ValueError),
+            ("inputs", 1.5, TypeError),
+            ("inputs", NAN, TypeError),
+        ],
     ),
     "InputNoise(kind='dropout')": (InputNoise, {"p": 0.1, "kind": "dropout"}, amount("p", 1.0)),
     "InputNoise(kind='snr')": (
@@ -131,25 +156,47 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "WeightNoise": (
         WeightNoise,
         {"std": 0.1},
-        amount("std", -0.1) + modules(required=False) + choice("kind") + boolean("biases") + boolean("prefetch")
+        amount("std", -0.1)
+        + modules(required=False)
+        + choice("kind")
+        + boolean("biases")
+        + boolean("prefetch")
         + common(stages=False),
     ),
     "GradientNoise": (
         GradientNoise,
         {"std": 0.1},
-        amount("std", -0.1) + boolean("prefetch") + common(stages=False)
-        + [("param_groups", -1, ValueError), ("param_groups", [-1], ValueError), ("param_groups", [], ValueError),
-           ("param_groups", 1.0, TypeError), ("param_groups", [0.0], TypeError), ("param_groups", "0", TypeError),
-           ("param_groups", True, TypeError), ("param_groups", NAN, TypeError), ("param_groups", INF, TypeError)],
+        amount("std", -0.1)
+        + boolean("prefetch")
+        + common(stages=False)
+        + [
+            ("param_groups", -1, ValueError),
+            ("param_groups", [-1], ValueError),
+            ("param_groups", [], ValueError),
+            ("param_groups", 1.0, TypeError),
+            ("param_groups", [0.0], TypeError),
+            ("param_groups", "0", TypeError),
+            ("param_groups", True, TypeError),
+            ("param_groups", NAN, TypeError),
+            ("param_groups", INF, TypeError),
+        ],
     ),
     "GradientNoise(eta=...)": (GradientNoise, {"eta": 0.3}, number("eta", -0.3) + number("gamma", -0.5)),
     "LabelNoise": (
         LabelNoise,
         {"smoothing": 0.1},
-        amount("smoothing", 1.0) + amount("flip", 1.5) + choice("style") + name("loss") + common(samplers=False)
-        + [("transition", [[0.5, 0.6], [0.0, 1.0]], ValueError), ("transition", "eye", ValueError),
-           ("transition", [[NAN, 1.0], [0.0, 1.0]], ValueError), ("transition", [[INF, 0.0], [0.0, 1.0]], ValueError),
-           ("transition", 1.0, ValueError)],
+        amount("smoothing", 1.0)
+        + amount("flip", 1.5)
+        + choice("style")
+        + name("loss")
+        + common(samplers=False)
+        + [
+            ("transition", [[0.5, 0.6], [0.0, 1.0]], ValueError),
+            ("transition", "eye", ValueError),
+            ("transition", [[NAN, 1.0], [0.0, 1.0]], ValueError),
+            ("transition", [[INF, 0.0], [0.0, 1.0]], ValueError),
+            ("transition", 1.0, ValueError),
+        ],
     ),
     "TargetNoise": (
         TargetNoise,
@@ -159,46 +206,96 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "RobustnessEvaluation": (
         RobustnessEvaluation,
         {"plot": False, "print_table": False},
-        integer("seed", 0) + integer("dataloader_idx", 0) + integer("max_batches", 1) + choice("when")
-        + boolean("plot", none=True) + boolean("print_table", none=True) + boolean("log") + name("metric_name") + name("dataset_name")
-        + [("corruptions", ["fog"], ValueError), ("corruptions", "fog", ValueError), ("corruptions", [], ValueError),
-           ("corruptions", 1.0, TypeError), ("corruptions", NAN, TypeError),
-           ("metric", "f1", ValueError), ("metric", 1, ValueError), ("metric", NAN, ValueError),
-           ("batch_to_inputs_targets", "x", TypeError), ("batch_to_inputs_targets", 1, TypeError),
-           ("output_dir", 1, TypeError), ("output_dir", NAN, TypeError)],
+        integer("seed", 0)
+        + integer("dataloader_idx", 0)
+        + integer("max_batches", 1)
+        + choice("when")
+        + boolean("plot", none=True)
+        + boolean("print_table", none=True)
+        + boolean("log")
+        + name("metric_name")
+        + name("dataset_name")
+        + [
+            ("corruptions", ["fog"], ValueError),
+            ("corruptions", "fog", ValueError),
+            ("corruptions", [], ValueError),
+            ("corruptions", 1.0, TypeError),
+            ("corruptions", NAN, TypeError),
+            ("metric", "f1", ValueError),
+            ("metric", 1, ValueError),
+            ("metric", NAN, ValueError),
+            ("batch_to_inputs_targets", "x", TypeError),
+            ("batch_to_inputs_targets", 1, TypeError),
+            ("output_dir", 1, TypeError),
+            ("output_dir", NAN, TypeError),
+        ],
     ),
     "RandomizedSmoothing": (
         RandomizedSmoothing,
         {"sigma": 0.25, "plot": False, "print_table": False},
-        number("sigma", 0.0) + [("sigma", -0.1, ValueError), ("sigma", True, TypeError)]
-        + integer("n0", 1) + integer("n", 1) + number("alpha", 1.0) + [("alpha", 0.0, ValueError)]
-        + integer("batch_size", 1) + integer("max_samples", 1) + integer("seed", 0) + integer("dataloader_idx", 0)
-        + choice("when") + boolean("plot", none=True) + boolean("print_table", none=True) + boolean("log")
+        number("sigma", 0.0)
+        + [("sigma", -0.1, ValueError), ("sigma", True, TypeError)]
+        + integer("n0", 1)
+        + integer("n", 1)
+        + number("alpha", 1.0)
+        + [("alpha", 0.0, ValueError)]
+        + integer("batch_size", 1)
+        + integer("max_samples", 1)
+        + integer("seed", 0)
+        + integer("dataloader_idx", 0)
+        + choice("when")
+        + boolean("plot", none=True)
+        + boolean("print_table", none=True)
+        + boolean("log")
         + name("dataset_name")
-        + [("radii", [], ValueError), ("radii", [-0.5], ValueError), ("radii", [NAN], ValueError),
-           ("radii", [INF], ValueError), ("radii", NAN, ValueError), ("radii", ["0.5"], TypeError),
-           ("radii", "0.5", TypeError), ("radii", [True], TypeError),
-           ("batch_to_inputs_targets", "x", TypeError), ("batch_to_inputs_targets", 1, TypeError),
-           ("output_dir", 1, TypeError), ("output_dir", NAN, TypeError)],
+        + [
+            ("radii", [], ValueError),
+            ("radii", [-0.5], ValueError),
+            ("radii", [NAN], ValueError),
+            ("radii", [INF], ValueError),
+            ("radii", NAN, ValueError),
+            ("radii", ["0.5"], TypeError),
+            ("radii", "0.5", TypeError),
+            ("radii", [True], TypeError),
+            ("batch_to_inputs_targets", "x", TypeError),
+            ("batch_to_inputs_targets", 1, TypeError),
+            ("output_dir", 1, TypeError),
+            ("output_dir", NAN, TypeError),
+        ],
     ),
     "Corruption": (
         Corruption,
         {"name": "line", "fn": line, "levels": (0.1, 0.2)},
-        name("name", none_ok=False) + name("amount", none_ok=False) + boolean("unit_range")
-        + [("levels", [-0.1], ValueError), ("levels", [], ValueError), ("levels", ["0.1"], TypeError),
-           ("levels", "0.1", TypeError), ("levels", 0.1, TypeError), ("levels", [NAN], ValueError),
-           ("levels", [INF], ValueError), ("levels", [True], TypeError),
-           ("fn", "gaussian", TypeError), ("fn", None, TypeError)],
+        name("name", none_ok=False)
+        + name("amount", none_ok=False)
+        + boolean("unit_range")
+        + [
+            ("levels", [-0.1], ValueError),
+            ("levels", [], ValueError),
+            ("levels", ["0.1"], TypeError),
+            ("levels", "0.1", TypeError),
+            ("levels", 0.1, TypeError),
+            ("levels", [NAN], ValueError),
+            ("levels", [INF], ValueError),
+            ("levels", [True], TypeError),
+            ("fn", "gaussian", TypeError),
+            ("fn", None, TypeError),
+        ],
     ),
     **{
         f"{cls.__name__}({argument}=...)": (cls, {**extra, **kind}, amount(argument, bad))
         for cls, extra in ((InputNoise, {}), (ActivationNoise, {"modules": ["Linear"]}), (TargetNoise, {}))
-        for argument, kind, bad in (("p", {"kind": "dropout"}, 1.0), ("snr_db", {"kind": "snr"}, NAN),
-                                    ("amount", {}, -0.1))
+        for argument, kind, bad in (
+            ("p", {"kind": "dropout"}, 1.0),
+            ("snr_db", {"kind": "snr"}, NAN),
+            ("amount", {}, -0.1),
+        )
         if not (argument == "snr_db" and cls is InputNoise)  # InputNoise's snr rows are above
     },
     "schedules.Constant": (
-        schedules.Constant, {"value": 0.1}, [("value", v, e) for _, v, e in number("value", 0) if v not in (0, INF)]
+        schedules.Constant,
+        {"value": 0.1},
+        [("value", v, e) for _, v, e in number("value", 0) if v not in (0, INF)],
     ),
     "schedules.Linear": (
         schedules.Linear,
@@ -218,9 +315,16 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "schedules.Step(milestones=...)": (
         schedules.Step,
         {"value": 0.1, "milestones": [5, 10]},
-        [("milestones", [10, 5], ValueError), ("milestones", [-1], ValueError), ("milestones", ["5"], TypeError),
-         ("milestones", [5.0], TypeError), ("milestones", "5", TypeError), ("milestones", 5, TypeError),
-         ("milestones", [NAN], TypeError), ("milestones", [INF], TypeError)],
+        [
+            ("milestones", [10, 5], ValueError),
+            ("milestones", [-1], ValueError),
+            ("milestones", ["5"], TypeError),
+            ("milestones", [5.0], TypeError),
+            ("milestones", "5", TypeError),
+            ("milestones", 5, TypeError),
+            ("milestones", [NAN], TypeError),
+            ("milestones", [INF], TypeError),
+        ],
     ),
     "schedules.Exponential": (
         schedules.Exponential,
@@ -231,8 +335,13 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
     "schedules.Scaled": (
         schedules.Scaled,
         {"shape": schedules.Constant(1.0), "factor": 0.1},
-        number("factor", -0.1) + [("shape", 0.1, TypeError), ("shape", "linear", TypeError), ("shape", NAN, TypeError),
-                                  ("shape", lambda step: 1.0, TypeError)],
+        number("factor", -0.1)
+        + [
+            ("shape", 0.1, TypeError),
+            ("shape", "linear", TypeError),
+            ("shape", NAN, TypeError),
+            ("shape", lambda step: 1.0, TypeError),
+        ],
     ),
 }
 
@@ -313,9 +422,14 @@ def test_the_table_covers_every_argument_of_every_public_constructor():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: InputNoise(std=math.inf), lambda: WeightNoise(std=math.inf), lambda: GradientNoise(std=math.inf),
-     lambda: GradientNoise(eta=math.inf), lambda: InputNoise(snr_db=-math.inf, kind="snr"),
-     lambda: LabelNoise(flip=lambda step: math.inf)],
+    [
+        lambda: InputNoise(std=math.inf),
+        lambda: WeightNoise(std=math.inf),
+        lambda: GradientNoise(std=math.inf),
+        lambda: GradientNoise(eta=math.inf),
+        lambda: InputNoise(snr_db=-math.inf, kind="snr"),
+        lambda: LabelNoise(flip=lambda step: math.inf),
+    ],
     ids=["input-std", "weight-std", "gradient-std", "gradient-eta", "snr_db=-inf", "callable-flip"],
 )
 def test_infinite_amounts_are_refused(make):
@@ -350,8 +464,11 @@ def test_plain_callable_returning_a_string_is_refused():
 
 @pytest.mark.parametrize(
     ("make", "attribute"),
-    [(lambda b: WeightNoise(std=0.1, biases=b), "biases"), (lambda b: InputNoise(std=0.1, relative=b), "relative"),
-     (lambda b: InputNoise(std=0.1, log_amounts=b), "log_amounts")],
+    [
+        (lambda b: WeightNoise(std=0.1, biases=b), "biases"),
+        (lambda b: InputNoise(std=0.1, relative=b), "relative"),
+        (lambda b: InputNoise(std=0.1, log_amounts=b), "log_amounts"),
+    ],
 )
 def test_numpy_bools_are_accepted_and_stored_as_bools(make, attribute):
     np = pytest.importorskip("numpy")

@@ -65,8 +65,20 @@ def test_soundness_holds_at_the_stated_confidence():
 
 def test_clopper_pearson_and_binomial_test_equal_scipy():
     stats = pytest.importorskip("scipy.stats")
-    cases = [(0, 10), (1, 10), (5, 10), (9, 10), (10, 10), (37, 100), (99, 100), (500, 1000), (9_990, 10_000),
-             (99_000, 100_000), (100_000, 100_000), (50_001, 100_000)]
+    cases = [
+        (0, 10),
+        (1, 10),
+        (5, 10),
+        (9, 10),
+        (10, 10),
+        (37, 100),
+        (99, 100),
+        (500, 1000),
+        (9_990, 10_000),
+        (99_000, 100_000),
+        (100_000, 100_000),
+        (50_001, 100_000),
+    ]
     k = torch.tensor([c[0] for c in cases])
     n = torch.tensor([c[1] for c in cases])
     for alpha in (0.001, 0.05, 0.3):
@@ -117,8 +129,9 @@ class Recorder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Dropout(0.5),
-                                 nn.Flatten(), nn.Linear(32, 3))
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Dropout(0.5), nn.Flatten(), nn.Linear(32, 3)
+        )
         self.calls: list[tuple[int, bool, bool]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,8 +192,15 @@ def test_argument_errors(kwargs, error, message):
 
 def test_numpy_numbers_are_accepted():
     np = pytest.importorskip("numpy")
-    labels, radii = certify(nn.Linear(2, 2), torch.zeros(1, 2), np.float64(0.5), n0=np.int64(4), n=np.int32(20),
-                            alpha=np.float32(0.01), generator=torch.Generator().manual_seed(0))
+    labels, radii = certify(
+        nn.Linear(2, 2),
+        torch.zeros(1, 2),
+        np.float64(0.5),
+        n0=np.int64(4),
+        n=np.int32(20),
+        alpha=np.float32(0.01),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert labels.shape == radii.shape == (1,)
 
 

@@ -38,8 +38,9 @@ def test_certifies_the_test_set_after_test_and_reports(tmp_path):
     pytest.importorskip("matplotlib")
     torch.manual_seed(0)
     model = Classifier()
-    smoothing = RandomizedSmoothing(0.5, n0=32, n=500, radii=[0, 0.25, 0.5, 1.0], max_samples=40, output_dir=tmp_path,
-                                    print_table=False)
+    smoothing = RandomizedSmoothing(
+        0.5, n0=32, n=500, radii=[0, 0.25, 0.5, 1.0], max_samples=40, output_dir=tmp_path, print_table=False
+    )
     logger = CSVLogger(tmp_path, name="logs")
     trainer = make_trainer(max_epochs=30, logger=logger, callbacks=[InputNoise(std=0.5, seed=0), smoothing])
     trainer.fit(model, DataLoader(blobs(300, 0), batch_size=100))
@@ -73,8 +74,14 @@ def test_plain_table_names_the_settings(capsys, hide):
     from lightning_noise.smoothing import CertificationResult
 
     result = CertificationResult(
-        labels=torch.tensor([0, -1, 1]), radii=torch.tensor([0.6, 0.0, 0.2], dtype=torch.float64),
-        targets=torch.tensor([0, 1, 0]), sigma=0.25, n0=100, n=1000, alpha=0.001, radius_grid=[0.0, 0.5],
+        labels=torch.tensor([0, -1, 1]),
+        radii=torch.tensor([0.6, 0.0, 0.2], dtype=torch.float64),
+        targets=torch.tensor([0, 1, 0]),
+        sigma=0.25,
+        n0=100,
+        n=1000,
+        alpha=0.001,
+        radius_grid=[0.0, 0.5],
     )
     text = result.format_table()
     assert "n0=100, n=1000, alpha=0.001, points=3" in text
@@ -95,8 +102,16 @@ def test_plain_table_names_the_settings(capsys, hide):
         ({"n": 1e4}, TypeError, r"`n` must be an integer >= 1, got 10000.0 \(float\)"),
         ({"alpha": 2}, ValueError, r"`alpha` must be a finite number > 0 and < 1"),
         ({"radii": []}, ValueError, r"`radii` must be a non-empty sequence of finite numbers >= 0, got \[\]"),
-        ({"radii": [0.5, -1]}, ValueError, r"`radii` must be a non-empty sequence of finite numbers >= 0, got \[0.5, -1\]"),
-        ({"radii": "0.5"}, TypeError, r"`radii` must be a non-empty sequence of finite numbers >= 0, got '0.5' \(str\)"),
+        (
+            {"radii": [0.5, -1]},
+            ValueError,
+            r"`radii` must be a non-empty sequence of finite numbers >= 0, got \[0.5, -1\]",
+        ),
+        (
+            {"radii": "0.5"},
+            TypeError,
+            r"`radii` must be a non-empty sequence of finite numbers >= 0, got '0.5' \(str\)",
+        ),
         ({"max_samples": 0}, ValueError, r"`max_samples` must be an integer >= 1 or None"),
         ({"when": "fit_end"}, ValueError, r"`when` must be 'test_end' or 'manual'"),
         ({"seed": "1"}, TypeError, r"`seed` must be an integer >= 0, got '1' \(str\)"),
@@ -114,8 +129,14 @@ def test_argument_errors(kwargs, error, message):
 
 def test_numpy_integers_are_accepted():
     np = pytest.importorskip("numpy")
-    callback = RandomizedSmoothing(np.float32(0.25), n0=np.int64(8), n=np.int64(50), seed=np.int64(1),
-                                   radii=np.array([0.5, 0.0]), plot=np.bool_(False))
+    callback = RandomizedSmoothing(
+        np.float32(0.25),
+        n0=np.int64(8),
+        n=np.int64(50),
+        seed=np.int64(1),
+        radii=np.array([0.5, 0.0]),
+        plot=np.bool_(False),
+    )
     assert (callback.n0, callback.n, callback.seed, callback.radii) == (8, 50, 1, [0.0, 0.5])
     assert callback.plot is False and type(callback.n) is int
 
@@ -125,7 +146,9 @@ def test_plot_follows_matplotlib_as_robustness_evaluation_does(hide):
     assert RandomizedSmoothing(0.25).plot is True  # matplotlib is installed here
     hide("matplotlib")  # as if it were not
     assert RandomizedSmoothing(0.25).plot is False
-    with pytest.raises(ImportError, match=r"RandomizedSmoothing\(plot=True\) needs matplotlib.*lightning-noise\[plot\]"):
+    with pytest.raises(
+        ImportError, match=r"RandomizedSmoothing\(plot=True\) needs matplotlib.*lightning-noise\[plot\]"
+    ):
         RandomizedSmoothing(0.25, plot=True)
     from lightning_noise import RobustnessEvaluation
 
@@ -138,8 +161,9 @@ def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
     launcher = ("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
     env["PYTHONPATH"] = str(Path(__file__).parents[1])
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     record = json.loads((tmp_path / "certify.json").read_text())
@@ -159,8 +183,9 @@ def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):
     from lightning.pytorch.loggers import WandbLogger
 
     logged = wandb_calls
-    callback = RandomizedSmoothing(0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False,
-                                   output_dir=tmp_path)
+    callback = RandomizedSmoothing(
+        0.5, n0=16, n=100, radii=[0, 0.5], max_samples=6, print_table=False, output_dir=tmp_path
+    )
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, mode="disabled")
     torch.manual_seed(0)
     make_trainer(callbacks=[callback], logger=logger).test(Classifier(), DataLoader(blobs(6, 1)), verbose=False)
@@ -172,8 +197,9 @@ def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):
 
 
 def test_manual_mode_runs_only_when_called(tmp_path):
-    callback = RandomizedSmoothing(0.5, n0=16, n=100, when="manual", max_samples=5, plot=False, print_table=False,
-                                   output_dir=tmp_path)
+    callback = RandomizedSmoothing(
+        0.5, n0=16, n=100, when="manual", max_samples=5, plot=False, print_table=False, output_dir=tmp_path
+    )
     trainer = make_trainer(callbacks=[callback])
     model = Classifier()
     trainer.test(model, DataLoader(blobs(6, 1)), verbose=False)

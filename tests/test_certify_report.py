@@ -9,8 +9,15 @@ from lightning_noise.smoothing.report_section import certified_curves, markdown_
 
 
 def record(group: str, seed: int, std: float, accuracies: list[float]) -> dict:
-    metrics = {"test/acc": 0.9, "certify/acr": 0.1 * sum(accuracies), "certify/sigma": std or 0.25,
-               "certify/n": 1000.0, "certify/n0": 64.0, "certify/alpha": 0.001, "certify/points": 100.0}
+    metrics = {
+        "test/acc": 0.9,
+        "certify/acr": 0.1 * sum(accuracies),
+        "certify/sigma": std or 0.25,
+        "certify/n": 1000.0,
+        "certify/n0": 64.0,
+        "certify/alpha": 0.001,
+        "certify/points": 100.0,
+    }
     metrics.update({f"certify/acc_r{r:g}": a for r, a in zip([0.0, 0.25, 0.5], accuracies)})
     return {"group": group, "seed": seed, "noise": {"input": {"std": std}} if std else None, "metrics": metrics}
 

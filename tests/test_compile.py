@@ -179,8 +179,9 @@ def test_inductor_fit(name):
 @pytest.mark.slow
 def test_inductor_activation_noise():
     """The counter-based draw compiles to C++ and keeps its std (about 2 minutes of C++ compilation here)."""
-    model, breaks = compiled_fit(ActivationNoise(std=0.25, modules=["probe"], seed=1), "inductor", epochs=1,
-                                 record_io=True)
+    model, breaks = compiled_fit(
+        ActivationNoise(std=0.25, modules=["probe"], seed=1), "inductor", epochs=1, record_io=True
+    )
     assert breaks == 0
     noise = torch.cat(model.received["train"]) - 1.5
     assert abs(noise.std().item() / 0.25 - 1) < 5 / math.sqrt(2 * noise.numel())
@@ -196,8 +197,12 @@ def test_compiled_resume_draws_the_uninterrupted_noise(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     torch._dynamo.reset()
     first = Net()
-    trainer(callbacks=[InputNoise(std=schedule(), seed=4), ckpt], max_epochs=1, enable_checkpointing=True,
-            limit_val_batches=0).fit(torch.compile(first, backend="eager"), loader(data(), batch_size=64))
+    trainer(
+        callbacks=[InputNoise(std=schedule(), seed=4), ckpt],
+        max_epochs=1,
+        enable_checkpointing=True,
+        limit_val_batches=0,
+    ).fit(torch.compile(first, backend="eager"), loader(data(), batch_size=64))
     torch._dynamo.reset()
     resumed = Net()
     record(resumed)

@@ -77,7 +77,6 @@ def test_16_bit_tensors_get_float32_noise_rounded_once():
     assert noisy.dtype == torch.bfloat16 and torch.equal(noisy, reference)
 
 
-
 # Every built-in kind, drawn by the counter-based generator (run eagerly here) and by the functional kinds' seeded
 # generator, against the analytic statistics: the two implementations cannot drift apart. Each tolerance is 5
 # standard errors of the statistic at N draws (the per-case standard deviation of one draw is given).
@@ -87,39 +86,75 @@ _X_SNR = torch.randn(N // 1024, 1024, generator=torch.Generator().manual_seed(0)
 def _analytic_checks(kind):
     """(x, amount, kwargs, [(statistic of (x, out), expected value, standard deviation of one term)])."""
     if kind == "gaussian":
-        return torch.full((N,), 1.5), 0.3, {}, [
-            (lambda x, y: (y - x).mean(), 0.0, 0.3), (lambda x, y: (y - x).pow(2).mean(), 0.09, 0.09 * math.sqrt(2))]
+        return (
+            torch.full((N,), 1.5),
+            0.3,
+            {},
+            [(lambda x, y: (y - x).mean(), 0.0, 0.3), (lambda x, y: (y - x).pow(2).mean(), 0.09, 0.09 * math.sqrt(2))],
+        )
     if kind == "uniform":  # U(-a, a), a = sqrt(3) * std: var std**2, var of the squared noise 4/45 a**4
         a = math.sqrt(3) * 0.3
-        return torch.full((N,), 1.5), 0.3, {}, [
-            (lambda x, y: (y - x).mean(), 0.0, 0.3),
-            (lambda x, y: (y - x).pow(2).mean(), 0.09, a**2 * math.sqrt(4 / 45)),
-            (lambda x, y: ((y - x).abs() <= a * (1 + 1e-5)).double().mean(), 1.0, 0.0)]
+        return (
+            torch.full((N,), 1.5),
+            0.3,
+            {},
+            [
+                (lambda x, y: (y - x).mean(), 0.0, 0.3),
+                (lambda x, y: (y - x).pow(2).mean(), 0.09, a**2 * math.sqrt(4 / 45)),
+                (lambda x, y: ((y - x).abs() <= a * (1 + 1e-5)).double().mean(), 1.0, 0.0),
+            ],
+        )
     if kind == "multiplicative":  # x * (1 + std z): mean x, std |x| std
-        return torch.full((N,), 2.0), 0.3, {}, [
-            (lambda x, y: y.mean(), 2.0, 0.6), (lambda x, y: (y - x).pow(2).mean(), 0.36, 0.36 * math.sqrt(2))]
+        return (
+            torch.full((N,), 2.0),
+            0.3,
+            {},
+            [(lambda x, y: y.mean(), 2.0, 0.6), (lambda x, y: (y - x).pow(2).mean(), 0.36, 0.36 * math.sqrt(2))],
+        )
     if kind == "dropout":  # zero with p, else x / (1 - p)
-        return torch.ones(N), 0.25, {}, [
-            (lambda x, y: (y == 0).double().mean(), 0.25, math.sqrt(0.25 * 0.75)),
-            (lambda x, y: y.mean(), 1.0, math.sqrt(0.25 / 0.75)),
-            (lambda x, y: ((y == 0) | ((y - 1 / 0.75).abs() < 1e-6)).double().mean(), 1.0, 0.0)]
+        return (
+            torch.ones(N),
+            0.25,
+            {},
+            [
+                (lambda x, y: (y == 0).double().mean(), 0.25, math.sqrt(0.25 * 0.75)),
+                (lambda x, y: y.mean(), 1.0, math.sqrt(0.25 / 0.75)),
+                (lambda x, y: ((y == 0) | ((y - 1 / 0.75).abs() < 1e-6)).double().mean(), 1.0, 0.0),
+            ],
+        )
     if kind == "salt_and_pepper":  # high with p/2, low with p/2, else kept
-        return torch.full((N,), 0.5), 0.2, {"low": -1.0, "high": 2.0}, [
-            (lambda x, y: (y == 2.0).double().mean(), 0.1, 0.3), (lambda x, y: (y == -1.0).double().mean(), 0.1, 0.3),
-            (lambda x, y: (y == 0.5).double().mean(), 0.8, 0.4)]
+        return (
+            torch.full((N,), 0.5),
+            0.2,
+            {"low": -1.0, "high": 2.0},
+            [
+                (lambda x, y: (y == 2.0).double().mean(), 0.1, 0.3),
+                (lambda x, y: (y == -1.0).double().mean(), 0.1, 0.3),
+                (lambda x, y: (y == 0.5).double().mean(), 0.8, 0.4),
+            ],
+        )
     if kind == "snr":  # noise / per-sample std is N(0, 1), per-sample std = sqrt(mean(x**2) / 10**(snr/10))
         std = (_X_SNR.pow(2).mean(dim=1, keepdim=True) / 10 ** (6.0 / 10)).sqrt()
-        return _X_SNR, 6.0, {}, [
-            (lambda x, y: ((y - x) / std).mean(), 0.0, 1.0),
-            (lambda x, y: ((y - x) / std).pow(2).mean(), 1.0, math.sqrt(2))]
+        return (
+            _X_SNR,
+            6.0,
+            {},
+            [
+                (lambda x, y: ((y - x) / std).mean(), 0.0, 1.0),
+                (lambda x, y: ((y - x) / std).pow(2).mean(), 1.0, math.sqrt(2)),
+            ],
+        )
     raise AssertionError(f"no analytic statistics for the built-in kind {kind!r}: add them here")
 
 
 def test_the_counter_based_kinds_are_the_built_in_kinds():
     from lightning_noise.functional import available_noises
 
-    assert set(rng.KEYED_KINDS) == set(available_noises()) & set(rng.KEYED_KINDS) == {
-        "gaussian", "uniform", "multiplicative", "dropout", "salt_and_pepper", "snr"}
+    assert (
+        set(rng.KEYED_KINDS)
+        == set(available_noises()) & set(rng.KEYED_KINDS)
+        == {"gaussian", "uniform", "multiplicative", "dropout", "salt_and_pepper", "snr"}
+    )
 
 
 @pytest.mark.parametrize("kind", rng.KEYED_KINDS)

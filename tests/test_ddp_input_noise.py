@@ -14,10 +14,15 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_input_noise.py"
 
 
 def test_ranks_share_the_seed_and_draw_different_noise(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))
+    }
     env["PYTHONPATH"] = str(Path(__file__).parents[1])
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert rank0["seed"] == rank1["seed"]

@@ -47,7 +47,9 @@ def test_hooks_and_weights_are_clean_after_a_failed_fit():
 def test_callable_schedules_are_checked_at_every_step():
     """A plain callable has no bounds to check in __init__; its values are checked when they are used."""
     noise = ActivationNoise(p=lambda step: 0.5 * step, kind="dropout", modules=["encoder.1"])
-    with pytest.raises(ValueError, match=r"`p \(its schedule at step 2\)` for 'dropout' noise must be in \[0.0, 1.0\), got 1.0"):
+    with pytest.raises(
+        ValueError, match=r"`p \(its schedule at step 2\)` for 'dropout' noise must be in \[0.0, 1.0\), got 1.0"
+    ):
         trainer(max_epochs=3, callbacks=[noise]).fit(RecordingMLP(), loader(regression_data(n=32)))
 
 
@@ -58,6 +60,9 @@ def test_schedule_objects_are_checked_in_init():
 
 @pytest.mark.parametrize("cls,kwargs", [(InputNoise, {}), (ActivationNoise, {"modules": ["Linear"]})])
 def test_kind_kwargs_must_fit_the_noise_function(cls, kwargs):
-    with pytest.raises(ValueError, match=r"`kind_kwargs` \{'low': -1\} do not fit 'gaussian' noise \(got an unexpected keyword argument 'low'\); its function takes \(x, std, generator\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`kind_kwargs` \{'low': -1\} do not fit 'gaussian' noise \(got an unexpected keyword argument 'low'\); its function takes \(x, std, generator\)",
+    ):
         cls(std=0.1, kind_kwargs={"low": -1}, **kwargs)
     cls(p=0.1, kind="salt_and_pepper", kind_kwargs={"low": -1.0, "high": 1.0}, **kwargs)

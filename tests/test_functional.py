@@ -86,8 +86,15 @@ def test_snr_one_dimensional_tensor_is_one_sample():
 
 
 @pytest.mark.parametrize(
-    "kind,zero", [("gaussian", 0.0), ("uniform", 0.0), ("multiplicative", 0.0), ("salt_and_pepper", 0.0),
-                  ("dropout", 0.0), ("snr", math.inf)]
+    "kind,zero",
+    [
+        ("gaussian", 0.0),
+        ("uniform", 0.0),
+        ("multiplicative", 0.0),
+        ("salt_and_pepper", 0.0),
+        ("dropout", 0.0),
+        ("snr", math.inf),
+    ],
 )
 def test_zero_amount_returns_input_untouched(kind, zero):
     x = torch.randn(5, 3)
@@ -95,8 +102,17 @@ def test_zero_amount_returns_input_untouched(kind, zero):
     assert F.get_noise(kind).fn(x, zero, gen()) is x
 
 
-@pytest.mark.parametrize("kind,amount", [("gaussian", 0.1), ("uniform", 0.1), ("multiplicative", 0.1),
-                                         ("salt_and_pepper", 0.2), ("dropout", 0.2), ("snr", 10.0)])
+@pytest.mark.parametrize(
+    "kind,amount",
+    [
+        ("gaussian", 0.1),
+        ("uniform", 0.1),
+        ("multiplicative", 0.1),
+        ("salt_and_pepper", 0.2),
+        ("dropout", 0.2),
+        ("snr", 10.0),
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_out_of_place_same_dtype_and_shape(kind, amount, dtype):
     x = torch.rand(4, 6).to(dtype)
@@ -161,10 +177,12 @@ def test_register_custom_kind_and_duplicates():
 
 @pytest.mark.parametrize(
     "kind,value,match",
-    [("gaussian", -0.1, r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -0.1"),
-     ("salt_and_pepper", 1.5, r"`p` for 'salt_and_pepper' noise must be in \[0.0, 1.0\], got 1.5"),
-     ("dropout", 1.0, r"`p` for 'dropout' noise must be in \[0.0, 1.0\), got 1.0"),
-     ("gaussian", float("nan"), "got nan")],
+    [
+        ("gaussian", -0.1, r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -0.1"),
+        ("salt_and_pepper", 1.5, r"`p` for 'salt_and_pepper' noise must be in \[0.0, 1.0\], got 1.5"),
+        ("dropout", 1.0, r"`p` for 'dropout' noise must be in \[0.0, 1.0\), got 1.0"),
+        ("gaussian", float("nan"), "got nan"),
+    ],
 )
 def test_check_amount_messages(kind, value, match):
     with pytest.raises(ValueError, match=match):

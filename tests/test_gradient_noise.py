@@ -44,9 +44,7 @@ class KnownGradient(pl.LightningModule):
         return None
 
     def configure_optimizers(self):
-        return torch.optim.SGD(
-            [{"params": [self.a, self.frozen, self.unused]}, {"params": [self.b]}], lr=self.lr
-        )
+        return torch.optim.SGD([{"params": [self.a, self.frozen, self.unused]}, {"params": [self.b]}], lr=self.lr)
 
 
 class Snapshots(pl.Callback):
@@ -175,9 +173,7 @@ def test_noise_is_added_once_per_optimizer_step_under_accumulation():
 
 def test_noise_counts_toward_the_clipped_norm():
     """Clipping runs after the hook: with a zero gradient, the update is the noise clipped to the norm 1e-3."""
-    _, snapshots = run(
-        GradientNoise(std=1.0, seed=3), batches=1, model=KnownGradient(grad=0.0), gradient_clip_val=1e-3
-    )
+    _, snapshots = run(GradientNoise(std=1.0, seed=3), batches=1, model=KnownGradient(grad=0.0), gradient_clip_val=1e-3)
     assert snapshots.changes()[0].norm().item() == pytest.approx(1e-3, rel=1e-3)
 
 

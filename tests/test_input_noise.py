@@ -89,7 +89,9 @@ def test_no_noise_when_the_module_is_in_eval_mode_during_training():
 
     data = regression_data(n=32)
     model = EvalInTraining()
-    with pytest.warns(UserWarning, match=r"InputNoise added no noise at \['EvalInTraining'\] during the first training epoch"):
+    with pytest.warns(
+        UserWarning, match=r"InputNoise added no noise at \['EvalInTraining'\] during the first training epoch"
+    ):
         trainer(callbacks=[InputNoise(std=0.5)]).fit(model, loader(data))
     assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16)))
 
@@ -154,13 +156,18 @@ class TokenModel(pl.LightningModule):
 def test_integer_inputs_fail_before_training_with_a_hint():
     data = torch.utils.data.TensorDataset(torch.randint(0, 10, (16,)))
     model = TokenModel()
-    with pytest.raises(TypeError, match=r"no floating-point tensor.*torch.int64.*ActivationNoise\(std=\.\.\., modules=\['Embedding'\]\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"no floating-point tensor.*torch.int64.*ActivationNoise\(std=\.\.\., modules=\['Embedding'\]\)",
+    ):
         trainer(callbacks=[InputNoise(std=0.1)]).fit(model, loader(data), loader(data))
     assert model.steps == 0  # raised in the sanity check, before any training step
 
 
 def test_unknown_input_name_is_reported():
-    with pytest.raises(ValueError, match=r"`inputs` \['dens'\] are not among the arguments.*dict keys \['dense', 'ids', 'other'\]"):
+    with pytest.raises(
+        ValueError, match=r"`inputs` \['dens'\] are not among the arguments.*dict keys \['dense', 'ids', 'other'\]"
+    ):
         trainer(callbacks=[InputNoise(std=0.1, inputs=["dens"])]).fit(DictModel(), loader(_dict_data()))
 
 
@@ -185,7 +192,9 @@ def test_submodule_inputs():
 
 
 def test_missing_submodule_lists_names():
-    with pytest.raises(ValueError, match=r"`module`='decoder' is not a submodule of RecordingMLP.*encoder.0 \(Linear\)"):
+    with pytest.raises(
+        ValueError, match=r"`module`='decoder' is not a submodule of RecordingMLP.*encoder.0 \(Linear\)"
+    ):
         trainer(callbacks=[InputNoise(std=0.1, module="decoder")]).fit(RecordingMLP(), loader(regression_data()))
 
 
@@ -218,19 +227,29 @@ def test_amount_schedule_is_logged(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs,error,match",
-    [(dict(std=-0.1), ValueError, r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -0.1"),
-     (dict(), ValueError, r"'gaussian' noise takes its amount as `std=` \(or `amount=`\), got no amount"),
-     (dict(std=0.1, kind="dropout"), ValueError, r"'dropout' noise takes its amount as `p=`.*got std=0.1"),
-     (dict(std=0.1, p=0.1), ValueError, r"got std=0.1, p=0.1"),
-     (dict(p=1.5, kind="salt_and_pepper"), ValueError, r"`p` for 'salt_and_pepper' noise must be in \[0.0, 1.0\], got 1.5"),
-     (dict(p=schedules.Linear(0.5, 1.0, steps=10), kind="dropout"), ValueError, r"\[0.0, 1.0\), got 1.0"),
-     (dict(std=0.1, kind="gausian"), ValueError, r"Unknown noise `kind` 'gausian'"),
-     (dict(std=0.1, stages=["training"]), ValueError, r"`stages` must be a non-empty subset of \['train', 'validate', 'test', 'predict'\], got \['training'\]"),
-     (dict(std=0.1, seed=-1), ValueError, r"`seed` must be an integer >= 0 or None, got -1"),
-     (dict(std=0.1, unit="batch"), ValueError, r"`unit` must be 'step' or 'epoch', got 'batch'"),
-     (dict(p=0.1, kind="dropout", relative=True), ValueError, r"`relative=True` needs a kind.*got kind='dropout'"),
-     (dict(std="0.1"), TypeError, r"`std` must be a float or a schedule, got str '0.1'"),
-     (dict(std=0.1, inputs=[]), ValueError, r"`inputs` must be None or a non-empty list")],
+    [
+        (dict(std=-0.1), ValueError, r"`std` for 'gaussian' noise must be in \[0.0, inf\], got -0.1"),
+        (dict(), ValueError, r"'gaussian' noise takes its amount as `std=` \(or `amount=`\), got no amount"),
+        (dict(std=0.1, kind="dropout"), ValueError, r"'dropout' noise takes its amount as `p=`.*got std=0.1"),
+        (dict(std=0.1, p=0.1), ValueError, r"got std=0.1, p=0.1"),
+        (
+            dict(p=1.5, kind="salt_and_pepper"),
+            ValueError,
+            r"`p` for 'salt_and_pepper' noise must be in \[0.0, 1.0\], got 1.5",
+        ),
+        (dict(p=schedules.Linear(0.5, 1.0, steps=10), kind="dropout"), ValueError, r"\[0.0, 1.0\), got 1.0"),
+        (dict(std=0.1, kind="gausian"), ValueError, r"Unknown noise `kind` 'gausian'"),
+        (
+            dict(std=0.1, stages=["training"]),
+            ValueError,
+            r"`stages` must be a non-empty subset of \['train', 'validate', 'test', 'predict'\], got \['training'\]",
+        ),
+        (dict(std=0.1, seed=-1), ValueError, r"`seed` must be an integer >= 0 or None, got -1"),
+        (dict(std=0.1, unit="batch"), ValueError, r"`unit` must be 'step' or 'epoch', got 'batch'"),
+        (dict(p=0.1, kind="dropout", relative=True), ValueError, r"`relative=True` needs a kind.*got kind='dropout'"),
+        (dict(std="0.1"), TypeError, r"`std` must be a float or a schedule, got str '0.1'"),
+        (dict(std=0.1, inputs=[]), ValueError, r"`inputs` must be None or a non-empty list"),
+    ],
 )
 def test_bad_arguments_fail_in_init(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -86,8 +86,11 @@ def test_weights_and_ignore_index_match_pytorch_label_smoothing():
     labels = data.tensors[1].clone()
     labels[::3] = -1
     loss = recording(nn.CrossEntropyLoss, weight=weight, ignore_index=-1)
-    model, _ = fit(LabelNoise(smoothing=0.15, style="uniform", seed=0), Classifier(classes=4, loss=loss),
-                   TensorDataset(data.tensors[0], labels))
+    model, _ = fit(
+        LabelNoise(smoothing=0.15, style="uniform", seed=0),
+        Classifier(classes=4, loss=loss),
+        TensorDataset(data.tensors[0], labels),
+    )
     reference = nn.CrossEntropyLoss(weight=weight, ignore_index=-1, label_smoothing=0.15)
     clean = [y for s, y in model.clean if s == "train"]
     for (logits, target, output), y in zip(model.loss.calls("train"), clean):
@@ -157,8 +160,9 @@ def test_flip_keeps_ignored_positions_and_returns_input_at_zero():
 
 def test_flip_rate_through_the_callback():
     flip = 0.3
-    model, _ = fit(LabelNoise(flip=flip, seed=0), Classifier(classes=5), classification_data(n=4096, classes=5),
-                   batch_size=512)
+    model, _ = fit(
+        LabelNoise(flip=flip, seed=0), Classifier(classes=5), classification_data(n=4096, classes=5), batch_size=512
+    )
     clean, seen = train_targets(model)
     assert seen.dtype == clean.dtype and clean.numel() == 4096
     assert abs((seen != clean).float().mean().item() - flip) < five_sd(flip, 4096)
@@ -184,8 +188,9 @@ def test_transition_matrix_rows_are_honoured():
 
 
 def test_transition_matrix_through_the_callback():
-    model, _ = fit(LabelNoise(transition=TRANSITION.tolist(), seed=0), Classifier(),
-                   classification_data(n=6000), batch_size=1000)
+    model, _ = fit(
+        LabelNoise(transition=TRANSITION.tolist(), seed=0), Classifier(), classification_data(n=6000), batch_size=1000
+    )
     assert_rows_match(*train_targets(model), TRANSITION)
 
 

@@ -93,9 +93,12 @@ def test_resume_gives_the_uninterrupted_result(tmp_path):
     seeds = {key.split("{")[0]: s["seed"] for key, s in state.items() if "Noise" in key}
     assert sorted(seeds) == ["ActivationNoise", "InputNoise"] and all(isinstance(s, int) for s in seeds.values())
     reference = _fit(
-        [InputNoise(std=0.3, seed=seeds["InputNoise"]),
-         ActivationNoise(std=schedules.Linear(0.5, 0.1, steps=10), modules=["encoder.1"],
-                         seed=seeds["ActivationNoise"])],
+        [
+            InputNoise(std=0.3, seed=seeds["InputNoise"]),
+            ActivationNoise(
+                std=schedules.Linear(0.5, 0.1, steps=10), modules=["encoder.1"], seed=seeds["ActivationNoise"]
+            ),
+        ],
         max_epochs=4,
     )
     assert torch.equal(resumed, reference)

@@ -112,7 +112,10 @@ def test_report_groups_compares_and_picks_best(multirun):
     report = compare_runs(load_runs(multirun), metric="test/acc")
     assert report.baseline == "noise=none" and report.n_runs == 18
     assert [s.group for s in report.summaries["test/acc"]] == [
-        "noise=none", "noise=hidden_1.0", "noise=input_0.01", "noise=input_0.1",
+        "noise=none",
+        "noise=hidden_1.0",
+        "noise=input_0.01",
+        "noise=input_0.1",
     ]
     base = report.summary("noise=none")
     assert (base.n, base.mean, base.seeds) == (5, pytest.approx(0.80), [0, 1, 2, 3, 4])
@@ -134,11 +137,22 @@ def _scale_records(scales, *, amount=0.2) -> list[dict]:
     rows = []
     for scale in scales:
         for seed in range(3):
-            noise = {"input": {"_target_": "lightning_noise.InputNoise", "kind": "gaussian",
-                               "std": {"_target_": "noisy_recipes.schedules.scaled", "amount": amount, "scale": scale}}}
-            rows.append({"group": f"noise_scale={scale}", "seed": seed, "noise": noise,
-                         "noise_amounts": {"input.std": amount * scale},
-                         "metrics": {"test/acc": 0.8 + 0.01 * seed + 0.05 * (scale == 0.5)}})
+            noise = {
+                "input": {
+                    "_target_": "lightning_noise.InputNoise",
+                    "kind": "gaussian",
+                    "std": {"_target_": "noisy_recipes.schedules.scaled", "amount": amount, "scale": scale},
+                }
+            }
+            rows.append(
+                {
+                    "group": f"noise_scale={scale}",
+                    "seed": seed,
+                    "noise": noise,
+                    "noise_amounts": {"input.std": amount * scale},
+                    "metrics": {"test/acc": 0.8 + 0.01 * seed + 0.05 * (scale == 0.5)},
+                }
+            )
     return rows
 
 
@@ -167,7 +181,8 @@ def test_describe_noise_forms():
     assert describe_noise("none") == ("none", 0.0)
     assert describe_noise({"input": None}) == ("none", 0.0)
     assert describe_noise({"kind": "gradient", "std": {"_target_": "Annealed", "eta": 0.3, "gamma": 0.55}}) == (
-        "gradient std.eta", 0.3,
+        "gradient std.eta",
+        0.3,
     )
     assert describe_noise({"kind": "label"}) == ("label", None)
 
@@ -288,8 +303,13 @@ def test_accuracy_intervals_stay_inside_zero_one():
 
 def test_robustness_bands_of_accuracy_stay_inside_zero_one():
     runs = [
-        {"group": "none", "seed": s, "noise": None, "metrics": {"test/acc": v},
-         "robustness": {"metric": "accuracy", "corruptions": {"gaussian": {"severity": [0, 1], "metric": [v, v]}}}}
+        {
+            "group": "none",
+            "seed": s,
+            "noise": None,
+            "metrics": {"test/acc": v},
+            "robustness": {"metric": "accuracy", "corruptions": {"gaussian": {"severity": [0, 1], "metric": [v, v]}}},
+        }
         for s, v in enumerate([0.96, 1.0])
     ]
     curve = compare_runs(runs).robustness["none"]["gaussian"]
@@ -345,19 +365,27 @@ def test_cli_mistakes_are_one_line_without_traceback(multirun, tmp_path):
     import sys
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "lightning_noise.report", *map(str, args)],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "lightning_noise.report", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     both = tmp_path / "two"
     for i, record in enumerate(records()):
         for copy in ("a", "b"):
             (both / copy / str(i)).mkdir(parents=True)
-            (both / copy / str(i) / "metrics.json").write_text(json.dumps({**record, "group": f"{copy} {record['group']}"}))
+            (both / copy / str(i) / "metrics.json").write_text(
+                json.dumps({**record, "group": f"{copy} {record['group']}"})
+            )
     cases = [
         ((tmp_path / "nothing",), "No run records found"),
         ((multirun, "--metric", "val/acc", "--out", tmp_path / "o1"), "`metric` 'val/acc' is in no run record"),
-        ((both / "a", both / "b", "--out", tmp_path / "o2"),
-         r"Several groups have no noise.*'a noise=none' \(5 runs\), 'b noise=none' \(5 runs\).*--baseline 'a noise=none'"),
+        (
+            (both / "a", both / "b", "--out", tmp_path / "o2"),
+            r"Several groups have no noise.*'a noise=none' \(5 runs\), 'b noise=none' \(5 runs\).*--baseline 'a noise=none'",
+        ),
     ]
     for args, message in cases:
         result = cli(*args)

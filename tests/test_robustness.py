@@ -215,8 +215,9 @@ def test_ddp_metrics_cover_both_ranks_and_agree(tmp_path):
     launcher = ("PL_", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
     env["PYTHONPATH"] = str(Path(__file__).parents[1])
-    result = subprocess.run([sys.executable, str(DDP_SCRIPT), str(tmp_path)], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(DDP_SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert rank0 == rank1
@@ -287,7 +288,10 @@ def test_core_install_without_matplotlib_or_rich(tmp_path):
 
     code = BLOCK_PLOTTING + CORE_INSTALL_RUN
     result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

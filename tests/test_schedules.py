@@ -75,16 +75,18 @@ def test_scaled_reads_as_factor_times_shape():
 
 @pytest.mark.parametrize(
     "make,match",
-    [(lambda: S.Linear(-1.0, 0.0, steps=10), r"Linear: `start` must be a finite number >= 0, got -1.0"),
-     (lambda: S.Linear(0.0, 1.0, steps=0), r"Linear: `steps` must be an integer >= 1, got 0"),
-     (lambda: S.Cosine(0.0, -1.0, steps=5), r"Cosine: `end`"),
-     (lambda: S.Step(1.0), r"Step: give exactly one of `step_size` and `milestones`"),
-     (lambda: S.Step(1.0, milestones=[5, 3]), r"increasing"),
-     (lambda: S.Exponential(1.0, decay=1.5), r"`decay` must be in \[0, 1\], got 1.5"),
-     (lambda: S.Annealed(-0.3), r"Annealed: `eta` must be a finite number >= 0, got -0.3"),
-     (lambda: S.Annealed(0.3, gamma=-1), r"Annealed: `gamma`"),
-     (lambda: S.Constant(float("nan")), r"Constant: `value` must be a number"),
-     (lambda: S.Scaled(S.Constant(1.0), -0.1), r"Scaled: `factor` must be a finite number >= 0, got -0.1")],
+    [
+        (lambda: S.Linear(-1.0, 0.0, steps=10), r"Linear: `start` must be a finite number >= 0, got -1.0"),
+        (lambda: S.Linear(0.0, 1.0, steps=0), r"Linear: `steps` must be an integer >= 1, got 0"),
+        (lambda: S.Cosine(0.0, -1.0, steps=5), r"Cosine: `end`"),
+        (lambda: S.Step(1.0), r"Step: give exactly one of `step_size` and `milestones`"),
+        (lambda: S.Step(1.0, milestones=[5, 3]), r"increasing"),
+        (lambda: S.Exponential(1.0, decay=1.5), r"`decay` must be in \[0, 1\], got 1.5"),
+        (lambda: S.Annealed(-0.3), r"Annealed: `eta` must be a finite number >= 0, got -0.3"),
+        (lambda: S.Annealed(0.3, gamma=-1), r"Annealed: `gamma`"),
+        (lambda: S.Constant(float("nan")), r"Constant: `value` must be a number"),
+        (lambda: S.Scaled(S.Constant(1.0), -0.1), r"Scaled: `factor` must be a finite number >= 0, got -0.1"),
+    ],
 )
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):

@@ -107,18 +107,23 @@ def test_label_smoothing_and_flipping_callbacks_have_their_own_keys_and_streams(
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [(InputNoise(std=0.1), InputNoise(std=0.2)),
-     (InputNoise(std=0.1), InputNoise(std=0.1, stages=["test"])),
-     (InputNoise(std=0.1), InputNoise(std=0.1, unit="epoch")),
-     (InputNoise(std=0.1), InputNoise(std=schedules.Linear(0.1, 0.0, steps=10))),
-     (InputNoise(std=0.1), InputNoise(std=0.1, relative=True)),
-     (InputNoise(p=0.1, kind="salt_and_pepper"), InputNoise(p=0.1, kind="salt_and_pepper", kind_kwargs={"low": -1.0})),
-     (ActivationNoise(std=0.1, modules="a"), ActivationNoise(std=0.1, modules="b")),
-     (ActivationNoise(std=0.1, modules="a"), ActivationNoise(std=0.1, modules="a", where="input")),
-     (WeightNoise(std=0.1), WeightNoise(std=0.1, biases=True)),
-     (LabelNoise(smoothing=0.1), LabelNoise(smoothing=0.1, style="uniform")),
-     (LabelNoise(transition=[[0.9, 0.1], [0.2, 0.8]]), LabelNoise(transition=[[0.9, 0.1], [0.3, 0.7]])),
-     (TargetNoise(std=0.1), TargetNoise(std=0.1, kind="multiplicative"))],
+    [
+        (InputNoise(std=0.1), InputNoise(std=0.2)),
+        (InputNoise(std=0.1), InputNoise(std=0.1, stages=["test"])),
+        (InputNoise(std=0.1), InputNoise(std=0.1, unit="epoch")),
+        (InputNoise(std=0.1), InputNoise(std=schedules.Linear(0.1, 0.0, steps=10))),
+        (InputNoise(std=0.1), InputNoise(std=0.1, relative=True)),
+        (
+            InputNoise(p=0.1, kind="salt_and_pepper"),
+            InputNoise(p=0.1, kind="salt_and_pepper", kind_kwargs={"low": -1.0}),
+        ),
+        (ActivationNoise(std=0.1, modules="a"), ActivationNoise(std=0.1, modules="b")),
+        (ActivationNoise(std=0.1, modules="a"), ActivationNoise(std=0.1, modules="a", where="input")),
+        (WeightNoise(std=0.1), WeightNoise(std=0.1, biases=True)),
+        (LabelNoise(smoothing=0.1), LabelNoise(smoothing=0.1, style="uniform")),
+        (LabelNoise(transition=[[0.9, 0.1], [0.2, 0.8]]), LabelNoise(transition=[[0.9, 0.1], [0.3, 0.7]])),
+        (TargetNoise(std=0.1), TargetNoise(std=0.1, kind="multiplicative")),
+    ],
 )
 def test_every_identifying_argument_is_in_the_key(a, b):
     assert a.state_key != b.state_key and a._identity != b._identity

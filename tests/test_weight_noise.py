@@ -89,7 +89,10 @@ def assert_same(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
     [
         ({"std": -0.1}, r"`std` must be >= 0, got -0.1"),
         ({"std": schedules.Constant(-1.0)}, r"`std` must be >= 0, got -1.0"),
-        ({"std": 0.1, "kind": "dropout"}, r"`kind` must be one of \['gaussian', 'uniform', 'multiplicative'\], got 'drop"),
+        (
+            {"std": 0.1, "kind": "dropout"},
+            r"`kind` must be one of \['gaussian', 'uniform', 'multiplicative'\], got 'drop",
+        ),
         ({"std": 0.1, "kind": "uniform", "sampler": "table"}, r"use it with kind 'gaussian' or 'multiplicative'"),
         ({"std": 0.1, "sampler": "randn"}, r"`sampler` must be 'exact' or 'table', got 'randn'"),
         ({"std": 0.1, "table_size": 1}, r"`table_size` must be an integer >= 2, got 1"),
@@ -138,8 +141,13 @@ def test_selection(kwargs, names):
 # ------------------------------------------------------------------------------------------------------- level
 @pytest.mark.parametrize(
     ("kind", "sampler"),
-    [("gaussian", "exact"), ("gaussian", "table"), ("multiplicative", "exact"), ("multiplicative", "table"),
-     ("uniform", "exact")],
+    [
+        ("gaussian", "exact"),
+        ("gaussian", "table"),
+        ("multiplicative", "exact"),
+        ("multiplicative", "table"),
+        ("uniform", "exact"),
+    ],
 )
 def test_noise_level(kind, sampler):
     """The weights seen by training_step differ from the clean ones by noise of the given std (relative for
@@ -196,7 +204,9 @@ def test_validation_sees_the_clean_model():
     with torch.no_grad():
         clean = [model(x) for x, _ in val]
     trainer(
-        callbacks=[WeightNoise(std=0.1, biases=True, seed=3)], max_epochs=1, val_check_interval=2,
+        callbacks=[WeightNoise(std=0.1, biases=True, seed=3)],
+        max_epochs=1,
+        val_check_interval=2,
         num_sanity_val_steps=0,
     ).fit(model, data(4), val)
     assert len(model.val_outputs) == 4  # twice per epoch, two batches each

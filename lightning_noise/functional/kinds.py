@@ -151,7 +151,6 @@ def add_noise(
     return noise_kind.fn(x, amount, generator, **kwargs)
 
 
-
 def resolve_kind_amount(owner: str, kind: str | NoiseKind, **given: Any) -> tuple[NoiseKind, str, Any]:
     """Pick the noise kind and its one amount argument among ``std=``, ``p=``, ``snr_db=`` and ``amount=``.
 

@@ -55,8 +55,12 @@ def main(argv: Sequence[str] | None = None) -> ComparisonReport:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--wandb", action="store_true", help="also log the report to a W&B run")
     parser.add_argument("--wandb-project", default="lightning-noise")
-    parser.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default=None,
-                        help="default $WANDB_MODE, else offline")
+    parser.add_argument(
+        "--wandb-mode",
+        choices=("online", "offline", "disabled"),
+        default=None,
+        help="default $WANDB_MODE, else offline",
+    )
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out (overwrites its report)")
     args = parser.parse_args(argv)
     first = Path(args.sources[0])
@@ -66,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> ComparisonReport:
             check_out_dir(out, args.sources)
         runs = load_runs(args.sources, pattern=args.pattern)
         report = compare_runs(
-            runs, metric=args.metric, baseline=args.baseline, mode=args.mode, confidence=args.confidence,
+            runs,
+            metric=args.metric,
+            baseline=args.baseline,
+            mode=args.mode,
+            confidence=args.confidence,
             title=args.title,
         )
     except (ValueError, FileNotFoundError) as error:  # what the user asked for cannot be done: say what to change

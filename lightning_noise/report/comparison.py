@@ -39,10 +39,18 @@ class ComparisonReport(ComparisonResult):
         comparisons = {m: [Comparison(**c) for c in items] for m, items in data["comparisons"].items()}
         clipped = data.get("clipped")
         return cls(
-            metric=data["metric"], mode=data["mode"], baseline=data["baseline"], best=data["best"],
-            confidence=data["confidence"], title=data["title"], summaries=summaries, comparisons=comparisons,
-            robustness=data.get("robustness") or {}, robustness_metric=data.get("robustness_metric", "test metric"),
-            n_runs=data.get("n_runs", 0), tied=list(data.get("tied") or []),
+            metric=data["metric"],
+            mode=data["mode"],
+            baseline=data["baseline"],
+            best=data["best"],
+            confidence=data["confidence"],
+            title=data["title"],
+            summaries=summaries,
+            comparisons=comparisons,
+            robustness=data.get("robustness") or {},
+            robustness_metric=data.get("robustness_metric", "test metric"),
+            n_runs=data.get("n_runs", 0),
+            tied=list(data.get("tied") or []),
             clipped=tuple(clipped) if clipped else None,
         )
 
@@ -161,8 +169,11 @@ def compare_runs(
             if base is not None and g != base:
                 reference = _values_by_seed(groups[base], m)
                 if reference:
-                    a, b = (per_seed, reference) if _seeded(per_seed) and _seeded(reference) else (
-                        list(per_seed.values()), list(reference.values()))
+                    a, b = (
+                        (per_seed, reference)
+                        if _seeded(per_seed) and _seeded(reference)
+                        else (list(per_seed.values()), list(reference.values()))
+                    )
                     comparisons[m].append(t_test(a, b, confidence=confidence, group=g, baseline_name=base))
     best, tied = _best(summaries[metric], mode, base)
     bounds = metric_range(_robustness_metric_name(runs))
@@ -286,4 +297,3 @@ def _pick_baseline(groups: Mapping[str, list[Mapping[str, Any]]], baseline: str 
 
 def _quote(text: str) -> str:
     return f"'{text}'" if any(c in text for c in " =[]'\"*") else text
-

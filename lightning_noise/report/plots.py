@@ -92,7 +92,7 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(f"{report.robustness_metric} (mean, {report.confidence:.0%} CI)")
         ax.grid(alpha=0.3)
-    for ax in axes[len(corruptions):]:
+    for ax in axes[len(corruptions) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), fontsize="small")

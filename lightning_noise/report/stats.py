@@ -132,6 +132,14 @@ def t_test(
         return Comparison(group, baseline_name, diff, diff, diff, test, t, dof, p, len(a))
     ci = result.confidence_interval(confidence)
     return Comparison(
-        group, baseline_name, diff, float(ci.low), float(ci.high), test, float(result.statistic),
-        int(result.df) if paired else float(result.df), float(result.pvalue), len(a),
+        group,
+        baseline_name,
+        diff,
+        float(ci.low),
+        float(ci.high),
+        test,
+        float(result.statistic),
+        int(result.df) if paired else float(result.df),
+        float(result.pvalue),
+        len(a),
     )

@@ -136,9 +136,7 @@ def to_markdown(report: ComparisonResult, images: Mapping[str, str | Path] | Non
     if report.robustness:
         corruptions = list(dict.fromkeys(c for per in report.robustness.values() for c in per))
         lines += ["", f"## Robustness: area under the {report.robustness_metric}-vs-severity curve (mean ± std)", ""]
-        rows = [
-            [group, *[_auc_cell(per.get(c)) for c in corruptions]] for group, per in report.robustness.items()
-        ]
+        rows = [[group, *[_auc_cell(per.get(c)) for c in corruptions]] for group, per in report.robustness.items()]
         lines.append(markdown_table(["configuration", *corruptions], rows))
     lines += report_section.markdown_lines(report)
     for caption, path in (images or {}).items():

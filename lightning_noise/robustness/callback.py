@@ -100,8 +100,15 @@ class RobustnessEvaluation(EvaluationCallback):
         self.metric_name = check_name(metric_name, "metric_name", none=True)
         self.max_batches = check_int(max_batches, "max_batches", minimum=1, none=True)
         super().__init__(
-            seed=seed, when=when, dataloader_idx=dataloader_idx, batch_to_inputs_targets=batch_to_inputs_targets,
-            output_dir=output_dir, dataset_name=dataset_name, plot=plot, print_table=print_table, log=log,
+            seed=seed,
+            when=when,
+            dataloader_idx=dataloader_idx,
+            batch_to_inputs_targets=batch_to_inputs_targets,
+            output_dir=output_dir,
+            dataset_name=dataset_name,
+            plot=plot,
+            print_table=print_table,
+            log=log,
         )
         self.result: RobustnessResult | None = None
 

@@ -118,9 +118,7 @@ def shot_noise(x: Tensor, rate: float, generator: torch.Generator | None = None,
     return _clip((counts / rate).to(x.dtype), clip)
 
 
-def impulse_noise(
-    x: Tensor, p: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)
-) -> Tensor:
+def impulse_noise(x: Tensor, p: float, generator: torch.Generator | None = None, *, clip: Clip = (0.0, 1.0)) -> Tensor:
     """Impulse (salt-and-pepper) noise: a fraction ``p`` of the elements set to ``clip[1]`` or ``clip[0]``.
 
     Each element independently becomes the high value with probability ``p/2``, the low value with probability

@@ -202,4 +202,3 @@ def evaluate_robustness(
         model=model_name or type(model).__name__,
         dataset=dataset_name or (type(dataset).__name__ if dataset is not None else "dataset"),
     )
-

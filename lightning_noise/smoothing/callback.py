@@ -121,8 +121,15 @@ class RandomizedSmoothing(EvaluationCallback):
         self.radii = sorted(check_non_negative_numbers(radii, "radii", scalar=True))
         self.max_samples = check_int(max_samples, "max_samples", minimum=1, none=True)
         super().__init__(
-            seed=seed, when=when, dataloader_idx=dataloader_idx, batch_to_inputs_targets=batch_to_inputs_targets,
-            output_dir=output_dir, dataset_name=dataset_name, plot=plot, print_table=print_table, log=log,
+            seed=seed,
+            when=when,
+            dataloader_idx=dataloader_idx,
+            batch_to_inputs_targets=batch_to_inputs_targets,
+            output_dir=output_dir,
+            dataset_name=dataset_name,
+            plot=plot,
+            print_table=print_table,
+            log=log,
         )
         self.batch_to_inputs_targets = self.batch_to_inputs_targets or _default_split
         self.result: CertificationResult | None = None
@@ -140,15 +147,30 @@ class RandomizedSmoothing(EvaluationCallback):
         start = time.perf_counter()
         with trainer.precision_plugin.forward_context():
             labels, radii = certify(
-                pl_module, x, self.sigma, n0=self.n0, n=self.n, alpha=self.alpha, batch_size=self.batch_size,
+                pl_module,
+                x,
+                self.sigma,
+                n0=self.n0,
+                n=self.n,
+                alpha=self.alpha,
+                batch_size=self.batch_size,
                 generator=generator,
             )
         if world > 1:
             labels, radii, y, total = self._gather(trainer, labels, radii, y, total)
         self.result = CertificationResult(
-            labels=labels, radii=radii, targets=y.long(), sigma=self.sigma, n0=self.n0, n=self.n, alpha=self.alpha,
-            radius_grid=self.radii, seed=self.seed, seconds=time.perf_counter() - start,
-            model=type(pl_module).__name__, dataset=self.dataset_name or dataset_name_of(trainer, loader),
+            labels=labels,
+            radii=radii,
+            targets=y.long(),
+            sigma=self.sigma,
+            n0=self.n0,
+            n=self.n,
+            alpha=self.alpha,
+            radius_grid=self.radii,
+            seed=self.seed,
+            seconds=time.perf_counter() - start,
+            model=type(pl_module).__name__,
+            dataset=self.dataset_name or dataset_name_of(trainer, loader),
             extra={"world_size": world},
         )
         if trainer.is_global_zero:
@@ -217,5 +239,6 @@ class RandomizedSmoothing(EvaluationCallback):
         )
         if self.log:
             rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
-            log_results(trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows),
-                        self.files.get("png"))
+            log_results(
+                trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows), self.files.get("png")
+            )

@@ -86,16 +86,30 @@ def plot_certified(report: ComparisonResult, path: str | Path) -> Path:
     labels = _short_labels(list(curves))
     fig = new_figure("Plotting the certification report", (7.2, 5.2 + 0.22 * len(curves)))
     ax = fig.subplots()
-    order = sorted(curves, key=lambda g: (curves[g]["sigma"] if curves[g]["sigma"] is not None else math.inf,
-                                          families.get(g) != NONE_LABEL))
+    order = sorted(
+        curves,
+        key=lambda g: (
+            curves[g]["sigma"] if curves[g]["sigma"] is not None else math.inf,
+            families.get(g) != NONE_LABEL,
+        ),
+    )
     for index, group in enumerate(order):
         curve = curves[group]
         half = [0.0 if math.isnan(h) else (h - l) / 2 for l, h in zip(curve["ci_low"], curve["ci_high"])]
         color = f"C{sigmas.index(curve['sigma']) % 10}" if curve["sigma"] in sigmas else f"C{index % 10}"
         dashed = families.get(group) == NONE_LABEL
         sigma = f"sigma {curve['sigma']:g}: " if curve["sigma"] is not None else ""
-        ax.errorbar(curve["radius"], curve["mean"], yerr=half, marker="o", markersize=4, capsize=3, color=color,
-                    linestyle="--" if dashed else "-", label=f"{sigma}{labels[group]} (n={curve['n']})")
+        ax.errorbar(
+            curve["radius"],
+            curve["mean"],
+            yerr=half,
+            marker="o",
+            markersize=4,
+            capsize=3,
+            color=color,
+            linestyle="--" if dashed else "-",
+            label=f"{sigma}{labels[group]} (n={curve['n']})",
+        )
     ax.set_xlabel("L2 radius")
     ax.set_ylabel(f"certified accuracy (mean, {report.confidence:.0%} CI over seeds)")
     ax.set_ylim(-0.02, 1.02)
@@ -128,7 +142,9 @@ def markdown_lines(report: ComparisonResult) -> list[str]:
         cells = [mean_std(*by_radius[r], digits=3) if r in by_radius else "" for r in radii]
         acr = curve["acr"]
         sigma = "" if curve["sigma"] is None else f"{curve['sigma']:g}"
-        rows.append([group, sigma, str(curve["n"]), *cells, "" if acr is None else mean_std(acr["mean"], acr["std"], digits=3)])
+        rows.append(
+            [group, sigma, str(curve["n"]), *cells, "" if acr is None else mean_std(acr["mean"], acr["std"], digits=3)]
+        )
     lines = [
         "",
         "## Certified accuracy (randomized smoothing)",

@@ -89,9 +89,8 @@ class CertificationResult:
 
     def settings(self) -> str:
         """One line with everything the confidence depends on."""
-        return (
-            f"sigma={self.sigma:g}, n0={self.n0}, n={self.n}, alpha={self.alpha:g}, points={self.num_points}"
-            + (f", seed={self.seed}" if self.seed is not None else "")
+        return f"sigma={self.sigma:g}, n0={self.n0}, n={self.n}, alpha={self.alpha:g}, points={self.num_points}" + (
+            f", seed={self.seed}" if self.seed is not None else ""
         )
 
     # ------------------------------------------------------------------------------------------ export
@@ -175,7 +174,11 @@ class CertificationResult:
         """Print the table with rich when it is installed, else as plain text."""
         columns, rows = self.table_rows()
         print_table(
-            self.title(), columns, rows, what="Printing the certification table", console=console,
+            self.title(),
+            columns,
+            rows,
+            what="Printing the certification table",
+            console=console,
             section_after=len(self.radius_grid) - 1,
         )
 

@@ -169,7 +169,7 @@ class ArrayDataModule(pl.LightningDataModule):
             if self.split == "ordered":
                 first = (len(x) - val_k - test_k) if train_k is None else train_k
                 test_idx = idx[first + val_k : first + val_k + test_k]
-                rest = idx[:first + val_k]
+                rest = idx[: first + val_k]
             else:
                 test_idx, rest = _take(idx, y, test_k, self.seed, stratify)
             x_test, y_test = x[test_idx], y[test_idx]

@@ -240,7 +240,9 @@ class LSTMClassifier(NoisyModule):
     def build(self, spec: DataSpec, hidden: int = 32, layers: int = 1) -> nn.Module:
         if spec.kind == "image":
             if spec.input_shape[0] != 1:
-                raise ValueError(f"model=lstm reads 1-channel images row by row; {spec.name} has shape {spec.input_shape}.")
+                raise ValueError(
+                    f"model=lstm reads 1-channel images row by row; {spec.name} has shape {spec.input_shape}."
+                )
             features = spec.input_shape[2]
         else:
             features = spec.input_shape[-1]

@@ -10,7 +10,12 @@ import pytest
 from noisy_recipes.utils import ConfigError
 from tests.recipes.conftest import FAST, run_recipe, train_and_write
 
-SMALL = ["eval.certify=true", "eval.certification.n=200", "eval.certification.n0=16", "eval.certification.max_samples=20"]
+SMALL = [
+    "eval.certify=true",
+    "eval.certification.n=200",
+    "eval.certification.n0=16",
+    "eval.certification.max_samples=20",
+]
 
 
 def test_certify_from_the_config_at_the_input_noise_std(compose_cfg, tmp_path):
@@ -42,8 +47,9 @@ def test_certify_refuses_regression_and_scheduled_noise(compose_cfg):
 
 
 def test_digits_certify_arm_trains_at_the_certification_sigma(compose_cfg, tmp_path):
-    cfg = compose_cfg(["experiment=digits_certify", "variant=input_at_sigma", "eval.certification.sigma=0.5", *FAST,
-                       *SMALL])
+    cfg = compose_cfg(
+        ["experiment=digits_certify", "variant=input_at_sigma", "eval.certification.sigma=0.5", *FAST, *SMALL]
+    )
     assert cfg.noise.input.std.amount == 0.5
     train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())

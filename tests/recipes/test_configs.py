@@ -22,7 +22,14 @@ SEQUENCE = DataSpec("s", "sequence", "classification", (24, 1), 2)
 
 def test_groups_have_their_options():
     assert set(options("noise")) == {
-        "none", "input", "activation", "weight", "gradient", "label_smoothing", "label_flip", "target"
+        "none",
+        "input",
+        "activation",
+        "weight",
+        "gradient",
+        "label_smoothing",
+        "label_flip",
+        "target",
     }
     assert set(options("schedule")) == {"constant", "linear", "cosine", "step", "exponential", "annealed"}
     assert {"mlp", "cnn", "lstm", "autoencoder"} <= set(options("model"))
@@ -95,11 +102,16 @@ def test_noise_option_instantiates(option, compose_cfg):
 
 @pytest.mark.parametrize(
     ("overrides", "activation", "weight"),
-    [(["model=mlp"], ["ReLU"], ["Linear"]), (["model=cnn"], ["ReLU"], ["Conv2d", "Linear"]),
-     (["model=lstm"], ["LSTM"], ["LSTM"]), (["model=cnn", "noise_modules.weight=[Linear]"], ["ReLU"], ["Linear"])],
+    [
+        (["model=mlp"], ["ReLU"], ["Linear"]),
+        (["model=cnn"], ["ReLU"], ["Conv2d", "Linear"]),
+        (["model=lstm"], ["LSTM"], ["LSTM"]),
+        (["model=cnn", "noise_modules.weight=[Linear]"], ["ReLU"], ["Linear"]),
+    ],
 )
-def test_each_model_names_the_modules_its_activation_and_weight_noise_target(overrides, activation, weight,
-                                                                             compose_cfg):
+def test_each_model_names_the_modules_its_activation_and_weight_noise_target(
+    overrides, activation, weight, compose_cfg
+):
     cfg = compose_cfg([*overrides, "noise=[activation,weight]"])
     assert "noise_modules" not in cfg.model  # not a model argument: the noise configs read the root node
     assert list(cfg.noise.activation.modules) == activation and list(cfg.noise.weight.modules) == weight

@@ -14,7 +14,9 @@ from tests.recipes.conftest import FAST, train_and_write
 
 # Circles' 50 test points in batches of 8 are 7 batches: the debug trainer's limit (2) or a fraction must hold for
 # the robustness pass too, so that its clean point is test/acc.
-@pytest.mark.parametrize("batches", [[], ["data.batch_size=8"], ["data.batch_size=8", "trainer.limit_test_batches=0.5"]])
+@pytest.mark.parametrize(
+    "batches", [[], ["data.batch_size=8"], ["data.batch_size=8", "trainer.limit_test_batches=0.5"]]
+)
 def test_robustness_from_the_config_writes_the_record(batches, compose_cfg, tmp_path):
     cfg = compose_cfg([*FAST, "eval.robustness=true", "noise=none", *batches])
     metrics = train_and_write(cfg)
@@ -37,8 +39,14 @@ def test_robustness_is_off_by_default(compose_cfg, tmp_path):
 
 def test_robustness_corruption_set_and_regression_metric(compose_cfg, tmp_path):
     cfg = compose_cfg(
-        [*FAST, "data=diabetes", "trainer.limit_test_batches=1.0", "noise=none", "eval.robustness=true",
-         "eval.corruptions=[gaussian]"]
+        [
+            *FAST,
+            "data=diabetes",
+            "trainer.limit_test_batches=1.0",
+            "noise=none",
+            "eval.robustness=true",
+            "eval.corruptions=[gaussian]",
+        ]
     )
     metrics = train_and_write(cfg)
     robustness = json.loads((tmp_path / "metrics.json").read_text())["robustness"]
@@ -49,8 +57,16 @@ def test_robustness_corruption_set_and_regression_metric(compose_cfg, tmp_path):
 def test_robustness_cifar10c_on_images(compose_cfg, tmp_path):
     """The corruption set is chosen from the config (raw digits are 0..16, so a warning about [0, 1] is expected)."""
     cfg = compose_cfg(
-        [*FAST, "data=digits", "data.train_size=64", "data.standardize=false", "model=cnn", "noise=none",
-         "eval.robustness=true", "eval.corruptions=cifar10c"]
+        [
+            *FAST,
+            "data=digits",
+            "data.train_size=64",
+            "data.standardize=false",
+            "model=cnn",
+            "noise=none",
+            "eval.robustness=true",
+            "eval.corruptions=cifar10c",
+        ]
     )
     train_and_write(cfg)
     robustness = json.loads((tmp_path / "metrics.json").read_text())["robustness"]
@@ -78,8 +94,18 @@ def test_compare_runs_a_sweep_and_writes_the_report(tmp_path, capsys):
 
     out = tmp_path / "report"
     report = compare.main(
-        ["--out", str(out), "--title", "tiny sweep", "--sweep", "trainer=debug", "logger=none", "noise=none,input",
-         "eval.robustness=true", "seed=0,1"]
+        [
+            "--out",
+            str(out),
+            "--title",
+            "tiny sweep",
+            "--sweep",
+            "trainer=debug",
+            "logger=none",
+            "noise=none,input",
+            "eval.robustness=true",
+            "seed=0,1",
+        ]
     )
     records = sorted((out / "runs").rglob("metrics.json"))
     assert len(records) == 4
@@ -99,7 +125,10 @@ def test_compare_runs_a_sweep_and_writes_the_report(tmp_path, capsys):
 def test_compare_reads_several_directories(tmp_path):
     import compare
 
-    for group, noise, values in (("base", {}, [0.70, 0.72, 0.71]), ("noisy", {"input": {"std": 0.1}}, [0.75, 0.74, 0.78])):
+    for group, noise, values in (
+        ("base", {}, [0.70, 0.72, 0.71]),
+        ("noisy", {"input": {"std": 0.1}}, [0.75, 0.74, 0.78]),
+    ):
         for seed, value in enumerate(values):
             run = tmp_path / group / str(seed)
             run.mkdir(parents=True)
@@ -223,8 +252,13 @@ def test_digits_gradient_arm_composes_and_runs(variant, compose_cfg, tmp_path):
     import lightning_noise
 
     cfg = compose_cfg(
-        ["experiment=digits_gradient", f"variant={variant}", "trainer=debug", "trainer.max_epochs=1",
-         "trainer.detect_anomaly=false"]
+        [
+            "experiment=digits_gradient",
+            f"variant={variant}",
+            "trainer=debug",
+            "trainer.max_epochs=1",
+            "trainer.detect_anomaly=false",
+        ]
     )
     assert len(cfg.model.hidden) == 20 and cfg.model.optimizer._target_ == "torch.optim.SGD"
     eta = GRADIENT_ARMS[variant]

@@ -31,7 +31,8 @@ def test_two_job_sweep_over_the_noise_amount(tmp_path):
     report = compare_runs(load_runs(tmp_path), metric="test/acc")
     assert report.baseline == " ".join(sorted(["noise.input.std.amount=0", "noise_scale=0.5", *FAST]))
     assert [(s.family, s.amount) for s in report.summaries["test/acc"]] == [
-        ("none", 0.0), ("gaussian input.std.amount", 0.15)
+        ("none", 0.0),
+        ("gaussian input.std.amount", 0.15),
     ]
 
 
@@ -40,8 +41,15 @@ def test_submitit_local_sweep_runs_each_job_in_its_own_process(tmp_path):
     environment has the repository root on PYTHONPATH but not recipes/, like a user's shell in a checkout."""
     sweep = tmp_path / "sweep"
     result = run_recipe(
-        ["-m", "hydra/launcher=submitit_local", "seed=0,1", "trainer.max_epochs=2", "logger=csv", "trainer=debug",
-         f"hydra.sweep.dir={sweep}"],
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "seed=0,1",
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "trainer=debug",
+            f"hydra.sweep.dir={sweep}",
+        ],
         cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT)},
     )

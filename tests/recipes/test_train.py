@@ -62,8 +62,14 @@ def test_several_noises_at_once(compose_cfg):
 
 
 def test_run_record_for_the_comparison_report(compose_cfg, tmp_path):
-    overrides = [*FAST, "seed=3", "noise.input.std.amount=0.3", "noise_scale=0.5", "trainer.max_epochs=3",
-                 "trainer.limit_train_batches=1"]
+    overrides = [
+        *FAST,
+        "seed=3",
+        "noise.input.std.amount=0.3",
+        "noise_scale=0.5",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=1",
+    ]
     cfg = compose_cfg(overrides)
     metrics, objects = train(cfg)
     assert not (tmp_path / "metrics.json").exists()  # train() trains and evaluates; write_outputs writes the record

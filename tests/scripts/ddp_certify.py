@@ -44,13 +44,20 @@ def main(out: Path) -> None:
     data = torch.utils.data.TensorDataset(x, torch.arange(25))
     callback = Spy(0.1, n0=16, n=200, max_samples=21, output_dir=out, print_table=False, plot=False)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", logger=False, callbacks=[callback],
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.test(Rounder(), torch.utils.data.DataLoader(data, batch_size=4), verbose=False)
     result = callback.result
-    torch.save({"own": callback.own, "targets": result.targets.tolist(), "labels": result.labels.tolist()},
-               out / f"rank{trainer.global_rank}.pt")
+    torch.save(
+        {"own": callback.own, "targets": result.targets.tolist(), "labels": result.labels.tolist()},
+        out / f"rank{trainer.global_rank}.pt",
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,15 @@ def main(out: Path) -> None:
     callback = InputNoise(std=1.0)  # no seed: rank 0's fresh entropy must be broadcast
     data = torch.utils.data.TensorDataset(torch.zeros(256, 4), torch.arange(256))
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, callbacks=[callback], logger=False,
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_epochs=1,
+        callbacks=[callback],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
     )
     trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=32))
     torch.save({"seed": callback._base_seed, "noise": torch.stack(model.noise)}, out / f"rank{trainer.global_rank}.pt")

@@ -51,12 +51,18 @@ def main(out: Path) -> None:
         "callable": RobustnessEvaluation(metric=accuracy, output_dir=out / "callable", **common),
         "torchmetrics": RobustnessEvaluation(
             metric=torchmetrics.classification.MulticlassAccuracy(num_classes=3, average="micro"),
-            output_dir=out / "torchmetrics", **common,
+            output_dir=out / "torchmetrics",
+            **common,
         ),
     }
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", logger=False, callbacks=list(callbacks.values()),
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        callbacks=list(callbacks.values()),
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.test(Nearest(), torch.utils.data.DataLoader(blobs(90, 1), batch_size=16), verbose=False)
     torch.save({name: c.result.to_dict() for name, c in callbacks.items()}, out / f"rank{trainer.global_rank}.pt")
