@@ -74,8 +74,18 @@ class Rings(LightningDataModule):
 
 
 def main(args: list[str] | None = None) -> LightningCLI:
-    """The CLI; ``args`` replaces the command line (as the tests call it)."""
-    return LightningCLI(Classifier, Rings, args=args)
+    """The CLI; ``args`` replaces the command line (as the tests call it).
+
+    Runs write under ``logs/lightning_cli/`` (the resolved ``config.yaml`` among them, replaced by the next run)
+    unless ``--trainer.default_root_dir`` says otherwise.
+    """
+    return LightningCLI(
+        Classifier,
+        Rings,
+        args=args,
+        trainer_defaults={"default_root_dir": "logs/lightning_cli"},
+        save_config_kwargs={"overwrite": True},
+    )
 
 
 if __name__ == "__main__":
