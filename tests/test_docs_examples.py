@@ -20,9 +20,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sybil import Example, Sybil
-from sybil.parsers.markdown import CodeBlockParser
-from sybil.parsers.rest import DocTestParser
+
+pytest.importorskip("sybil", reason="the examples are found by Sybil (the `test` extra)")
+
+from sybil import Example, Sybil  # noqa: E402
+from sybil.parsers.markdown import CodeBlockParser  # noqa: E402
+from sybil.parsers.rest import DocTestParser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])

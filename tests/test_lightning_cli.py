@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from sybil import Sybil
-from sybil.parsers.markdown import CodeBlockParser
 
 from lightning_noise import ActivationNoise, GradientNoise, InputNoise, LabelNoise, schedules
 
 pytest.importorskip("jsonargparse", reason="LightningCLI needs the `cli` extra (jsonargparse[signatures])")
+pytest.importorskip("sybil", reason="the page's config is read with Sybil (the `test` extra)")
+
+from sybil import Sybil  # noqa: E402
+from sybil.parsers.markdown import CodeBlockParser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "lightning_cli.yaml"
