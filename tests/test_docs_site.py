@@ -61,6 +61,8 @@ def test_the_api_reference_is_generated_from_the_docstrings(site: Path):
     assert "snr_db" in html and "signal-to-noise ratio in dB" in html
     schedules = (site / "api" / "schedules" / "index.html").read_text()
     assert 'id="lightning_noise.schedules.Annealed"' in schedules
+    # Sphinx roles and literal-block leads of the docstrings render as code and a heading, not as raw markup.
+    assert ":class:" not in schedules and "Example::" not in schedules and "<strong>Example:</strong>" in schedules
 
 
 @pytest.fixture
