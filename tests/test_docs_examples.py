@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from lightning_noise.functional import kinds
 
 pytest.importorskip("sybil", reason="the examples are found by Sybil (the `test` extra)")
 
@@ -58,6 +61,21 @@ DOCSTRINGS = Sybil(parsers=[DocTestParser()])
 DOCTESTS = _collect(MODULES, DOCSTRINGS)
 
 
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """What an example may change for the rest of the session is put back: the environment (``seed_everything``
+    sets ``PL_GLOBAL_SEED``, which later callbacks would take as their seed), the registry of noise kinds, the
+    global RNG; files it writes land in a fresh working directory."""
+    environ, registry = dict(os.environ), dict(kinds._REGISTRY)
+    monkeypatch.chdir(tmp_path)
+    with torch.random.fork_rng():
+        yield
+    os.environ.clear()
+    os.environ.update(environ)
+    kinds._REGISTRY.clear()
+    kinds._REGISTRY.update(registry)
+
+
 def _marker(block: Example) -> str:
     """The line just above a code block (its run / not-run marker)."""
     text = block.document.text[: block.region.start].rstrip("\n")
@@ -70,8 +88,7 @@ def test_the_pages_have_examples():
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=_example_id)
-def test_python_block_runs_standalone(block: Example, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # files an example writes (plots, logs) land in a fresh directory
+def test_python_block_runs_standalone(block: Example, isolated):
     code = compile(str(block.parsed), _example_id(block), "exec")
     exec(code, {"__name__": "__main__"})
 
@@ -106,7 +123,7 @@ def test_shell_block_runs(block: Example):
 @pytest.mark.parametrize(
     "module", [m for m in MODULES if any(e.path == str(m) for e in DOCTESTS)], ids=lambda m: str(m.relative_to(ROOT))
 )
-def test_docstring_examples(module: Path):
+def test_docstring_examples(module: Path, isolated):
     # In order, in the module's namespace: an example may use names an earlier one in its docstring defined.
     for example in DOCSTRINGS.parse(module).examples():
         example.evaluate()
