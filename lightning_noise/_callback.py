@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_noise._amounts import RangeCheck, amount_value, check_schedule, describe_schedule
 from lightning_noise._checks import as_list, check_bool, check_choice, check_int, check_name
+from lightning_noise._repr import ArgumentsRepr
 from lightning_noise._seeding import mix_seed, resolve_seed
 from lightning_noise.schedules import ScheduleLike, as_schedule
 
@@ -45,7 +46,7 @@ def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
     return stages
 
 
-class NoiseCallback(Callback):
+class NoiseCallback(ArgumentsRepr, Callback):
     """Base class of the noise callbacks. Not used directly.
 
     Arguments are checked in ``__init__`` (:mod:`lightning_noise._checks`): a bool must be a bool (``"false"``
@@ -57,6 +58,8 @@ class NoiseCallback(Callback):
     noised and how, stages, unit), so two callbacks of one class keep separate checkpoint state and draw from
     separate random streams; ``setup`` refuses two noise callbacks with one key (or one stream) and suggests
     ``name=``. Checkpoints written with the older, shorter key are read through ``_legacy_state_key``.
+
+    ``repr`` shows the class and the arguments that differ from their defaults (``InputNoise(std=0.1)``).
 
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.

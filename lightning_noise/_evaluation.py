@@ -22,14 +22,15 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_noise._checks import check_bool, check_callable, check_choice, check_int, check_name, describe
 from lightning_noise._optional import available, check_available
+from lightning_noise._repr import ArgumentsRepr
 
 
-class EvaluationCallback(Callback):
+class EvaluationCallback(ArgumentsRepr, Callback):
     """Runs ``self.<run>(trainer, pl_module)`` at the end of ``trainer.test`` when ``self.when == "test_end"``;
     :meth:`_loader` gives the dataloader it reads (the one passed, else the test dataloader ``dataloader_idx``).
 
     ``__init__`` checks and keeps the arguments every evaluation callback takes (see the subclasses' docstrings);
-    each subclass checks its own.
+    each subclass checks its own. ``repr`` shows the class and the arguments that differ from their defaults.
 
     Raises:
         TypeError: an argument of the wrong type, e.g. ``plot="false"`` or ``output_dir=1``.
