@@ -10,7 +10,7 @@ from torch import Tensor
 
 from lightning_noise._callback import NoiseCallback
 from lightning_noise._checks import check_bool, check_non_negative
-from lightning_noise._flat_buffers import FlatGroup, fill_standard_
+from lightning_noise._flat_buffers import FlatGroup, allocate_, fill_standard_
 from lightning_noise._prefetch import Prefetcher, can_prefetch
 from lightning_noise._sharding import check_parameter_strategy
 from lightning_noise._table_sampling import Sampler, TableSampling
@@ -61,7 +61,8 @@ class ParameterNoise(TableSampling, NoiseCallback):
     ) -> list[list[tuple[list[Tensor], float]]]:
         """For each of ``groups``, the noise ``std * n`` under the current key as terms ``(views, alpha)`` whose sum
         of ``alpha * views`` is the noise: two windows of the table, or the group's buffer holding the exact draw
-        (the one prefetched on ``slot`` when it was made for this key)."""
+        (the one prefetched on ``slot`` when it was made for this key) or a table draw longer than a window (the
+        buffer is then allocated, once, if the group had none)."""
         table = self._noise_table()
         if table is None:
             if not self._prefetcher.take(slot, self._batch_seed, groups):
@@ -69,8 +70,13 @@ class ParameterNoise(TableSampling, NoiseCallback):
             return [[(group.views, std)] for group in groups]
         terms = []
         for number, group in enumerate(groups):
-            first, second, sign = table.windows(group, self._batch_seed + number)
-            terms.append([(first, std), (second, sign * std)])
+            key = self._batch_seed + number
+            if table.fits(group.buffer.numel()):
+                first, second, sign = table.windows(group, key)
+                terms.append([(first, std), (second, sign * std)])
+            else:  # longer than a window of the table: the chunks of the draw written into the group's buffer
+                table.fill_(allocate_(group).buffer, key)
+                terms.append([(group.views, std)])
         return terms
 
     def _prefetch(

@@ -75,7 +75,8 @@ class InputNoise(KindNoise, NoiseCallback):
             two windows of a precomputed table at keyed offsets (``gaussian`` and ``multiplicative`` kinds only),
             several times cheaper on CPU; within a draw the values are independent, across draws they reuse the
             table (see docs/weight-and-gradient-noise.md).
-        table_size: entries of the noise table (grown to twice the largest tensor when smaller).
+        table_size: entries of the noise table, its whole memory (never grown); a tensor of more than
+            ``table_size / 4`` elements takes chunks of windows (see ``lightning_noise/_noise_table.py``).
         log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
