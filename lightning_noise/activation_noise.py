@@ -42,7 +42,8 @@ class ActivationNoise(KindNoise, NoiseCallback):
         amount: the amount under its generic name, for kinds registered by users.
         kind_kwargs: extra keyword arguments of the noise function.
         where: ``"output"`` (default) or ``"input"`` of each matched module.
-        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        stages: where noise is on: one stage or a list of them, among ``"train"``, ``"validate"``, ``"test"``,
+            ``"predict"`` (a single name is a list of one, as for ``modules``: ``stages="test"``).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         sampler: ``"exact"`` (fresh draws from the generator, default) or ``"table"``: Gaussian numbers read from
@@ -83,7 +84,7 @@ class ActivationNoise(KindNoise, NoiseCallback):
         amount: ScheduleLike | None = None,
         kind_kwargs: Mapping[str, Any] | None = None,
         where: Literal["output", "input"] = "output",
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         sampler: Sampler = "exact",

@@ -230,6 +230,9 @@ class GradientNoise(ParameterNoise):
         if std != 0:
             self.reseed(*self._step_key(step, index))
             self.add_noise_(plan, std, slot=index)
+            grads = [p.grad for p in plan.params if p.grad is not None]
+            grads = [g.to_local() if is_dtensor(g) else (g._values() if g.is_sparse else g) for g in grads]
+            self._check_finite(grads, "noisy gradients", f"at optimizer step {step}")
         if self._prefetches(plan.groups):
             ahead = step + max(step - plan.last_step, 1) if plan.last_step >= 0 else step + 1
             plan.last_step = step

@@ -68,7 +68,8 @@ class InputNoise(KindNoise, NoiseCallback):
             inputs seen so far (for inputs that are not standardized). Additive and multiplicative kinds only.
             Under DDP each rank keeps its own estimate from the batches it sees, and a checkpoint (written by
             rank 0) restores rank 0's estimate on every rank.
-        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        stages: where noise is on: one stage or a list of them, among ``"train"``, ``"validate"``, ``"test"``,
+            ``"predict"`` (a single name is a list of one, as for ``modules``: ``stages="test"``).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         sampler: ``"exact"`` (fresh draws from the generator, default) or ``"table"``: Gaussian numbers read from
@@ -111,7 +112,7 @@ class InputNoise(KindNoise, NoiseCallback):
         module: str | None = None,
         inputs: Sequence[int | str] | None = None,
         relative: bool = False,
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         sampler: Sampler = "exact",

@@ -350,6 +350,9 @@ class WeightNoise(ParameterNoise):
                     self._perturb_swap(params, group.views, terms)
                 else:
                     self._perturb_in_place(number, params, terms)
+        self._check_finite(
+            [local_tensor(p) for p in self._params], "noisy weights", f"at training batch {self._train_batches}"
+        )
 
     def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
         """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean
