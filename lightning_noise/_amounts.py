@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from lightning_noise._checks import check_finite_amount, describe
+from lightning_noise._checks import check_finite_amount, describe, is_bool
 from lightning_noise.schedules import Constant, Schedule
 
 RangeCheck = Callable[[float, str], None]
@@ -68,10 +68,11 @@ def _finite_then(check: RangeCheck, no_noise: float, value: float, argument: str
 
 
 def amount_value(schedule: Schedule | Callable[[int], float], step: int, argument: str) -> float:
-    """``float(schedule(step))``; a plain callable that returns a string raises instead of being parsed.
+    """``float(schedule(step))``; a plain callable that returns anything but a real number (a string, None, a
+    list) raises, naming the argument, instead of being parsed or failing inside ``float``.
 
     Raises:
-        TypeError: the value is a string or bytes.
+        TypeError: the value is not a real number (a one-element tensor or NumPy scalar counts as one).
 
     Example::
 
@@ -79,9 +80,14 @@ def amount_value(schedule: Schedule | Callable[[int], float], step: int, argumen
         0.30000000000000004
     """
     value = schedule(step)
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes)) or is_bool(value):
         raise TypeError(f"`{argument}` (its schedule at step {step}) must return a number, got {describe(value)}.")
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"`{argument}` (its schedule at step {step}) must return a number, got {describe(value)}."
+        ) from None
 
 
 def describe_schedule(schedule: Schedule | Callable[[int], float]) -> Any:

@@ -26,8 +26,12 @@ STAGES: tuple[str, ...] = ("train", "validate", "test", "predict")
 _STAGE_CODES = {stage: code for code, stage in enumerate(STAGES, start=1)}
 
 
-def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
+def check_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
     """``stages`` (one stage name or several) as a tuple.
+
+    A single name stands for a list of one, as for the other arguments that list names (``modules``, ``inputs``,
+    ``corruptions``): ``stages="test"`` is ``("test",)``. Strings are refused where a list of *numbers* is
+    expected (``radii``, ``levels``), never where a list of names is.
 
     Raises:
         TypeError: not a string or a sequence of strings. ValueError: empty, or a name not in ``STAGES``.
@@ -64,7 +68,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
         amounts: the amount arguments by name (``{"std": 0.1}``), each a float or a schedule.
-        stages: stages in which noise is applied.
+        stages: stages in which noise is applied: one name or a list of names.
         seed: base seed; ``None`` takes the global seed or fresh entropy.
         unit: whether schedules count optimizer steps or epochs.
         log_amounts: log the current amounts to the trainer's loggers every ``log_every_n_steps`` steps.
@@ -77,7 +81,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
         *,
         name: str,
         amounts: Mapping[str, ScheduleLike],
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
@@ -90,7 +94,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
         self.log_amounts = check_bool(log_amounts, "log_amounts")
         self.per_rank = check_bool(per_rank, "per_rank")
         self.schedules = {arg: as_schedule(value, arg) for arg, value in amounts.items()}
-        self.amounts: dict[str, float] = {arg: float(s(0)) for arg, s in self.schedules.items()}
+        self.amounts: dict[str, float] = {arg: amount_value(s, 0, arg) for arg, s in self.schedules.items()}
         self._runtime_checks: dict[str, RangeCheck] = {}
         self._base_seed: int | None = None
         self._batch_seed = 0

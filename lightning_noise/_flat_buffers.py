@@ -59,6 +59,16 @@ def flat_groups(tensors: Sequence[Tensor], *, allocate: bool = True) -> list[Fla
     return groups
 
 
+def allocate_(group: FlatGroup) -> FlatGroup:
+    """Give a layout-only group (``flat_groups(..., allocate=False)``) a real buffer and views, in place; a group
+    that has one is left as it is. For a noise-table draw too long to be read as views of the table."""
+    if group.buffer.device.type == "meta":
+        group.buffer = torch.empty(group.buffer.numel(), device=group.device, dtype=group.dtype)
+        chunks = torch.split(group.buffer, group.sizes)
+        group.views = [chunk.view(view.shape) for chunk, view in zip(chunks, group.views, strict=True)]
+    return group
+
+
 def fill_standard_(
     groups: Sequence[FlatGroup],
     seed: int,

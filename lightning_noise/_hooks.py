@@ -5,10 +5,13 @@ stage, batch counter) -- the batch seed set by :class:`~lightning_noise._callbac
 (which module or input), the *call index* of that site within the batch and the index of the tensor within the
 call. It never depends on how many other draws came before, so:
 
-- a module recomputed by activation checkpointing draws exactly the noise of its original call: a call made
-  while autograd runs the backward pass is a recomputation, and replays the call indices of its site
-  (``j``-th recomputed call -> call ``j mod calls``; exact whenever each checkpointed segment that calls a
-  module does so in the same order as the forward, which covers every module called once per forward);
+- a module recomputed by activation checkpointing draws exactly the noise of its original call: each call made
+  inside a checkpointed segment (``torch.utils.checkpoint``, reentrant or not, and what builds on it:
+  ``checkpoint_sequential``, ``checkpoint_wrapper``, FSDP activation checkpointing) is recorded with its
+  segment, and the recomputation of that segment replays the call indices recorded there, in order: exact for
+  a module called outside and inside a segment, in several segments (recomputed in reverse order), or several
+  times in one. A recomputation whose segment cannot be identified (another recomputing mechanism) falls back
+  to replaying the site's calls in order (``j``-th recomputed call -> call ``j mod calls``);
 - a run resumed from a checkpoint, and every DDP rank, draw as before (the batch seed carries rank and batch).
 
 **Two samplers of the same key.** In eager mode a draw seeds the callback's ``torch.Generator`` with the key
@@ -37,6 +40,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise import _counter_rng
+from lightning_noise._checkpoint_segments import SegmentCalls, SegmentRecords, checkpoint_segment
 from lightning_noise._seeding import mix_seed
 
 
@@ -120,6 +124,7 @@ class KeyedDraws:
         self._amount_on = {arg: v != self._zero_amount(arg) for arg, v in self.amounts.items()}
         self._site_calls: dict[int, int] = {}
         self._replays: dict[int, int] = {}
+        self._segments = SegmentRecords()
         self._hooks: list[NoiseHook] = []
         self._hook_handles: list[RemovableHandle] = []
 
@@ -133,6 +138,7 @@ class KeyedDraws:
         _counter_rng.set_key_(self._key, self._batch_seed)
         self._site_calls.clear()
         self._replays.clear()
+        self._segments.clear()
 
     def update_amounts(self, step: int) -> dict[str, float]:
         amounts = super().update_amounts(step)  # type: ignore[misc]
@@ -142,12 +148,24 @@ class KeyedDraws:
         return amounts
 
     def _call_index(self, site: int) -> int:
-        """The index of this call of ``site`` in the batch; a recomputation replays the indices of the forward."""
+        """The index of this call of ``site`` in the batch; a recomputation replays the indices recorded in its
+        checkpointed segment during the forward."""
         calls = self._site_calls.get(site, 0)
-        if not torch.compiler.is_compiling() and calls and in_backward():
-            replay = self._replays.get(site, 0)
-            self._replays[site] = replay + 1
-            return replay % calls
+        if not torch.compiler.is_compiling():
+            recomputing = in_backward()
+            segment = checkpoint_segment()
+            if segment is not None and segment[1] is not None:  # the recomputation of a segment
+                recorded = self._segments.get(segment[0])
+                replayed = recorded.replay(site, segment[1]) if recorded is not None else None
+                if replayed is not None:
+                    return replayed
+                recomputing = True
+            elif segment is not None and not recomputing:  # the forward of a segment
+                self._segments.setdefault(segment[0], SegmentCalls()).calls.setdefault(site, []).append(calls)
+            if calls and recomputing:  # a recomputation we cannot place: replay the site's calls in order
+                replay = self._replays.get(site, 0)
+                self._replays[site] = replay + 1
+                return replay % calls
         self._site_calls[site] = calls + 1
         return calls
 

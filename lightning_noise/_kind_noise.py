@@ -5,7 +5,9 @@ amount, checked in ``__init__``, and the draw, one call into :mod:`lightning_noi
 table, or into the counter-based generator under ``torch.compile``).
 
 **Precision.** Noise on a 16-bit tensor (bf16/fp16 activations under mixed precision) is computed in float32 and
-the noisy result cast back once, so the noise is not drawn or scaled at 8 or 11 bits of mantissa.
+the noisy result cast back once, so the noise is not drawn or scaled at 8 or 11 bits of mantissa. Noise smaller
+than the dtype's spacing at the tensor's magnitude is still rounded away by that cast: the first 16-bit draw at
+each site checks it, and a warning (once) says so when most elements came out unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from lightning_noise import _counter_rng
@@ -24,6 +27,8 @@ from lightning_noise.functional.kinds import NoiseKind, check_kind_kwargs, resol
 from lightning_noise.schedules import ScheduleLike
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Kinds that change every element: most elements unchanged means the noise was rounded away.
+_EVERY_ELEMENT_KINDS = ("gaussian", "uniform", "multiplicative", "snr")
 
 
 class KindNoise(KeyedDraws, TableSampling):
@@ -73,6 +78,8 @@ class KindNoise(KeyedDraws, TableSampling):
         self.add_amount_check(argument, noise_kind.check_amount, noise_kind.zero)  # type: ignore[attr-defined]
         self._init_sampler(sampler, table_size, noise_kind.name)
         self.kind_kwargs = check_kind_kwargs(owner, noise_kind, kind_kwargs)
+        self._resolution_checked: set[int] = set()
+        self._resolution_warned = False
 
     def _extra_key_fields(self) -> dict[str, Any]:
         return {"kind_kwargs": tuple(sorted(self.kind_kwargs.items()))}
@@ -88,8 +95,35 @@ class KindNoise(KeyedDraws, TableSampling):
             return _counter_rng.keyed_noise(self.kind.name, x, amount, key, **self.kind_kwargs)
         seed = self._draw_seed(site, call, index)
         if x.dtype in _LOW_PRECISION:
-            return self._eager_draw(x.float(), amount, seed).to(x.dtype)
+            out = self._eager_draw(x.float(), amount, seed).to(x.dtype)
+            if not torch.compiler.is_compiling() and site not in self._resolution_checked:
+                self._check_resolution(site, x, out, amount)
+            return out
         return self._eager_draw(x, amount, seed)
+
+    def _check_resolution(self, site: int, x: Tensor, out: Tensor, amount: float | Tensor) -> None:
+        """Once per site, at its first 16-bit draw: warn (once per callback, rank zero) when most elements came
+        out unchanged, i.e. the noise is below the dtype's spacing at the tensor's magnitude and was rounded away
+        by the cast back (bf16 keeps 8 significant bits: values near 30 are 0.125 apart). One host sync per site,
+        once; only for kinds that change every element (not dropout or salt-and-pepper)."""
+        self._resolution_checked.add(site)
+        if self._resolution_warned or self.kind.name not in _EVERY_ELEMENT_KINDS or x.numel() == 0:
+            return
+        unchanged = (out == x).float().mean().item()
+        if unchanged <= 0.5:
+            return
+        self._resolution_warned = True
+        magnitude = x.detach().float().abs().median().item()
+        spacing = magnitude * torch.finfo(x.dtype).eps
+        value = amount if not isinstance(amount, Tensor) else amount.float().mean().item()
+        rank_zero_warn(
+            f"{type(self).__name__}: {self.kind.name} noise with {self.amount_name}={value:g} left {unchanged:.0%} of "
+            f"the elements of a {str(x.dtype).removeprefix('torch.')} tensor of shape {tuple(x.shape)} unchanged: at "
+            f"its typical magnitude (median |x| = {magnitude:.3g}) that dtype's values are about {spacing:.2g} apart, "
+            "so smaller noise is rounded away when the noisy result is cast back. Use a larger amount, "
+            "kind='multiplicative' (noise relative to each value), or keep this tensor in float32.",
+            category=UserWarning,
+        )
 
     def _eager_draw(self, x: Tensor, amount: float | Tensor, seed: int) -> Tensor:
         """The draw of ``seed`` in eager mode: from the noise table with ``sampler="table"``, else the kind's

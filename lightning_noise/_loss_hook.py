@@ -105,7 +105,7 @@ class LossTargetCallback(KeyedDraws, NoiseCallback):
         loss: str | None,
         name: str,
         amounts: Mapping[str, ScheduleLike],
-        stages: Iterable[Stage],
+        stages: Stage | Iterable[Stage],
         seed: int | None,
         unit: Literal["step", "epoch"],
         log_amounts: bool,

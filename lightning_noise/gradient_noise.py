@@ -87,8 +87,9 @@ class GradientNoise(ParameterNoise):
         gamma: decay exponent of the annealed schedule, >= 0 (default 0.55, as in the paper).
         param_groups: indices of the optimizer's parameter groups that get noise; default all.
         sampler: ``"exact"`` (fresh draws, default) or ``"table"`` (fast, correlated across steps).
-        table_size: number of entries of the noise table (``sampler="table"``); grown to twice the number of
-            parameters when smaller.
+        table_size: number of entries of the noise table (``sampler="table"``), its whole memory (never grown);
+            parameters of one device and dtype numbering more than ``table_size / 4`` take their noise through a
+            buffer of their size (allocated once).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy (shared by ranks).
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current std as ``noise/{name}_std`` every ``log_every_n_steps`` steps.
@@ -229,6 +230,9 @@ class GradientNoise(ParameterNoise):
         if std != 0:
             self.reseed(*self._step_key(step, index))
             self.add_noise_(plan, std, slot=index)
+            grads = [p.grad for p in plan.params if p.grad is not None]
+            grads = [g.to_local() if is_dtensor(g) else (g._values() if g.is_sparse else g) for g in grads]
+            self._check_finite(grads, "noisy gradients", f"at optimizer step {step}")
         if self._prefetches(plan.groups):
             ahead = step + max(step - plan.last_step, 1) if plan.last_step >= 0 else step + 1
             plan.last_step = step

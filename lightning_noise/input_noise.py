@@ -68,14 +68,16 @@ class InputNoise(KindNoise, NoiseCallback):
             inputs seen so far (for inputs that are not standardized). Additive and multiplicative kinds only.
             Under DDP each rank keeps its own estimate from the batches it sees, and a checkpoint (written by
             rank 0) restores rank 0's estimate on every rank.
-        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        stages: where noise is on: one stage or a list of them, among ``"train"``, ``"validate"``, ``"test"``,
+            ``"predict"`` (a single name is a list of one, as for ``modules``: ``stages="test"``).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         sampler: ``"exact"`` (fresh draws from the generator, default) or ``"table"``: Gaussian numbers read from
             two windows of a precomputed table at keyed offsets (``gaussian`` and ``multiplicative`` kinds only),
             several times cheaper on CPU; within a draw the values are independent, across draws they reuse the
             table (see docs/weight-and-gradient-noise.md).
-        table_size: entries of the noise table (grown to twice the largest tensor when smaller).
+        table_size: entries of the noise table, its whole memory (never grown); a tensor of more than
+            ``table_size / 4`` elements takes chunks of windows (see ``lightning_noise/_noise_table.py``).
         log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps``.
         name: name used in logged metrics and in the checkpoint state key.
 
@@ -110,7 +112,7 @@ class InputNoise(KindNoise, NoiseCallback):
         module: str | None = None,
         inputs: Sequence[int | str] | None = None,
         relative: bool = False,
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         sampler: Sampler = "exact",

@@ -90,22 +90,24 @@ class LabelNoise(LossTargetCallback):
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.
         flip: probability of flipping each label, in [0, 1), a float or a schedule. Not with ``transition``.
+            At least one of ``smoothing``, ``flip`` and ``transition`` must be given (an amount left out is 0).
         style: ``"book"`` or ``"uniform"`` smoothing (see above).
         transition: a k x k row-stochastic matrix (tensor or nested lists) for class-dependent label noise.
         loss: attribute path of the loss module (``"loss"``, ``"criteria.ce"``); default: the only
             ``torch.nn.modules.loss._Loss`` submodule. A custom loss module named here is treated like
             ``CrossEntropyLoss`` when its target is integer (it must then accept probability targets if
             ``smoothing`` is used) and like ``BCEWithLogitsLoss`` when its target is floating.
-        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        stages: where noise is on: one stage or a list of them, among ``"train"``, ``"validate"``, ``"test"``,
+            ``"predict"`` (a single name is a list of one, as for ``modules``: ``stages="test"``).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log ``noise/{name}_smoothing`` and ``noise/{name}_flip`` every ``log_every_n_steps`` steps.
         name: name used in logged metrics and in the checkpoint state key.
 
     Raises:
-        ValueError: in ``__init__``, an amount outside [0, 1) or a NaN or infinite schedule value, an unknown
-            ``style``, a ``transition`` that is not a row-stochastic k x k matrix or given together with
-            ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss, ``smoothing``
+        ValueError: in ``__init__``, no amount at all, an amount outside [0, 1) or a NaN or infinite schedule
+            value, an unknown ``style``, a ``transition`` that is not a row-stochastic k x k matrix or given
+            together with ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss, ``smoothing``
             with ``NLLLoss`` (it takes class indices only, not probabilities) or with a ``CrossEntropyLoss`` that
             already has ``label_smoothing``, or another noise callback with the same state key; at the first call
             of the loss, fewer than 2 classes, targets whose shape does not fit the logits, or a ``transition``
@@ -128,23 +130,23 @@ class LabelNoise(LossTargetCallback):
 
     def __init__(
         self,
-        smoothing: ScheduleLike = 0.0,
+        smoothing: ScheduleLike | None = None,
         *,
-        flip: ScheduleLike = 0.0,
+        flip: ScheduleLike | None = None,
         style: SmoothingStyle = "book",
         transition: Tensor | Sequence[Sequence[float]] | None = None,
         loss: str | None = None,
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,
         name: str = "label",
     ) -> None:
         check_choice(style, "style", ("book", "uniform"))
-        amounts: dict[str, ScheduleLike] = {"smoothing": smoothing}
+        amounts: dict[str, ScheduleLike] = {"smoothing": 0.0 if smoothing is None else smoothing}
         if transition is None:
-            amounts["flip"] = flip
-        elif not (isinstance(flip, (int, float)) and flip == 0):
+            amounts["flip"] = 0.0 if flip is None else flip
+        elif flip is not None and not (isinstance(flip, (int, float)) and flip == 0):
             raise ValueError(
                 f"`flip` and `transition` are exclusive: the transition matrix already sets each class's flip rate "
                 f"(1 - T[i, i]); got flip={flip!r}."
@@ -158,6 +160,11 @@ class LabelNoise(LossTargetCallback):
         self.transition = None if transition is None else _check_transition(transition)
         self._transition_cache: dict[torch.device, Tensor] = {}
         self._format = "index"
+        if smoothing is None and flip is None and transition is None:  # last: other argument errors come first
+            raise ValueError(
+                "LabelNoise needs an amount: `smoothing=` (e.g. 0.1), `flip=` (e.g. 0.05) or `transition=` (a k x k "
+                "matrix); got none, which would train without label noise. Pass smoothing=0.0 to mean no noise."
+            )
 
     _TRANSIENT_EXTRA = {"_transition_cache": dict}
 

@@ -36,7 +36,8 @@ class TargetNoise(KindNoise, LossTargetCallback):
         amount: the amount under its generic name, for kinds registered by users.
         kind_kwargs: extra keyword arguments of the noise function.
         loss: attribute path of the loss module; default: the only ``torch.nn.modules.loss._Loss`` submodule.
-        stages: where noise is on: any of ``"train"``, ``"validate"``, ``"test"``, ``"predict"``.
+        stages: where noise is on: one stage or a list of them, among ``"train"``, ``"validate"``, ``"test"``,
+            ``"predict"`` (a single name is a list of one, as for ``modules``: ``stages="test"``).
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current amount as ``noise/{name}_{std|p|snr_db}`` every ``log_every_n_steps`` steps.
@@ -70,7 +71,7 @@ class TargetNoise(KindNoise, LossTargetCallback):
         amount: ScheduleLike | None = None,
         kind_kwargs: Mapping[str, Any] | None = None,
         loss: str | None = None,
-        stages: Iterable[Stage] = ("train",),
+        stages: Stage | Iterable[Stage] = ("train",),
         seed: int | None = None,
         unit: Literal["step", "epoch"] = "step",
         log_amounts: bool = True,

@@ -116,7 +116,8 @@ class WeightNoise(ParameterNoise):
         kind: ``"gaussian"`` (default), ``"uniform"`` or ``"multiplicative"``.
         biases: also perturb biases (parameters whose name starts with ``bias``); default only weights.
         sampler: ``"exact"`` (fresh draws, default) or ``"table"`` (fast, correlated across batches).
-        table_size: number of entries of the noise table; grown to twice the number of weights when smaller.
+        table_size: number of entries of the noise table, its whole memory (never grown); more than
+            ``table_size / 4`` weights of one device and dtype take chunks of windows written into the buffer.
         seed: base seed; default the seed given to ``seed_everything``, else fresh entropy.
         unit: schedules count optimizer steps (``"step"``) or epochs (``"epoch"``).
         log_amounts: log the current std as ``noise/{name}_std`` every ``log_every_n_steps`` steps.
@@ -349,6 +350,9 @@ class WeightNoise(ParameterNoise):
                     self._perturb_swap(params, group.views, terms)
                 else:
                     self._perturb_in_place(number, params, terms)
+        self._check_finite(
+            [local_tensor(p) for p in self._params], "noisy weights", f"at training batch {self._train_batches}"
+        )
 
     def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
         """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean

@@ -474,3 +474,78 @@ def test_numpy_bools_are_accepted_and_stored_as_bools(make, attribute):
     np = pytest.importorskip("numpy")
     callback = make(np.bool_(False))
     assert getattr(callback, attribute) is False
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda: InputNoise(p=0.1, kind="salt_and_pepper", kind_kwargs={"high": "1"}),
+            TypeError,
+            r"InputNoise: `kind_kwargs\['high'\]` of 'salt_and_pepper' noise must be a number like its default 1.0, "
+            r"got '1' \(str\)",
+        ),
+        (
+            lambda: ActivationNoise(p=0.1, kind="salt_and_pepper", modules=["Linear"], kind_kwargs={"low": NAN}),
+            ValueError,
+            r"`kind_kwargs\['low'\]` of 'salt_and_pepper' noise must be a finite number, got nan",
+        ),
+        (
+            lambda: TargetNoise(p=0.1, kind="salt_and_pepper", kind_kwargs={"high": True}),
+            TypeError,
+            r"`kind_kwargs\['high'\]`.*got True \(bool\)",
+        ),
+        (
+            lambda: LabelNoise(),
+            ValueError,
+            r"LabelNoise needs an amount: `smoothing=` .*`flip=` .*`transition=`.*got none",
+        ),
+        (
+            lambda: LabelNoise(seed=0, name="x"),
+            ValueError,
+            r"LabelNoise needs an amount",
+        ),
+        (
+            lambda: InputNoise(std=lambda step: "abc"),
+            TypeError,
+            r"`std` \(its schedule at step 0\) must return a number, got 'abc' \(str\)",
+        ),
+        (
+            lambda: WeightNoise(std=lambda step: None),
+            TypeError,
+            r"`std` \(its schedule at step 0\) must return a number, got None \(NoneType\)",
+        ),
+        (
+            lambda: GradientNoise(std=lambda step: [0.1]),
+            TypeError,
+            r"`std` \(its schedule at step 0\) must return a number, got \[0.1\] \(list\)",
+        ),
+    ],
+    ids=[
+        "kind_kwargs-string",
+        "kind_kwargs-nan",
+        "kind_kwargs-bool",
+        "label-no-amount",
+        "label-no-amount-other-args",
+        "callable-string",
+        "callable-none",
+        "callable-list",
+    ],
+)
+def test_issue_20_item_6_arguments_are_refused_in_init_naming_the_argument(make, error, message):
+    """Issue 20 item 6: `kind_kwargs` values were not checked (the first forward failed inside torch.where),
+    `LabelNoise()` trained as a silent no-op, and a callable returning 'abc' failed with "could not convert string
+    to float" without naming the argument."""
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_explicit_zero_label_noise_and_a_single_stage_name_are_accepted():
+    """What stays accepted: an explicit zero amount (a baseline in a sweep), and one stage name for `stages`,
+    like one name for `modules` (a string stands for a list of one wherever a list of names is expected)."""
+    assert LabelNoise(smoothing=0.0).amounts == {"smoothing": 0.0, "flip": 0.0}
+    assert LabelNoise(transition=[[0.9, 0.1], [0.2, 0.8]]).amounts == {"smoothing": 0.0}
+    assert InputNoise(std=0.1, stages="test").stages == ("test",)
+    assert ActivationNoise(std=0.1, modules="Linear", stages=["train", "test"]).stages == ("train", "test")
+    with pytest.raises(ValueError, match=r"`stages` must be a non-empty subset of .*got \['fit'\]"):
+        InputNoise(std=0.1, stages="fit")

@@ -109,3 +109,73 @@ def test_relative_input_noise_counts_each_batch_once_under_checkpointing(mode):
     trainer(callbacks=[callback], max_epochs=2).fit(Blocks(mode), loader(regression_data(n=64, features=8)))
     (stats,) = callback._stats.values()
     assert stats.count == 2 * 64
+
+
+class Layouts(pl.LightningModule):
+    """One ``shared`` block called in several places, some of them inside checkpointed segments.
+
+    ``outside-inside``: once outside, then once inside a segment (issue 20: the recomputation took call 0's noise);
+    ``two-segments``: once in each of two segments (backward recomputes the second segment first);
+    ``inside-outside-inside``: in a segment, outside, then twice in a second segment.
+    """
+
+    def __init__(self, layout: str, mode: str | None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(8, 32)
+        self.shared = nn.Sequential(nn.Linear(32, 32), nn.Tanh())
+        self.head = nn.Linear(32, 1)
+        self.layout, self.mode = layout, mode
+        self.records: list[torch.Tensor] = []
+
+    def _segment(self, function, h: torch.Tensor) -> torch.Tensor:
+        if self.mode is None:
+            return function(h)
+        return checkpoint(function, h, use_reentrant=self.mode == "reentrant")
+
+    def _twice(self, h: torch.Tensor) -> torch.Tensor:
+        return self.shared(self.shared(h) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if self.layout == "outside-inside":
+            h = self._segment(self.shared, self.shared(h))
+        elif self.layout == "two-segments":
+            h = self._segment(self.shared, self._segment(self.shared, h) * 0.5)
+        else:
+            h = self._segment(self._twice, self.shared(self._segment(self.shared, h)))
+        return self.head(h)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.mse_loss(self(x.requires_grad_(self.mode == "reentrant")), y)
+
+    def on_after_backward(self) -> None:
+        self.records.append(torch.cat([p.grad.flatten() for p in self.parameters()]).clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+LAYOUT_CALLBACKS = {
+    "dropout": lambda: ActivationNoise(p=0.3, kind="dropout", modules=["shared"], seed=3),
+    "input-side": lambda: ActivationNoise(std=0.3, modules=["shared"], where="input", seed=3),
+    "input-noise": lambda: InputNoise(std=0.3, module="shared", seed=3),
+    "input-relative": lambda: InputNoise(std=0.3, module="shared", relative=True, seed=3),
+    "multiplicative": lambda: ActivationNoise(std=0.3, kind="multiplicative", modules=["shared"], seed=3),
+}
+
+
+@pytest.mark.parametrize("mode", ["reentrant", "non-reentrant"])
+@pytest.mark.parametrize("layout", ["outside-inside", "two-segments", "inside-outside-inside"])
+@pytest.mark.parametrize("name", sorted(LAYOUT_CALLBACKS))
+def test_a_module_called_outside_and_inside_segments_recomputes_its_own_noise(name, layout, mode):
+    """Issue 20: the recomputed call of a module also called outside its segment (or in another segment) must draw
+    the noise of its own original call, so the gradients equal those without checkpointing."""
+    data = loader(regression_data(n=32, features=8))
+    records = {}
+    for m in (None, mode):
+        model = Layouts(layout, m)
+        trainer(callbacks=[LAYOUT_CALLBACKS[name]()], max_epochs=1).fit(model, data)
+        records[m] = torch.stack(model.records)
+    assert (records[None] - records[mode]).abs().max().item() <= 1e-6

@@ -199,3 +199,16 @@ def test_manual_optimization_through_the_lightning_wrapper():
     _, snapshots = run(GradientNoise(std=0.1, seed=9), model=KnownGradient(manual=True), batches=2)
     for change in snapshots.changes():
         assert (-change - 0.5).std().item() == pytest.approx(0.1, rel=0.03)
+
+
+@pytest.mark.parametrize("sampler", ["exact", "table"])
+def test_noise_that_makes_the_gradients_non_finite_stops_training_naming_the_callback(sampler):
+    """Issue 20 item 6: GradientNoise(std=1e30) left non-finite weights after 2 steps without a word. The noisy
+    gradients are checked at noisy steps 1, 2, 4, ..., 64, then every 100th; the check at step 1 (the second
+    optimizer step, whose gradients come from the overflowed weights) stops the fit naming the callback and std."""
+    from tests.helpers import RecordingMLP
+
+    with pytest.raises(FloatingPointError, match=r"GradientNoise\(std=1e\+30\): the noisy gradients hold NaN or inf"):
+        trainer(callbacks=[GradientNoise(std=1e30, sampler=sampler, seed=0)], max_epochs=3).fit(
+            RecordingMLP(), loader(regression_data())
+        )

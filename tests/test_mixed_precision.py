@@ -72,3 +72,33 @@ def test_target_noise_on_bf16_targets_keeps_its_std():
     noisy = callback._noisy_target(nn.MSELoss(), y, y, 1, 0)
     assert noisy.dtype == torch.bfloat16
     assert abs(noisy.float().std().item() / 0.2 - 1) < 5 / math.sqrt(2 * noisy.numel())
+
+
+class LargeActivations(ConstantLayer):
+    """ConstantLayer with outputs ``level`` (exact in bf16)."""
+
+    def __init__(self, level: float) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.layer.bias.fill_(level)
+
+
+@pytest.mark.parametrize(("level", "std", "warns"), [(30.0, 0.01, True), (1.0, 0.1, False), (30.0, 0.5, False)])
+def test_bf16_noise_below_the_dtype_spacing_warns_once(level, std, warns):
+    """Issue 20 item 6: under bf16, std=0.01 on activations near 30 (spacing 0.125) was rounded away (86% of the
+    elements unchanged) without a word. The first 16-bit draw at each site checks it; one warning per callback.
+    std=0.1 at 1.0 (spacing 2**-7) and std=0.5 at 30 change nearly every element and do not warn."""
+    import warnings
+
+    model = LargeActivations(level)
+    callback = ActivationNoise(std=std, modules=["layer", "head"], seed=0)
+    data = TensorDataset(torch.randn(512, 64), torch.zeros(512, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(callbacks=[callback], precision="bf16-mixed").fit(model, loader(data, batch_size=256))
+    messages = [str(w.message) for w in caught if "rounded away" in str(w.message)]
+    assert len(messages) == (1 if warns else 0), messages
+    if warns:
+        assert "std=0.01" in messages[0] and "bfloat16" in messages[0] and "median |x| = 30" in messages[0]
+    changed = (torch.cat(model.received).float() != level).float().mean().item()
+    assert (changed < 0.5) == warns  # the warning says what happened

@@ -286,3 +286,29 @@ def test_optimizer_updates_the_clean_weights_with_the_gradient_at_the_noisy_ones
 def test_manual_optimization_warns_that_only_the_first_backward_is_noisy():
     with pytest.warns(UserWarning, match=r"restores them after the first `manual_backward`"):
         trainer(callbacks=[WeightNoise(std=0.1, seed=2)], max_epochs=1).fit(Net(lr=0.0, manual=True), data(2))
+
+
+@pytest.mark.parametrize("sampler", ["exact", "table"])
+def test_noise_that_makes_the_weights_non_finite_stops_training_naming_the_callback(sampler):
+    """Issue 20 item 6: WeightNoise(std=1e30) left non-finite weights after 2 steps without a word. The noisy weights
+    are checked at noisy steps 1, 2, 4, ..., 64, then every 100th; here the check at batch 2 stops the fit, the
+    message names the callback and its std, and the clean weights are restored (NaN from the diverged update)."""
+    from tests.helpers import RecordingMLP
+
+    callback = WeightNoise(std=1e30, sampler=sampler, seed=0)
+    with pytest.raises(FloatingPointError, match=r"WeightNoise\(std=1e\+30\): the noisy weights hold NaN or infinite "):
+        trainer(callbacks=[callback], max_epochs=3).fit(RecordingMLP(), loader(regression_data()))
+    assert not callback.perturbed
+    assert callback._noisy_steps == 2
+
+
+def test_the_finite_check_reads_the_weights_only_at_sparse_steps(monkeypatch):
+    """The check costs one read and one sync at noisy steps 1, 2, 4, ..., 64 and every 100th, nothing in between."""
+    from tests.helpers import RecordingMLP
+
+    reads = []
+    aminmax = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: reads.append(1) or aminmax(*a, **k))
+    callback = WeightNoise(std=0.01, seed=0)  # RecordingMLP: two weight matrices selected
+    trainer(callbacks=[callback], max_steps=200).fit(RecordingMLP(), loader(regression_data(n=16 * 200)))
+    assert callback._noisy_steps == 200 and len(reads) == 2 * (7 + 2)  # at 1, 2, 4, ..., 64 and 100, 200

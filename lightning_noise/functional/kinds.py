@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_noise._checks import describe
+from lightning_noise._checks import describe, is_bool, is_number
 
 Amount = float | Tensor
 
@@ -191,9 +191,14 @@ def check_kind_kwargs(owner: str, noise_kind: NoiseKind, kind_kwargs: Mapping[st
     Returns:
         The arguments as a new dict (empty for ``None``).
 
+    Each value is also checked against the parameter's default, when it has one that is a bool, a number or a
+    string: a bool must be a bool, a number a finite real number (``{"high": "1"}`` is refused here, not at the
+    first forward inside ``torch.where``), a string a string.
+
     Raises:
-        TypeError: ``kind_kwargs`` is not a mapping.
-        ValueError: an argument the function does not take; the message shows its signature.
+        TypeError: ``kind_kwargs`` is not a mapping, or a value is not of its default's type.
+        ValueError: an argument the function does not take (the message shows its signature), or a number that
+            is NaN or infinite.
 
     Example::
 
@@ -213,4 +218,23 @@ def check_kind_kwargs(owner: str, noise_kind: NoiseKind, kind_kwargs: Mapping[st
             f"{owner}: `kind_kwargs` {kwargs} do not fit {noise_kind.name!r} noise ({error}); its function takes "
             f"({', '.join(signature.parameters)})."
         ) from None
+    for name, value in kwargs.items():
+        parameter = signature.parameters.get(name)
+        if parameter is not None:
+            _check_like_default(owner, noise_kind.name, name, value, parameter.default)
     return kwargs
+
+
+def _check_like_default(owner: str, kind: str, name: str, value: Any, default: Any) -> None:
+    """``value`` must have the type of ``default`` (a bool, a real number or a string; other defaults: no check)."""
+    argument = f"{owner}: `kind_kwargs[{name!r}]` of {kind!r} noise"
+    if is_bool(default):
+        if not is_bool(value):
+            raise TypeError(f"{argument} must be a bool like its default {default!r}, got {describe(value)}.")
+    elif is_number(default):
+        if not is_number(value):
+            raise TypeError(f"{argument} must be a number like its default {default!r}, got {describe(value)}.")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{argument} must be a finite number, got {value!r}.")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string like its default {default!r}, got {describe(value)}.")

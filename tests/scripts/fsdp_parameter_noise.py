@@ -78,6 +78,8 @@ def callbacks() -> list[pl.Callback]:
         # stacked on the first layer, from the table: both samplers, and two instances on one parameter
         WeightNoise(std=0.2, kind="multiplicative", modules=["net.0"], sampler="table", seed=SEED, name="table"),
         GradientNoise(std=0.05, seed=SEED),
+        # a table of 64 entries: the draw is longer than a window (16), so it is chunks written into a buffer
+        GradientNoise(std=0.05, sampler="table", table_size=64, seed=SEED, name="gradient_table"),
     ]
 
 
