@@ -125,7 +125,8 @@ class NoiseCallback(Callback):
         return generator
 
     def key_seed(self, *key: int) -> int:
-        """The seed :meth:`reseed` gives for ``key``: a hash of (base seed, callback identity, rank if per-rank, *key)."""
+        """The seed :meth:`reseed` gives for ``key``: a hash of (base seed, callback identity, rank if per-rank,
+        *key)."""
         rank = self._rank if self.per_rank else 0
         return mix_seed(self._base_seed or 0, self._identity, rank, *key)
 

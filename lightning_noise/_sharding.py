@@ -34,7 +34,7 @@ def local_part(view: Tensor, param: Tensor) -> Tensor:
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
     shape, offset = compute_local_shape_and_global_offset(param.shape, param.device_mesh, param.placements)
-    return view[tuple(slice(start, start + size) for start, size in zip(offset, shape))]
+    return view[tuple(slice(start, start + size) for start, size in zip(offset, shape, strict=True))]
 
 
 def check_parameter_strategy(trainer: pl.Trainer, owner: str) -> None:

@@ -248,7 +248,7 @@ class GradientNoise(ParameterNoise):
         (a DTensor gradient takes the part of the draw that lies on this rank's shard). Sparse gradients
         (``nn.Embedding(sparse=True)``) take noise on their values, the rows present, from their own keyed draw.
         """
-        for group, terms in zip(plan.groups, self._noise_terms(slot, plan.groups, std, "normal")):
+        for group, terms in zip(plan.groups, self._noise_terms(slot, plan.groups, std, "normal"), strict=True):
             params = [plan.params[i] for i in group.indices]
             grads, keep = [], []
             for k, p in enumerate(params):
@@ -278,7 +278,7 @@ class GradientNoise(ParameterNoise):
         Parameters of embeddings with ``sparse=True`` get no flat buffer (their gradients are sparse)."""
         chosen = self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
         chosen = [i for i in chosen if i < len(optimizer.param_groups)]
-        signature = tuple(len(optimizer.param_groups[i]["params"]) for i in chosen) + (len(optimizer.param_groups),)
+        signature = (*(len(optimizer.param_groups[i]["params"]) for i in chosen), len(optimizer.param_groups))
         plan = self._plans.get(id(optimizer))
         if plan is None or plan.signature != signature:
             sparse = _sparse_parameters(pl_module)

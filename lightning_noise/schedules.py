@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
+from itertools import pairwise
 
 from lightning_noise._checks import check_int, check_number, describe, is_int, is_number
 
@@ -188,7 +188,7 @@ class Step(Schedule):
             ):
                 raise TypeError(f"Step: `milestones` must be {expected}, got {describe(milestones)}.")
             milestones = [int(m) for m in milestones]
-            if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
+            if any(b <= a for a, b in pairwise(milestones)) or any(m < 0 for m in milestones):
                 raise ValueError(f"Step: `milestones` must be {expected}, got {milestones!r}.")
         self.step_size = step_size
         self.milestones = milestones
@@ -302,7 +302,7 @@ class Scaled(Schedule):
         return f"{self.factor:g} x {self.shape!r}"
 
 
-ScheduleLike = Union[float, int, Schedule, Callable[[int], float]]
+ScheduleLike = float | int | Schedule | Callable[[int], float]
 
 
 def as_schedule(value: ScheduleLike, argument: str = "amount") -> Schedule | Callable[[int], float]:

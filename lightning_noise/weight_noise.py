@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
@@ -344,7 +344,7 @@ class WeightNoise(ParameterNoise):
         buffers = self._buffers[self._parity]
         noise = self._noise_terms(0, buffers, std, self._dist)
         with torch.no_grad():
-            for number, (group, params, terms) in enumerate(zip(buffers, self._group_params, noise)):
+            for number, (group, params, terms) in enumerate(zip(buffers, self._group_params, noise, strict=True)):
                 if self._swap:
                     self._perturb_swap(params, group.views, terms)
                 else:
@@ -355,7 +355,7 @@ class WeightNoise(ParameterNoise):
         tensors are kept aside untouched, so restoring swaps them back without a copy. A parameter counts as
         perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
         multiplicative = self.kind == "multiplicative"
-        for k, (param, noisy) in enumerate(zip(params, out)):
+        for k, (param, noisy) in enumerate(zip(params, out, strict=True)):
             current = param.data  # clean, or already noisy from another WeightNoise on the same parameter
             for term, (views, alpha) in enumerate(terms):
                 source = current if term == 0 else noisy
@@ -376,7 +376,7 @@ class WeightNoise(ParameterNoise):
             _OWNER.setdefault(param, self)
         self._dirty.append(number)
         for views, alpha in terms:
-            parts = [local_part(view, p) for view, p in zip(views, params)]
+            parts = [local_part(view, p) for view, p in zip(views, params, strict=True)]
             if self.kind == "multiplicative":
                 torch._foreach_addcmul_(targets, clean.views, parts, value=alpha)
             else:
@@ -395,7 +395,7 @@ class WeightNoise(ParameterNoise):
                 for number in self._dirty:
                     pairs = [
                         (local_tensor(p), clean)
-                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views)
+                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views, strict=True)
                         if _OWNER.get(p) is self
                     ]
                     if pairs:

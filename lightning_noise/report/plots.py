@@ -75,13 +75,13 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     rows = math.ceil(len(corruptions) / cols)
     fig = new_figure("Plotting the comparison report", (5.0 * cols, 3.8 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, corruption in zip(axes, corruptions):
+    for ax, corruption in zip(axes, corruptions, strict=False):  # spare panels of the grid: hidden below
         for group, per in report.robustness.items():
             curve = per.get(corruption)
             if curve is None:
                 continue
-            below = [0.0 if math.isnan(lo) else m - lo for m, lo in zip(curve["mean"], curve["ci_low"])]
-            above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(curve["mean"], curve["ci_high"])]
+            below = [0.0 if math.isnan(lo) else m - lo for m, lo in zip(curve["mean"], curve["ci_low"], strict=True)]
+            above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(curve["mean"], curve["ci_high"], strict=True)]
             style = dict(color="black", linestyle="--") if group == report.baseline else {}
             ax.errorbar(
                 curve["severity"], curve["mean"], yerr=[below, above], marker="o", capsize=3, label=group, **style

@@ -73,19 +73,23 @@ def _pass(
         if corruption is not None and corruption.unit_range and index == 0 and severity == 1:
             _warn_outside_unit_range(corruption, inputs)
         if corruption is not None:
-            batch_seed = mix_seed(seed, key, index)
-            generators: dict[torch.device, torch.Generator] = {}
-
-            def _corrupt(x: Tensor, _: int) -> Tensor:
-                if x.device not in generators:
-                    generators[x.device] = torch.Generator(device=x.device).manual_seed(batch_seed)
-                return corruption(x, severity, generators[x.device])
-
-            inputs = map_floating(inputs, _corrupt)
+            inputs = map_floating(inputs, _corrupter(corruption, severity, mix_seed(seed, key, index)))
         measure.update(model(inputs), targets)
     value = float(measure.compute())
     measure.reset()
     return value
+
+
+def _corrupter(corruption: Corruption, severity: int, batch_seed: int) -> Callable[[Tensor, int], Tensor]:
+    """One batch's corruption for :func:`map_floating`: a generator per device, each seeded with ``batch_seed``."""
+    generators: dict[torch.device, torch.Generator] = {}
+
+    def _corrupt(x: Tensor, _: int) -> Tensor:
+        if x.device not in generators:
+            generators[x.device] = torch.Generator(device=x.device).manual_seed(batch_seed)
+        return corruption(x, severity, generators[x.device])
+
+    return _corrupt
 
 
 def _warn_outside_unit_range(corruption: Corruption, inputs: Any) -> None:

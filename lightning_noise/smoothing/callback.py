@@ -238,7 +238,7 @@ class RandomizedSmoothing(EvaluationCallback):
             f"({result.points_per_second:.2f} points/s)."
         )
         if self.log:
-            rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
+            rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies, strict=True)]
             log_results(
                 trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows), self.files.get("png")
             )
