@@ -175,6 +175,7 @@ class NoiseCallback(Callback):
             unit=self.unit,
         )
 
+    # the ignore below: Lightning types this key as the class (pre-1.5 checkpoints); its loader takes any key
     @property
     def _legacy_state_key(self) -> str:  # type: ignore[override]
         """The key of checkpoints written before amounts, stages and unit joined the key (read when the current
@@ -221,7 +222,7 @@ class NoiseCallback(Callback):
         the noise of one, not independent noise). Lightning itself refuses equal state keys among the callbacks
         given to ``Trainer(callbacks=...)``; this also covers ``configure_callbacks`` and callbacks appended later.
         """
-        callbacks = list(trainer.callbacks)
+        callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]  # set by Lightning's callback connector
         clashes = [
             (index, other)
             for index, other in enumerate(callbacks)
@@ -288,7 +289,8 @@ class NoiseCallback(Callback):
         much as a whole training step of a small MLP on CPU.
         """
         step = trainer.global_step
-        if not trainer.loggers or step == self._last_logged_step or step % max(trainer.log_every_n_steps, 1):
+        every = max(trainer.log_every_n_steps, 1)  # type: ignore[attr-defined]  # set by Lightning's logger connector
+        if not trainer.loggers or step == self._last_logged_step or step % every:
             return
         self._last_logged_step = step
         metrics = {f"noise/{self.name}_{argument}": value for argument, value in self.amounts.items()}
@@ -314,7 +316,15 @@ class NoiseCallback(Callback):
     ) -> None:
         self._begin(trainer, "validate", trainer.current_epoch, dataloader_idx, batch_idx)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None
 
     def on_test_batch_start(
@@ -322,7 +332,15 @@ class NoiseCallback(Callback):
     ) -> None:
         self._begin(trainer, "test", dataloader_idx, batch_idx)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None
 
     def on_predict_batch_start(
@@ -330,5 +348,13 @@ class NoiseCallback(Callback):
     ) -> None:
         self._begin(trainer, "predict", dataloader_idx, batch_idx)
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None

@@ -97,9 +97,9 @@ def add_table_noise(
         return x
     first, second, sign = table.pair(x.numel(), key, x.device, x.dtype)
     first, second = first.view(x.shape), second.view(x.shape)
-    if multiplicative or isinstance(std, Tensor):
+    if multiplicative:
         noise = torch.add(first, second, alpha=sign)
-        if multiplicative:
-            return x * (noise.mul_(std) if isinstance(std, Tensor) else noise.mul_(float(std))).add_(1.0)
-        return torch.addcmul(x, noise, std.to(x.dtype))
+        return x * (noise.mul_(std) if isinstance(std, Tensor) else noise.mul_(float(std))).add_(1.0)
+    if isinstance(std, Tensor):
+        return torch.addcmul(x, torch.add(first, second, alpha=sign), std.to(x.dtype))
     return torch.add(x, first, alpha=float(std)).add_(second, alpha=float(std) * sign)

@@ -6,14 +6,17 @@ reads its part of the draw (:func:`local_part`), so the noise does not depend on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import lightning.pytorch as pl
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
 
-def is_dtensor(tensor: Any) -> bool:
+
+def is_dtensor(tensor: Any) -> TypeGuard[DTensor]:
     """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (parameters sharded by ``fully_shard``)."""
     return type(tensor).__name__ == "DTensor" and hasattr(tensor, "placements")
 

@@ -21,7 +21,7 @@ from lightning_noise.schedules import Annealed, ScheduleLike
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
     from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 except ImportError:  # pragma: no cover
-    _optimizer_handles_unscaling = None
+    _optimizer_handles_unscaling = None  # type: ignore[assignment]  # the check is skipped where it is None
 
 
 @dataclass
@@ -152,6 +152,7 @@ class GradientNoise(ParameterNoise):
                 raise ValueError(
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
+        assert std is not None  # exactly one of std and eta, checked above
         super().__init__(
             std=std,
             sampler=sampler,
@@ -265,6 +266,7 @@ class GradientNoise(ParameterNoise):
                 self._add_sparse_noise_(p, std, mix_seed(self._batch_seed, len(plan.groups) + number))
 
     def _add_sparse_noise_(self, param: torch.nn.Parameter, std: float, key: int) -> None:
+        assert param.grad is not None  # called for parameters with a sparse gradient only
         grad = param.grad.coalesce()
         values = grad._values()
         generator = self.generator(values.device)
@@ -276,7 +278,9 @@ class GradientNoise(ParameterNoise):
         """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change.
 
         Parameters of embeddings with ``sparse=True`` get no flat buffer (their gradients are sparse)."""
-        chosen = self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
+        chosen: Sequence[int] = (
+            self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
+        )
         chosen = [i for i in chosen if i < len(optimizer.param_groups)]
         signature = (*(len(optimizer.param_groups[i]["params"]) for i in chosen), len(optimizer.param_groups))
         plan = self._plans.get(id(optimizer))

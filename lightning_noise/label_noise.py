@@ -299,7 +299,7 @@ class LabelNoise(LossTargetCallback):
     def _transition_on(self, target: Tensor) -> Tensor:
         """The transition matrix on ``target``'s device, copied there once rather than at every call."""
         cached = self._transition_cache.get(target.device)
-        if cached is None:
+        if cached is None:  # the ignore: called only when self.transition is set
             cached = self._transition_cache[target.device] = self.transition.to(target.device)  # type: ignore[union-attr]
         return cached
 

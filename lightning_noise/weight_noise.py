@@ -209,7 +209,7 @@ class WeightNoise(ParameterNoise):
                 "(a second optimizer, say) run on the clean weights."
             )
         if self.modules is None:
-            roots = [("", pl_module)]
+            roots: list[tuple[str, nn.Module]] = [("", pl_module)]
         else:
             roots = select_modules(pl_module, self.modules, "modules")
         chosen: dict[int, tuple[str, nn.Parameter]] = {}
@@ -350,7 +350,9 @@ class WeightNoise(ParameterNoise):
                 else:
                     self._perturb_in_place(number, params, terms)
 
-    def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
+    def _perturb_swap(
+        self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]
+    ) -> None:
         """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean
         tensors are kept aside untouched, so restoring swaps them back without a copy. A parameter counts as
         perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
@@ -367,7 +369,9 @@ class WeightNoise(ParameterNoise):
             param.data = noisy
             self._swapped.append(param)
 
-    def _perturb_in_place(self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]):
+    def _perturb_in_place(
+        self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]
+    ) -> None:
         """Sharded parameters: save the local shards, mark the group perturbed, add each shard's part of the draw."""
         targets = [local_tensor(p) for p in params]
         clean = self._clean_groups[number]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.result import ComparisonResult, GroupSummary
@@ -34,9 +35,9 @@ def plot_metric_vs_noise(report: ComparisonResult, path: str | Path) -> Path:
         if not math.isnan(baseline.ci_low):
             ax.axhspan(baseline.ci_low, baseline.ci_high, color="black", alpha=0.1)
     if families:
-        amounts = [s.x for items in families.values() for s in items]
+        amounts = [s.x for items in families.values() for s in items if s.x is not None]  # all, see above
         for family, items in families.items():
-            items = sorted(items, key=lambda s: s.x)
+            items = sorted(items, key=lambda s: cast(float, s.x))  # families hold the summaries with an x
             ax.errorbar(
                 [s.x for s in items],
                 [s.mean for s in items],

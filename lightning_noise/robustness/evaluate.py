@@ -179,11 +179,10 @@ def evaluate_robustness(
     measure = as_metric(metric)
     if isinstance(measure, nn.Module):
         measure.to(device)
-    is_module = isinstance(model, nn.Module)
-    was_training = model.training if is_module else False
-    run = dict(split=split, device=device, seed=seed, max_batches=max_batches)
+    was_training = model.training if isinstance(model, nn.Module) else False
+    run: dict[str, Any] = dict(split=split, device=device, seed=seed, max_batches=max_batches)
     try:
-        if is_module:
+        if isinstance(model, nn.Module):
             model.eval()
         with torch.no_grad():
             clean = _pass(model, dataloader, None, 0, measure, **run)
@@ -196,7 +195,7 @@ def evaluate_robustness(
                     corruption.name, corruption.amount, list(corruption.severities), [None, *corruption.levels], values
                 )
     finally:
-        if is_module:
+        if isinstance(model, nn.Module):
             model.train(was_training)
     dataset = getattr(dataloader, "dataset", None)
     return RobustnessResult(

@@ -94,6 +94,8 @@ class RandomizedSmoothing(EvaluationCallback):
 
     run = "certify"
 
+    batch_to_inputs_targets: BatchSplitter  # never None: __init__ fills in the default split
+
     def __init__(
         self,
         sigma: float,
@@ -131,7 +133,7 @@ class RandomizedSmoothing(EvaluationCallback):
             print_table=print_table,
             log=log,
         )
-        self.batch_to_inputs_targets = self.batch_to_inputs_targets or _default_split
+        self.batch_to_inputs_targets = batch_to_inputs_targets or _default_split  # checked by the base
         self.result: CertificationResult | None = None
 
     # ------------------------------------------------------------------------------------------ the work
