@@ -43,6 +43,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,7 @@ class StepTimer(pl.Callback):
         self.memory = held_memory(noise, pl_module)  # before teardown releases the buffers
 
     def intervals(self) -> list[float]:
-        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+        return [b - a for a, b in pairwise(self.starts)]
 
 
 def step_times(
@@ -243,7 +244,7 @@ def held_memory(noise: pl.Callback | None, model: nn.Module) -> dict[str, int]:
         return {}
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen_storages: set[int] = set(params)
-    parts = {name: 0 for name in ("noise", "clean", "table")}
+    parts = dict.fromkeys(("noise", "clean", "table"), 0)
     for attribute, part in MEMORY_PARTS.items():
         for tensor in _tensors(getattr(noise, attribute, None), set()):
             storage = tensor.untyped_storage()
@@ -292,7 +293,8 @@ def measure(
                         compiled=mode == "compiled", accelerator=accelerator,
                     )  # fmt: skip
                     if alternate:
-                        pairs = list(zip(times[0::2], times[1::2]))
+                        # strict=False: with an odd count, the last on-step has no off-step to pair with
+                        pairs = list(zip(times[0::2], times[1::2], strict=False))
                         ratios[case].append(statistics.median(a / b for a, b in pairs))
                         medians[case] = statistics.median(times[0::2])
                     else:
@@ -368,24 +370,24 @@ def summary(rows: list[dict]) -> list[list[str]]:
     table = []
     for (model, mode, name), by_label in lines.items():
         any_row = next(iter(by_label.values()))
-
-        def ratio(label: str) -> str:
-            return f"{by_label[label]['ratio']:.2f}x" if label in by_label else "-"
-
-        def per_param(label: str) -> str:
-            memory = by_label[label]["memory"] if label in by_label else {}
-            if not memory.get("selected"):
-                return "-"
-            buffers = (memory["noise"] + memory["clean"]) / memory["selected"]
-            table_mb = memory["table"] / 2**20
-            return f"{buffers:.1f}x" + (f" + {table_mb:.0f} MB table" if table_mb else "")
-
+        ratios = [_ratio(by_label, label) for label in ("exact", "exact, no prefetch", "table")]
         memory = " / ".join(_mb(by_label[label]) + " MB" if label in by_label else "-" for label in ("exact", "table"))
-        table.append(
-            [model, mode, name, f"{any_row['baseline_ms']:.2f}", ratio("exact"), ratio("exact, no prefetch"),
-             ratio("table"), memory, " / ".join(per_param(label) for label in ("exact", "table"))]
-        )  # fmt: skip
+        per_param = " / ".join(_per_param(by_label, label) for label in ("exact", "table"))
+        table.append([model, mode, name, f"{any_row['baseline_ms']:.2f}", *ratios, memory, per_param])
     return table
+
+
+def _ratio(by_label: dict[str, dict], label: str) -> str:
+    return f"{by_label[label]['ratio']:.2f}x" if label in by_label else "-"
+
+
+def _per_param(by_label: dict[str, dict], label: str) -> str:
+    memory = by_label[label]["memory"] if label in by_label else {}
+    if not memory.get("selected"):
+        return "-"
+    buffers = (memory["noise"] + memory["clean"]) / memory["selected"]
+    table_mb = memory["table"] / 2**20
+    return f"{buffers:.1f}x" + (f" + {table_mb:.0f} MB table" if table_mb else "")
 
 
 def markdown(rows: list[dict]) -> str:
@@ -481,7 +483,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         accelerator=args.accelerator,
     )
     title = (
-        f"Step time with / without each callback ({args.method}, {device_name(args.accelerator)}, {args.threads} thread(s), {args.clock} clock, "
+        f"Step time with / without each callback ({args.method}, {device_name(args.accelerator)}, "
+        f"{args.threads} thread(s), {args.clock} clock, "
         f"median of {args.repeats} fits of {args.steps} steps, torch {torch.__version__}, lightning {pl.__version__}; "
         f"{time.perf_counter() - start:.0f} s)"
     )

@@ -132,7 +132,8 @@ class NoiseCallback(ArgumentsRepr, Callback):
         return generator
 
     def key_seed(self, *key: int) -> int:
-        """The seed :meth:`reseed` gives for ``key``: a hash of (base seed, callback identity, rank if per-rank, *key)."""
+        """The seed :meth:`reseed` gives for ``key``: a hash of (base seed, callback identity, rank if per-rank,
+        *key)."""
         rank = self._rank if self.per_rank else 0
         return mix_seed(self._base_seed or 0, self._identity, rank, *key)
 
@@ -181,6 +182,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
             unit=self.unit,
         )
 
+    # the ignore below: Lightning types this key as the class (pre-1.5 checkpoints); its loader takes any key
     @property
     def _legacy_state_key(self) -> str:  # type: ignore[override]
         """The key of checkpoints written before amounts, stages and unit joined the key (read when the current
@@ -227,7 +229,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
         the noise of one, not independent noise). Lightning itself refuses equal state keys among the callbacks
         given to ``Trainer(callbacks=...)``; this also covers ``configure_callbacks`` and callbacks appended later.
         """
-        callbacks = list(trainer.callbacks)
+        callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]  # set by Lightning's callback connector
         clashes = [
             (index, other)
             for index, other in enumerate(callbacks)
@@ -294,7 +296,8 @@ class NoiseCallback(ArgumentsRepr, Callback):
         much as a whole training step of a small MLP on CPU.
         """
         step = trainer.global_step
-        if not trainer.loggers or step == self._last_logged_step or step % max(trainer.log_every_n_steps, 1):
+        every = max(trainer.log_every_n_steps, 1)  # type: ignore[attr-defined]  # set by Lightning's logger connector
+        if not trainer.loggers or step == self._last_logged_step or step % every:
             return
         self._last_logged_step = step
         metrics = {f"noise/{self.name}_{argument}": value for argument, value in self.amounts.items()}
@@ -320,7 +323,15 @@ class NoiseCallback(ArgumentsRepr, Callback):
     ) -> None:
         self._begin(trainer, "validate", trainer.current_epoch, dataloader_idx, batch_idx)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None
 
     def on_test_batch_start(
@@ -328,7 +339,15 @@ class NoiseCallback(ArgumentsRepr, Callback):
     ) -> None:
         self._begin(trainer, "test", dataloader_idx, batch_idx)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None
 
     def on_predict_batch_start(
@@ -336,5 +355,13 @@ class NoiseCallback(ArgumentsRepr, Callback):
     ) -> None:
         self._begin(trainer, "predict", dataloader_idx, batch_idx)
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._active_stage = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 import weakref
 from typing import Any
 
@@ -37,7 +38,7 @@ def _free_variable(function: Any, name: str) -> Any:
 
 def _reentrant_forward_context() -> Any:
     """The ``ctx`` of the reentrant ``CheckpointFunction.forward`` running on this thread's stack, or None."""
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     target = CheckpointFunction.forward.__code__
     for _ in range(256):
         if frame is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 
 def describe(value: Any) -> str:
@@ -61,6 +61,14 @@ def check_bool(value: Any, argument: str, owner: str | None = None) -> bool:
     return bool(value)
 
 
+@overload
+def check_int(
+    value: Any, argument: str, *, minimum: int | None = None, owner: str | None = None, none: Literal[False] = False
+) -> int: ...
+@overload
+def check_int(
+    value: Any, argument: str, *, minimum: int | None = None, owner: str | None = None, none: bool
+) -> int | None: ...
 def check_int(
     value: Any, argument: str, *, minimum: int | None = None, owner: str | None = None, none: bool = False
 ) -> int | None:
@@ -193,6 +201,12 @@ def check_choice(value: Any, argument: str, choices: Sequence[str], owner: str |
     return value
 
 
+@overload
+def check_name(
+    value: Any, argument: str, *, none: Literal[False] = False, owner: str | None = None, what: str = ""
+) -> str: ...
+@overload
+def check_name(value: Any, argument: str, *, none: bool, owner: str | None = None, what: str = "") -> str | None: ...
 def check_name(
     value: Any, argument: str, *, none: bool = False, owner: str | None = None, what: str = ""
 ) -> str | None:
@@ -211,6 +225,12 @@ def check_name(
     return value
 
 
+@overload
+def check_callable(
+    value: Any, argument: str, *, none: Literal[False] = False, owner: str | None = None
+) -> Callable: ...
+@overload
+def check_callable(value: Any, argument: str, *, none: bool, owner: str | None = None) -> Callable | None: ...
 def check_callable(value: Any, argument: str, *, none: bool = False, owner: str | None = None) -> Callable | None:
     """``value`` if it is callable (or ``None`` when ``none``).
 

@@ -27,7 +27,8 @@ def plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns and rows as aligned plain text (the console table when rich is not installed)."""
     cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells)
+    # strict=False: a row may be shorter than the header (its trailing cells left blank)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in cells)
 
 
 def print_table(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -123,7 +124,7 @@ def _amount(amount: float | Tensor, x: Tensor) -> float | Tensor:
     return amount.to(device=x.device, dtype=torch.float32) if isinstance(amount, Tensor) else float(amount)
 
 
-def keyed_noise(name: str, x: Tensor, amount: float | Tensor, key: Tensor, **kwargs) -> Tensor:
+def keyed_noise(name: str, x: Tensor, amount: float | Tensor, key: Tensor, **kwargs: Any) -> Tensor:
     """The built-in noise kind ``name`` applied to ``x`` with draws from ``key``; computed in float32 and cast back.
 
     The same maths as :mod:`lightning_noise.functional` with other random numbers (salt-and-pepper and SNR share

@@ -54,7 +54,7 @@ def flat_groups(tensors: Sequence[Tensor], *, allocate: bool = True) -> list[Fla
         sizes = [tensors[i].numel() for i in indices]
         buffer = torch.empty(sum(sizes), device=device if allocate else "meta", dtype=dtype)
         chunks = torch.split(buffer, sizes)
-        views = [chunk.view(tensors[i].shape) for chunk, i in zip(chunks, indices)]
+        views = [chunk.view(tensors[i].shape) for chunk, i in zip(chunks, indices, strict=True)]
         groups.append(FlatGroup(device, dtype, indices, buffer, views, sizes))
     return groups
 

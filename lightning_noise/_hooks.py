@@ -31,6 +31,7 @@ add noise.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -116,6 +117,8 @@ class KeyedDraws:
     _batch_seed: int
     _active_stage: str | None
     _generators: dict[torch.device, torch.Generator]
+    stages: tuple[str, ...]
+    generator: Callable[[torch.device], torch.Generator]
 
     def __init__(self, **callback_arguments: Any) -> None:
         super().__init__(**callback_arguments)
@@ -134,14 +137,14 @@ class KeyedDraws:
 
     # ----------------------------------------------------------------------------------------- batch state
     def reseed(self, *key: int) -> None:
-        super().reseed(*key)  # type: ignore[misc]
+        super().reseed(*key)  # type: ignore[misc]  # NoiseCallback's, next in the MRO
         _counter_rng.set_key_(self._key, self._batch_seed)
         self._site_calls.clear()
         self._replays.clear()
         self._segments.clear()
 
     def update_amounts(self, step: int) -> dict[str, float]:
-        amounts = super().update_amounts(step)  # type: ignore[misc]
+        amounts = super().update_amounts(step)  # type: ignore[misc]  # NoiseCallback's, next in the MRO
         for argument, value in amounts.items():
             self._amount_tensors[argument].fill_(value)
             self._amount_on[argument] = value != self._zero_amount(argument)
@@ -174,7 +177,7 @@ class KeyedDraws:
 
     # ----------------------------------------------------------------------------------------- drawing
     def _seeded_generator(self, device: torch.device, seed: int) -> torch.Generator:
-        generator = self.generator(device)  # type: ignore[attr-defined]
+        generator = self.generator(device)
         generator.manual_seed(seed)
         return generator
 
@@ -216,13 +219,13 @@ class KeyedDraws:
         return True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)  # type: ignore[misc]
+        super().on_train_start(trainer, pl_module)  # type: ignore[misc]  # NoiseCallback's, next in the MRO
         for hook in self._hooks:
             hook.train_calls = hook.eval_calls = False
-        self._eval_check_pending = "train" in self.stages  # type: ignore[attr-defined]
+        self._eval_check_pending = "train" in self.stages
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)  # type: ignore[misc]
+        super().on_train_epoch_end(trainer, pl_module)  # type: ignore[misc]  # NoiseCallback's, next in the MRO
         if not getattr(self, "_eval_check_pending", False):
             return
         self._eval_check_pending = False

@@ -12,7 +12,7 @@ each site checks it, and a warning (once) says so when most elements came out un
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -57,6 +57,8 @@ class KindNoise(KeyedDraws, TableSampling):
         TypeError: an argument of the wrong type.
     """
 
+    add_amount_check: Callable[..., None]  # NoiseCallback's
+
     def __init__(
         self,
         *,
@@ -75,7 +77,7 @@ class KindNoise(KeyedDraws, TableSampling):
         self.kind: NoiseKind = noise_kind  # before the bases' __init__: the keyed draws read its "no noise" amount
         self.amount_name = argument
         super().__init__(amounts={argument: value}, **callback_arguments)
-        self.add_amount_check(argument, noise_kind.check_amount, noise_kind.zero)  # type: ignore[attr-defined]
+        self.add_amount_check(argument, noise_kind.check_amount, noise_kind.zero)
         self._init_sampler(sampler, table_size, noise_kind.name)
         self.kind_kwargs = check_kind_kwargs(owner, noise_kind, kind_kwargs)
         self._resolution_checked: set[int] = set()

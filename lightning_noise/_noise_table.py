@@ -140,7 +140,7 @@ class NoiseTable:
 
 
 def _cut(window: Tensor, group: FlatGroup) -> list[Tensor]:
-    return [chunk.view(view.shape) for chunk, view in zip(torch.split(window, group.sizes), group.views)]
+    return [chunk.view(view.shape) for chunk, view in zip(torch.split(window, group.sizes), group.views, strict=True)]
 
 
 def add_table_noise(

@@ -136,7 +136,7 @@ class Prefetcher:
         return {}  # a copy or a pickle starts with no draw in flight and no thread
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()
+        Prefetcher.__init__(self)
 
     def close(self) -> None:
         """Wait for every draw in flight, drop them, and join the side thread."""

@@ -20,6 +20,8 @@ class ArgumentsRepr:
     """Mixin: records the arguments a constructor was called with (in ``__new__``, before any ``__init__`` runs,
     so it holds for subclasses with their own ``__init__``) and prints them in signature order."""
 
+    _init_arguments: dict[str, Any]
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         instance = super().__new__(cls)
         try:
@@ -33,7 +35,7 @@ class ArgumentsRepr:
 
     def __repr__(self) -> str:
         parameters = inspect.signature(type(self).__init__).parameters
-        shown = []
+        shown: list[str] = []
         for name, value in getattr(self, "_init_arguments", {}).items():
             kind = parameters[name].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:

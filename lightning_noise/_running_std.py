@@ -25,7 +25,12 @@ class RunningStd:
         x = x.reshape(n, *x.shape[1:]) if x.ndim else x.reshape(1)
         batch_mean = x.mean(dim=0)
         batch_m2 = ((x - batch_mean) ** 2).sum(dim=0)
-        if self.mean is None or self.mean.shape != batch_mean.shape or self.mean.device != batch_mean.device:
+        if (
+            self.mean is None
+            or self.m2 is None
+            or self.mean.shape != batch_mean.shape
+            or self.mean.device != batch_mean.device
+        ):
             self.count, self.mean, self.m2 = n, batch_mean, batch_m2
             return
         total = self.count + n

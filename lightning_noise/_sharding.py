@@ -6,14 +6,17 @@ reads its part of the draw (:func:`local_part`), so the noise does not depend on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import lightning.pytorch as pl
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
 
-def is_dtensor(tensor: Any) -> bool:
+
+def is_dtensor(tensor: Any) -> TypeGuard[DTensor]:
     """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (parameters sharded by ``fully_shard``)."""
     return type(tensor).__name__ == "DTensor" and hasattr(tensor, "placements")
 
@@ -34,7 +37,7 @@ def local_part(view: Tensor, param: Tensor) -> Tensor:
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
     shape, offset = compute_local_shape_and_global_offset(param.shape, param.device_mesh, param.placements)
-    return view[tuple(slice(start, start + size) for start, size in zip(offset, shape))]
+    return view[tuple(slice(start, start + size) for start, size in zip(offset, shape, strict=True))]
 
 
 def check_parameter_strategy(trainer: pl.Trainer, owner: str) -> None:

@@ -20,6 +20,7 @@ class TableSampling:
     sampler: Sampler
     table_size: int
     _table: NoiseTable | None
+    _base_seed: int | None  # filled by NoiseCallback
 
     def _init_sampler(self, sampler: Sampler, table_size: int, kind: str | None = None) -> None:
         owner = type(self).__name__
@@ -38,7 +39,7 @@ class TableSampling:
         """The table drawn from the current base seed, or ``None`` for the exact sampler."""
         if self.sampler != "table":
             return None
-        seed = self._base_seed or 0  # type: ignore[attr-defined]
+        seed = self._base_seed or 0
         if self._table is None or self._table.seed != seed:
             self._table = NoiseTable(self.table_size, seed)
         return self._table

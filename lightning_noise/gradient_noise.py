@@ -21,7 +21,7 @@ from lightning_noise.schedules import Annealed, ScheduleLike
 try:  # private helper of Lightning 2.x; the check it enables is skipped where it is missing
     from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 except ImportError:  # pragma: no cover
-    _optimizer_handles_unscaling = None
+    _optimizer_handles_unscaling = None  # type: ignore[assignment]  # the check is skipped where it is None
 
 
 @dataclass
@@ -153,6 +153,7 @@ class GradientNoise(ParameterNoise):
                 raise ValueError(
                     f"GradientNoise: `param_groups` must be None or non-negative group indices, got {param_groups!r}."
                 )
+        assert std is not None  # exactly one of std and eta, checked above
         super().__init__(
             std=std,
             sampler=sampler,
@@ -252,7 +253,7 @@ class GradientNoise(ParameterNoise):
         (a DTensor gradient takes the part of the draw that lies on this rank's shard). Sparse gradients
         (``nn.Embedding(sparse=True)``) take noise on their values, the rows present, from their own keyed draw.
         """
-        for group, terms in zip(plan.groups, self._noise_terms(slot, plan.groups, std, "normal")):
+        for group, terms in zip(plan.groups, self._noise_terms(slot, plan.groups, std, "normal"), strict=True):
             params = [plan.params[i] for i in group.indices]
             grads, keep = [], []
             for k, p in enumerate(params):
@@ -269,6 +270,7 @@ class GradientNoise(ParameterNoise):
                 self._add_sparse_noise_(p, std, mix_seed(self._batch_seed, len(plan.groups) + number))
 
     def _add_sparse_noise_(self, param: torch.nn.Parameter, std: float, key: int) -> None:
+        assert param.grad is not None  # called for parameters with a sparse gradient only
         grad = param.grad.coalesce()
         values = grad._values()
         generator = self.generator(values.device)
@@ -280,9 +282,11 @@ class GradientNoise(ParameterNoise):
         """The parameters of ``optimizer``'s selected groups and their buffers; rebuilt when the groups change.
 
         Parameters of embeddings with ``sparse=True`` get no flat buffer (their gradients are sparse)."""
-        chosen = self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
+        chosen: Sequence[int] = (
+            self.param_groups if self.param_groups is not None else range(len(optimizer.param_groups))
+        )
         chosen = [i for i in chosen if i < len(optimizer.param_groups)]
-        signature = tuple(len(optimizer.param_groups[i]["params"]) for i in chosen) + (len(optimizer.param_groups),)
+        signature = (*(len(optimizer.param_groups[i]["params"]) for i in chosen), len(optimizer.param_groups))
         plan = self._plans.get(id(optimizer))
         if plan is None or plan.signature != signature:
             sparse = _sparse_parameters(pl_module)

@@ -206,8 +206,9 @@ class InputNoise(KindNoise, NoiseCallback):
             return item
         out = dict(item)
         for k in wanted:
-            out[k] = map_floating(item[k], lambda t, i, k=k: self._noise_tensor(f"{key}.{k}", i, t, call))
-        return type(item)(out) if not isinstance(item, dict) else out
+            out[k] = self._noise_item(f"{key}.{k}", item[k], call)
+        # the ignore: Mapping() takes no argument, but a concrete mapping class (OrderedDict...) takes a dict
+        return type(item)(out) if not isinstance(item, dict) else out  # type: ignore[call-arg]
 
     def _noise_tensor(self, key: int | str, index: int, x: Tensor, call: int) -> Tensor:
         argument = self.amount_name

@@ -107,9 +107,9 @@ class LabelNoise(LossTargetCallback):
     Raises:
         ValueError: in ``__init__``, no amount at all, an amount outside [0, 1) or a NaN or infinite schedule
             value, an unknown ``style``, a ``transition`` that is not a row-stochastic k x k matrix or given
-            together with ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss, ``smoothing``
-            with ``NLLLoss`` (it takes class indices only, not probabilities) or with a ``CrossEntropyLoss`` that
-            already has ``label_smoothing``, or another noise callback with the same state key; at the first call
+            together with ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss,
+            ``smoothing`` with ``NLLLoss`` (it takes class indices only, not probabilities) or with a
+            ``CrossEntropyLoss`` that already has ``label_smoothing``, or another noise callback with the same state key; at the first call
             of the loss, fewer than 2 classes, targets whose shape does not fit the logits, or a ``transition``
             whose size is not the number of classes; at the step a plain callable returns a bad amount.
         TypeError: in ``__init__``, an argument of the wrong type, e.g. ``log_amounts="false"`` (strings are never
@@ -306,7 +306,7 @@ class LabelNoise(LossTargetCallback):
     def _transition_on(self, target: Tensor) -> Tensor:
         """The transition matrix on ``target``'s device, copied there once rather than at every call."""
         cached = self._transition_cache.get(target.device)
-        if cached is None:
+        if cached is None:  # the ignore: called only when self.transition is set
             cached = self._transition_cache[target.device] = self.transition.to(target.device)  # type: ignore[union-attr]
         return cached
 

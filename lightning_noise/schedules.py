@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
+from itertools import pairwise
 
 from lightning_noise._checks import check_int, check_number, describe, is_int, is_number
 
@@ -56,7 +56,7 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._args() == other._args()  # type: ignore[union-attr]
+        return type(self) is type(other) and self._args() == other._args()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(sorted(map(repr, self._args().items())))))
@@ -188,7 +188,7 @@ class Step(Schedule):
             ):
                 raise TypeError(f"Step: `milestones` must be {expected}, got {describe(milestones)}.")
             milestones = [int(m) for m in milestones]
-            if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
+            if any(b <= a for a, b in pairwise(milestones)) or any(m < 0 for m in milestones):
                 raise ValueError(f"Step: `milestones` must be {expected}, got {milestones!r}.")
         self.step_size = step_size
         self.milestones = milestones
@@ -197,19 +197,20 @@ class Step(Schedule):
         if self.step_size is not None:
             k = max(step, 0) // self.step_size
         else:
-            k = sum(step >= m for m in self.milestones)  # type: ignore[union-attr]
+            k = sum(step >= m for m in self.milestones)  # type: ignore[union-attr]  # milestones when no step_size
         try:
             return self.value * self.gamma**k
         except OverflowError:  # a growing schedule past the largest float: inf, which the callbacks refuse
             return math.inf
 
     def bounds(self) -> tuple[float, float]:
+        # the ignores below: milestones is set when step_size is not (exactly one of them, checked in __init__)
         if self.gamma <= 1.0:
             low = 0.0 if self.step_size is not None else self.value * self.gamma ** len(self.milestones)  # type: ignore[arg-type]
             return (low, self.value)
         if self.step_size is not None:
             return (self.value, math.inf if self.value > 0 else 0.0)
-        return (self.value, self.value * self.gamma ** len(self.milestones))  # type: ignore[arg-type]
+        return (self.value, self.value * self.gamma ** len(self.milestones))  # type: ignore[arg-type]  # as above
 
 
 class Exponential(Schedule):
@@ -302,7 +303,7 @@ class Scaled(Schedule):
         return f"{self.factor:g} x {self.shape!r}"
 
 
-ScheduleLike = Union[float, int, Schedule, Callable[[int], float]]
+ScheduleLike = float | int | Schedule | Callable[[int], float]
 
 
 def as_schedule(value: ScheduleLike, argument: str = "amount") -> Schedule | Callable[[int], float]:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
@@ -210,7 +210,7 @@ class WeightNoise(ParameterNoise):
                 "(a second optimizer, say) run on the clean weights."
             )
         if self.modules is None:
-            roots = [("", pl_module)]
+            roots: list[tuple[str, nn.Module]] = [("", pl_module)]
         else:
             roots = select_modules(pl_module, self.modules, "modules")
         chosen: dict[int, tuple[str, nn.Parameter]] = {}
@@ -345,7 +345,7 @@ class WeightNoise(ParameterNoise):
         buffers = self._buffers[self._parity]
         noise = self._noise_terms(0, buffers, std, self._dist)
         with torch.no_grad():
-            for number, (group, params, terms) in enumerate(zip(buffers, self._group_params, noise)):
+            for number, (group, params, terms) in enumerate(zip(buffers, self._group_params, noise, strict=True)):
                 if self._swap:
                     self._perturb_swap(params, group.views, terms)
                 else:
@@ -354,12 +354,14 @@ class WeightNoise(ParameterNoise):
             [local_tensor(p) for p in self._params], "noisy weights", f"at training batch {self._train_batches}"
         )
 
-    def _perturb_swap(self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]):
+    def _perturb_swap(
+        self, params: list[nn.Parameter], out: list[Tensor], terms: list[tuple[list[Tensor], float]]
+    ) -> None:
         """Write the noisy weights into ``out`` (views of a buffer) and make each parameter hold them: the clean
         tensors are kept aside untouched, so restoring swaps them back without a copy. A parameter counts as
         perturbed from the moment it is swapped, so an interruption leaves nothing noisy behind."""
         multiplicative = self.kind == "multiplicative"
-        for k, (param, noisy) in enumerate(zip(params, out)):
+        for k, (param, noisy) in enumerate(zip(params, out, strict=True)):
             current = param.data  # clean, or already noisy from another WeightNoise on the same parameter
             for term, (views, alpha) in enumerate(terms):
                 source = current if term == 0 else noisy
@@ -371,7 +373,9 @@ class WeightNoise(ParameterNoise):
             param.data = noisy
             self._swapped.append(param)
 
-    def _perturb_in_place(self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]):
+    def _perturb_in_place(
+        self, number: int, params: list[nn.Parameter], terms: list[tuple[list[Tensor], float]]
+    ) -> None:
         """Sharded parameters: save the local shards, mark the group perturbed, add each shard's part of the draw."""
         targets = [local_tensor(p) for p in params]
         clean = self._clean_groups[number]
@@ -380,7 +384,7 @@ class WeightNoise(ParameterNoise):
             _OWNER.setdefault(param, self)
         self._dirty.append(number)
         for views, alpha in terms:
-            parts = [local_part(view, p) for view, p in zip(views, params)]
+            parts = [local_part(view, p) for view, p in zip(views, params, strict=True)]
             if self.kind == "multiplicative":
                 torch._foreach_addcmul_(targets, clean.views, parts, value=alpha)
             else:
@@ -399,7 +403,7 @@ class WeightNoise(ParameterNoise):
                 for number in self._dirty:
                     pairs = [
                         (local_tensor(p), clean)
-                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views)
+                        for p, clean in zip(self._group_params[number], self._clean_groups[number].views, strict=True)
                         if _OWNER.get(p) is self
                     ]
                     if pairs:

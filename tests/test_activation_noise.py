@@ -73,7 +73,8 @@ def test_selection_by_glob_and_class_name():
 def test_pattern_that_matches_nothing_lists_the_modules():
     with pytest.raises(
         ValueError,
-        match=r"pattern\(s\) \['decoder\.\*'\] match no submodule of RecordingMLP.*encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(ReLU\), head \(Linear\)",
+        match=r"pattern\(s\) \['decoder\.\*'\] match no submodule of RecordingMLP.*"
+        r"encoder \(Sequential\), encoder.0 \(Linear\), encoder.1 \(ReLU\), head \(Linear\)",
     ):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["encoder.*", "decoder.*"])]).fit(
             RecordingMLP(), loader(regression_data(n=16))
@@ -94,7 +95,7 @@ def test_hidden_noise_in_training_only():
         clean = model.encoder(data.tensors[0]).split(16)
     for stage in ("validate", "test", "predict"):
         seen = [h for s, h in model.hidden if s == stage]
-        assert len(seen) == 2 and all(torch.equal(h, c) for h, c in zip(seen, clean)), stage
+        assert len(seen) == 2 and all(torch.equal(h, c) for h, c in zip(seen, clean, strict=True)), stage
 
 
 def test_sanity_check_is_clean():
@@ -141,7 +142,8 @@ def test_tuple_outputs_and_embeddings():
 def test_integer_module_input_fails_before_training():
     with pytest.raises(
         TypeError,
-        match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output",
+        match=r"matched 'embedding' \(Embedding\), but gaussian noise cannot be added to its input.*"
+        r"holds no floating-point tensor \(got torch.int64 \(16, 5\)\).*noise the embedding's output",
     ):
         trainer(callbacks=[ActivationNoise(std=0.1, modules=["embedding"], where="input")]).fit(
             LSTMModel(), loader(_token_data()), loader(_token_data())

@@ -81,7 +81,7 @@ def name(argument: str, none_ok: bool = True) -> list[Row]:
         (argument, NAN, TypeError),
         (argument, INF, TypeError),
     ]
-    return rows if none_ok else rows + [(argument, None, TypeError)]
+    return rows if none_ok else [*rows, (argument, None, TypeError)]
 
 
 def common(*, samplers: bool = True, stages: bool = True) -> list[Row]:
@@ -408,7 +408,7 @@ def test_the_table_covers_every_argument_of_every_public_constructor():
     import inspect
 
     covered: dict[Any, set[str]] = {}
-    for label, (cls, base, rows) in CONSTRUCTORS.items():
+    for cls, _, rows in CONSTRUCTORS.values():
         covered.setdefault(cls, set()).update(argument for argument, _, _ in rows)
     classes = _public_classes()
     assert {"RandomizedSmoothing", "RobustnessEvaluation", "Corruption", "Linear", "InputNoise"} <= set(classes)

@@ -130,7 +130,7 @@ def test_compiled_noise_is_a_function_of_the_seed():
     first, _ = compiled_fit(InputNoise(std=0.2, seed=5), "eager", epochs=1, record_io=True)
     again, _ = compiled_fit(InputNoise(std=0.2, seed=5), "eager", epochs=1, record_io=True)
     other, _ = compiled_fit(InputNoise(std=0.2, seed=6), "eager", epochs=1, record_io=True)
-    assert all(torch.equal(a, b) for a, b in zip(first.received["train"], again.received["train"]))
+    assert all(torch.equal(a, b) for a, b in zip(first.received["train"], again.received["train"], strict=True))
     assert not torch.equal(first.received["train"][0], other.received["train"][0])
     batches = first.received["train"]
     assert not torch.equal(batches[0], batches[1])  # a new key at every batch
@@ -156,7 +156,7 @@ def test_inductor_fit(name):
     steps = range(8)
     if name == "label":
         smoothing = schedules.Linear(0.2, 0.0, steps=8)
-        for step, soft in zip(steps, model.targets["train"]):
+        for step, soft in zip(steps, model.targets["train"], strict=True):
             eps = smoothing(step)
             if eps == 0:
                 assert soft.dtype == torch.int64
@@ -211,7 +211,7 @@ def test_compiled_resume_draws_the_uninterrupted_noise(tmp_path):
     )
     second_epoch = straight.received["train"][4:]
     assert len(resumed.received["train"]) == len(second_epoch) == 4
-    assert all(torch.equal(a, b) for a, b in zip(resumed.received["train"], second_epoch))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.received["train"], second_epoch, strict=True))
 
 
 def test_compiled_draws_differ_per_rank():

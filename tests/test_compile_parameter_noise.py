@@ -72,7 +72,7 @@ def test_weight_noise_under_compile_sees_the_eager_noise_without_recompiles(mode
     compiled, graphs = run(mode, WeightNoise(std=0.1, biases=True, seed=3))
     clean = Net().head.weight.detach()
     assert len(compiled.seen) == 6
-    for eager_seen, seen in zip(eager.seen, compiled.seen):
+    for eager_seen, seen in zip(eager.seen, compiled.seen, strict=True):
         assert torch.equal(seen, eager_seen)  # the noise is drawn outside the graph: identical to eager
         assert not torch.equal(seen, clean)
     assert all(torch.equal(w, clean) for w in compiled.val_weights)  # validation: the clean weights
@@ -85,7 +85,7 @@ def test_weight_noise_under_compile_sees_the_eager_noise_without_recompiles(mode
 def test_gradient_noise_under_compile(mode):
     noisy, graphs = run(mode, GradientNoise(std=0.5, seed=3))
     clean, baseline = run(mode, None)
-    noise = torch.stack([a - b for a, b in zip(noisy.grads, clean.grads)])
+    noise = torch.stack([a - b for a, b in zip(noisy.grads, clean.grads, strict=True)])
     # 6 steps x 16 values ~ N(0, 0.25): the sample std within 25% of 0.5 (n = 96, relative sd of s ~ 7%)
     assert abs(noise.std().item() - 0.5) < 0.125
     assert graphs == baseline, f"{graphs} graphs with GradientNoise, {baseline} without"

@@ -62,7 +62,8 @@ def test_schedule_objects_are_checked_in_init():
 def test_kind_kwargs_must_fit_the_noise_function(cls, kwargs):
     with pytest.raises(
         ValueError,
-        match=r"`kind_kwargs` \{'low': -1\} do not fit 'gaussian' noise \(got an unexpected keyword argument 'low'\); its function takes \(x, std, generator\)",
+        match=r"`kind_kwargs` \{'low': -1\} do not fit 'gaussian' noise \(got an unexpected keyword argument 'low'\); "
+        r"its function takes \(x, std, generator\)",
     ):
         cls(std=0.1, kind_kwargs={"low": -1}, **kwargs)
     cls(p=0.1, kind="salt_and_pepper", kind_kwargs={"low": -1.0, "high": 1.0}, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import lightning.pytorch as pl
@@ -63,7 +64,7 @@ class Snapshots(pl.Callback):
         self._take(module)
 
     def changes(self) -> list[torch.Tensor]:
-        return [after - before for before, after in zip(self.flat, self.flat[1:])]
+        return [after - before for before, after in pairwise(self.flat)]
 
 
 def run(noise: GradientNoise, *, batches: int = 5, model: KnownGradient | None = None, **trainer_kwargs):
@@ -147,7 +148,7 @@ def test_noise_std_per_step_follows_the_schedule(name, sampler):
 def test_eta_gamma_equal_the_annealed_schedule():
     _, by_eta = run(GradientNoise(eta=0.3, gamma=0.55, seed=4), batches=3)
     _, by_schedule = run(GradientNoise(std=schedules.Annealed(0.3, 0.55), seed=4), batches=3)
-    assert all(torch.equal(a, b) for a, b in zip(by_eta.flat, by_schedule.flat))
+    assert all(torch.equal(a, b) for a, b in zip(by_eta.flat, by_schedule.flat, strict=True))
 
 
 def test_same_seed_same_noise_other_seed_other_noise():

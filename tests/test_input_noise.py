@@ -54,7 +54,7 @@ def test_training_step_keeps_the_clean_batch():
     data = regression_data(n=32)
     model = Denoiser()
     trainer(callbacks=[InputNoise(std=1.0)]).fit(model, loader(data))
-    for target, batch in zip(model.targets, data.tensors[0].split(16)):
+    for target, batch in zip(model.targets, data.tensors[0].split(16), strict=True):
         assert torch.equal(target, batch)
     assert not torch.equal(_seen(model, "train")[0], data.tensors[0][:16])
 
@@ -75,8 +75,8 @@ def test_test_time_noise_on_request():
     t = trainer(callbacks=[InputNoise(std=0.5, stages=["test"])])
     t.fit(model, loader(data))
     t.test(model, loader(data))
-    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16)))
-    assert not any(torch.equal(x, b) for x, b in zip(_seen(model, "test"), data.tensors[0].split(16)))
+    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16), strict=True))
+    assert not any(torch.equal(x, b) for x, b in zip(_seen(model, "test"), data.tensors[0].split(16), strict=True))
 
 
 def test_no_noise_when_the_module_is_in_eval_mode_during_training():
@@ -93,7 +93,7 @@ def test_no_noise_when_the_module_is_in_eval_mode_during_training():
         UserWarning, match=r"InputNoise added no noise at \['EvalInTraining'\] during the first training epoch"
     ):
         trainer(callbacks=[InputNoise(std=0.5)]).fit(model, loader(data))
-    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16)))
+    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16), strict=True))
 
 
 class DictModel(pl.LightningModule):
@@ -187,7 +187,7 @@ def test_submodule_inputs():
     trainer(callbacks=[InputNoise(std=0.5, module="head")]).fit(model, loader(data))
     # forward sees clean inputs; the head sees noisy hidden units (ReLU outputs turn negative). The noise hook is
     # prepended, so the model's own recording hook on the head sees what the head sees.
-    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16)))
+    assert all(torch.equal(x, b) for x, b in zip(_seen(model, "train"), data.tensors[0].split(16), strict=True))
     assert min(h.min().item() for s, h in model.hidden if s == "train") < 0
 
 

@@ -73,7 +73,7 @@ def test_loss_sees_formula_and_equals_pytorch_label_smoothing(k, style):
     calls = model.loss.calls("train")
     clean = [y for s, y in model.clean if s == "train"]
     assert len(calls) == 4
-    for (logits, target, output), y in zip(calls, clean):
+    for (logits, target, output), y in zip(calls, clean, strict=True):
         assert torch.equal(target, formula(y, k, eps, style).float())
         torch.testing.assert_close(output, reference(logits, y))
 
@@ -93,7 +93,7 @@ def test_weights_and_ignore_index_match_pytorch_label_smoothing():
     )
     reference = nn.CrossEntropyLoss(weight=weight, ignore_index=-1, label_smoothing=0.15)
     clean = [y for s, y in model.clean if s == "train"]
-    for (logits, target, output), y in zip(model.loss.calls("train"), clean):
+    for (logits, target, output), y in zip(model.loss.calls("train"), clean, strict=True):
         assert torch.equal(target[y == -1], torch.zeros_like(target[y == -1]))
         torch.testing.assert_close(output, reference(logits, y))
 
@@ -205,7 +205,7 @@ def test_no_label_noise_at_validation_test_and_predict():
     for stage in ("validate", "test", "predict"):
         seen = [t for _, t, _ in model.loss.calls(stage)]
         assert seen and len(seen) == len(clean[stage])
-        assert all(torch.equal(t, y) for t, y in zip(seen, clean[stage])), stage
+        assert all(torch.equal(t, y) for t, y in zip(seen, clean[stage], strict=True)), stage
     assert all(t.is_floating_point() for _, t, _ in model.loss.calls("train"))  # noise was on in training
 
 
@@ -265,7 +265,7 @@ def test_resumed_run_sees_the_same_targets(tmp_path):
     )
     expected = [t for _, t, _ in full.loss.calls("train")][4:]
     got = [t for _, t, _ in resumed.loss.calls("train")]
-    assert len(got) == 4 and all(torch.equal(a, b) for a, b in zip(expected, got))
+    assert len(got) == 4 and all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -131,7 +131,7 @@ def test_windows_are_the_draw_cut_like_the_group():
     table = NoiseTable(8192, seed=6)
     first, second, sign = table.windows(group, 11)
     assert [tuple(v.shape) for v in first + second] == [(30, 40), (7,)] * 2
-    total = torch.cat([(a + sign * b).flatten() for a, b in zip(first, second)])
+    total = torch.cat([(a + sign * b).flatten() for a, b in zip(first, second, strict=True)])
     assert torch.allclose(total, draw(table, 11, 1207), atol=1e-6)
     assert all(view.data_ptr() != group.buffer.data_ptr() for view in first + second), "views of the table"
 

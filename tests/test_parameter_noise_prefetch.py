@@ -76,7 +76,7 @@ def fit(prefetch: bool, **kwargs: Any) -> tuple[Net, list[pl.Callback]]:
 def test_prefetch_on_and_off_give_bit_identical_weights(trainer_kwargs):
     on, callbacks = fit(True, **trainer_kwargs)
     off, _ = fit(False, **trainer_kwargs)
-    for (name, a), b in zip(on.state_dict().items(), off.state_dict().values()):
+    for (name, a), b in zip(on.state_dict().items(), off.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     hits = [c._prefetcher.hits for c in callbacks]
     assert all(h > 0 for h in hits), f"the prefetched draws were never used: {hits}"
@@ -92,7 +92,7 @@ def test_a_prefetched_draw_equals_the_synchronous_one_and_a_wrong_seed_is_refuse
     try:
         prefetcher.submit("slot", groups, 7, "normal")
         assert prefetcher.take("slot", 7, groups)
-        for a, b in zip(groups, expected):
+        for a, b in zip(groups, expected, strict=True):
             assert torch.equal(a.buffer, b.buffer)
         prefetcher.submit("slot", groups, 8, "normal")
         assert not prefetcher.take("slot", 7, groups)  # the wrong key: the caller draws synchronously
@@ -114,7 +114,7 @@ def test_resume_with_prefetch_is_bit_exact(tmp_path):
     resumed = Net()
     trainer(callbacks=noises(True), max_epochs=2).fit(resumed, data(), data(2), ckpt_path=tmp_path / "epoch1.ckpt")
     assert not torch.equal(resumed.layer.weight, interrupted.layer.weight)
-    for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
+    for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -163,7 +163,7 @@ def test_a_wrong_guess_is_discarded_and_drawn_synchronously():
         results.append((model.state_dict(), noise._prefetcher))
     (on, prefetcher), (off, _) = results
     assert prefetcher.misses > 0 and prefetcher.hits > 0, (prefetcher.hits, prefetcher.misses)
-    for (name, a), b in zip(on.items(), off.values()):
+    for (name, a), b in zip(on.items(), off.values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -171,6 +171,6 @@ def test_a_wrong_guess_is_discarded_and_drawn_synchronously():
 def test_prefetch_on_a_cuda_stream_is_bit_identical():
     on, callbacks = fit(True, max_epochs=2, accelerator="gpu")
     off, _ = fit(False, max_epochs=2, accelerator="gpu")
-    for (name, a), b in zip(on.state_dict().items(), off.state_dict().values()):
+    for (name, a), b in zip(on.state_dict().items(), off.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert all(c._prefetcher.hits > 0 for c in callbacks)

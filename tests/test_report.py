@@ -230,7 +230,7 @@ def test_bad_input_is_refused(multirun, tmp_path):
     with pytest.raises(ValueError, match="`baseline` 'nope' is not one of the groups"):
         compare_runs(runs, baseline="nope")
     with pytest.raises(ValueError, match="Several groups have no noise"):
-        compare_runs(runs + [{**next(r for r in runs if r["noise"] is None), "group": "other"}])
+        compare_runs([*runs, {**next(r for r in runs if r["noise"] is None), "group": "other"}])
     with pytest.raises(FileNotFoundError, match="No run records found"):
         load_runs(tmp_path / "empty")
     (tmp_path / "bad.json").write_text('{"name": "x"}')
@@ -384,7 +384,8 @@ def test_cli_mistakes_are_one_line_without_traceback(multirun, tmp_path):
         ((multirun, "--metric", "val/acc", "--out", tmp_path / "o1"), "`metric` 'val/acc' is in no run record"),
         (
             (both / "a", both / "b", "--out", tmp_path / "o2"),
-            r"Several groups have no noise.*'a noise=none' \(5 runs\), 'b noise=none' \(5 runs\).*--baseline 'a noise=none'",
+            r"Several groups have no noise.*'a noise=none' \(5 runs\), 'b noise=none' \(5 runs\).*"
+            r"--baseline 'a noise=none'",
         ),
     ]
     for args, message in cases:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -85,7 +86,7 @@ def test_clean_metric_at_severity_zero_and_no_improvement_with_severity(trained,
     assert logged["test_acc"] > 0.98
     for name, curve in result.curves.items():
         assert curve.metric[0] == pytest.approx(logged["test_acc"], abs=1e-6), name
-        assert all(b <= a for a, b in zip(curve.metric, curve.metric[1:])), (name, curve.metric)
+        assert all(b <= a for a, b in pairwise(curve.metric)), (name, curve.metric)
     # The largest Gaussian (std 1.0 against blobs 3.2 apart) and 30% salt-and-pepper must cost accuracy.
     assert result.curves["gaussian"].metric[-1] < logged["test_acc"] - 0.05
     assert result.curves["salt_and_pepper"].metric[-1] < logged["test_acc"] - 0.05
@@ -225,7 +226,8 @@ def test_ddp_metrics_cover_both_ranks_and_agree(tmp_path):
     for other in ("callable", "torchmetrics"):
         for name, curve in accuracy.items():
             assert rank0[other][name]["metric"] == pytest.approx(curve["metric"], abs=1e-6), (other, name)
-    from tests.scripts.ddp_robustness import Nearest, blobs as overlapping_blobs
+    from tests.scripts.ddp_robustness import Nearest
+    from tests.scripts.ddp_robustness import blobs as overlapping_blobs
 
     single = evaluate_robustness(Nearest(), DataLoader(overlapping_blobs(90, 1), batch_size=16), corruptions="gaussian")
     assert accuracy["gaussian"]["metric"][0] == single.clean < 1.0

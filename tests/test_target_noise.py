@@ -58,7 +58,7 @@ def test_no_target_noise_at_validation_test_and_predict():
         clean = [y for s, y in model.clean if s == stage]
         seen = [t for _, t, _ in model.loss.calls(stage)]
         assert seen and len(seen) == len(clean)
-        assert all(torch.equal(a, b) for a, b in zip(seen, clean)), stage
+        assert all(torch.equal(a, b) for a, b in zip(seen, clean, strict=True)), stage
     assert (jitter(model) != 0).all()  # noise was on in training
 
 

@@ -12,7 +12,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import Tensor
@@ -58,8 +58,35 @@ class NoiseKind:
 
 
 _REGISTRY: dict[str, NoiseKind] = {}
+_NoiseFn = TypeVar("_NoiseFn", bound=Callable[..., Tensor])
 
 
+@overload
+def register_noise(
+    name: str,
+    fn: _NoiseFn,
+    *,
+    amount: str = "std",
+    low: float = 0.0,
+    high: float = math.inf,
+    high_inclusive: bool = True,
+    zero: float = 0.0,
+    elementwise_scale: bool = False,
+    overwrite: bool = False,
+) -> _NoiseFn: ...
+@overload
+def register_noise(
+    name: str,
+    fn: None = None,
+    *,
+    amount: str = "std",
+    low: float = 0.0,
+    high: float = math.inf,
+    high_inclusive: bool = True,
+    zero: float = 0.0,
+    elementwise_scale: bool = False,
+    overwrite: bool = False,
+) -> Callable[[_NoiseFn], _NoiseFn]: ...
 def register_noise(
     name: str,
     fn: Callable[..., Tensor] | None = None,
@@ -71,7 +98,7 @@ def register_noise(
     zero: float = 0.0,
     elementwise_scale: bool = False,
     overwrite: bool = False,
-):
+) -> Callable[..., Any]:
     """Register a noise kind so callbacks can select it by name. Usable as a decorator.
 
     Args:
@@ -101,7 +128,7 @@ def register_noise(
     if amount not in ("std", "p", "snr_db", "amount"):
         raise ValueError(f"`amount` must be one of 'std', 'p', 'snr_db', 'amount', got {amount!r}.")
 
-    def _register(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def _register(fn: _NoiseFn) -> _NoiseFn:
         if name in _REGISTRY and not overwrite:
             raise ValueError(f"A noise kind named {name!r} is already registered; pass overwrite=True to replace it.")
         _REGISTRY[name] = NoiseKind(name, fn, amount, low, high, high_inclusive, zero, elementwise_scale)
@@ -133,7 +160,7 @@ def available_noises() -> list[str]:
 
 
 def add_noise(
-    x: Tensor, kind: str | NoiseKind, amount: Amount, generator: torch.Generator | None = None, **kwargs
+    x: Tensor, kind: str | NoiseKind, amount: Amount, generator: torch.Generator | None = None, **kwargs: Any
 ) -> Tensor:
     """Apply the noise kind named ``kind`` with ``amount`` to ``x``; returns ``x`` itself for a zero amount.
 

@@ -25,7 +25,7 @@ SmoothingStyle = Literal["book", "uniform"]
 def smooth_labels(
     target: Tensor,
     num_classes: int,
-    smoothing: float,
+    smoothing: float | Tensor,
     *,
     style: SmoothingStyle = "book",
     class_dim: int = 1,
@@ -56,15 +56,16 @@ def smooth_labels(
     if isinstance(smoothing, Tensor):  # a scheduled amount under torch.compile: no graph constant
         hot = torch.zeros(shape, dtype=torch.bool, device=target.device)
         hot.scatter_(class_dim, index.unsqueeze(class_dim).long(), True)
-        out = torch.where(hot, on.to(device=target.device, dtype=dtype), off.to(device=target.device, dtype=dtype))
+        on_t = torch.as_tensor(on, device=target.device, dtype=dtype)  # on and off are tensors here: .to()
+        out = torch.where(hot, on_t, torch.as_tensor(off, device=target.device, dtype=dtype))
     else:
-        out = torch.full(shape, off, dtype=dtype, device=target.device)
+        out = torch.full(shape, float(off), dtype=dtype, device=target.device)
         out.scatter_(class_dim, index.unsqueeze(class_dim).long(), on)
     return out if valid is None else out * valid.unsqueeze(class_dim)
 
 
 def smooth_probabilities(
-    target: Tensor, num_classes: int, smoothing: float, *, style: SmoothingStyle = "book"
+    target: Tensor, num_classes: int, smoothing: float | Tensor, *, style: SmoothingStyle = "book"
 ) -> Tensor:
     """Smooth probability (or binary) targets: the same formulas as :func:`smooth_labels`, applied elementwise.
 

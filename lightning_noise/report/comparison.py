@@ -27,7 +27,7 @@ class ComparisonReport(ComparisonResult):
         """The report back from ``to_dict()`` (a ``summary.json``), to re-render its tables and plots without
         the runs. ``noise`` maps groups to a record's ``noise`` config, for the plot's amounts (``eta`` under an
         annealed schedule) when the summary predates them."""
-        summaries = {}
+        summaries: dict[str, list[GroupSummary]] = {}
         for metric, items in data["summaries"].items():
             summaries[metric] = []
             for item in items:
@@ -158,8 +158,8 @@ def compare_runs(
             if not per_seed:
                 continue
             family, amount = describe_run(groups[g][0])
-            mean, std, *interval = mean_std_ci(list(per_seed.values()), confidence)
-            low, high, clipped = clip_interval(*interval, metric_range(m))
+            mean, std, ci_low, ci_high = mean_std_ci(list(per_seed.values()), confidence)
+            low, high, clipped = clip_interval(ci_low, ci_high, metric_range(m))
             label, x_name, x = plot_axis(groups[g][0], family, amount)
             summaries[m].append(
                 GroupSummary(
@@ -265,8 +265,8 @@ def _aggregate_robustness(
         stats = [mean_std_ci(col, confidence) for col in columns]
         stats = [(m, sd, *clip_interval(low, high, bounds)[:2]) for m, sd, low, high in stats]
         aucs = [normalized_auc(c["metric"][:length]) for c in curves]
-        auc_mean, auc_std, *auc_interval = mean_std_ci(aucs, confidence)
-        auc = (auc_mean, auc_std, *clip_interval(*auc_interval, bounds)[:2])
+        auc_mean, auc_std, auc_low, auc_high = mean_std_ci(aucs, confidence)
+        auc = (auc_mean, auc_std, *clip_interval(auc_low, auc_high, bounds)[:2])
         out[name] = {
             "severity": list(curves[0].get("severity", range(length)))[:length],
             "n": len(curves),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.result import ComparisonResult, GroupSummary
@@ -34,9 +35,9 @@ def plot_metric_vs_noise(report: ComparisonResult, path: str | Path) -> Path:
         if not math.isnan(baseline.ci_low):
             ax.axhspan(baseline.ci_low, baseline.ci_high, color="black", alpha=0.1)
     if families:
-        amounts = [s.x for items in families.values() for s in items]
+        amounts = [s.x for items in families.values() for s in items if s.x is not None]  # all, see above
         for family, items in families.items():
-            items = sorted(items, key=lambda s: s.x)
+            items = sorted(items, key=lambda s: cast(float, s.x))  # families hold the summaries with an x
             ax.errorbar(
                 [s.x for s in items],
                 [s.mean for s in items],
@@ -75,13 +76,13 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     rows = math.ceil(len(corruptions) / cols)
     fig = new_figure("Plotting the comparison report", (5.0 * cols, 3.8 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, corruption in zip(axes, corruptions):
+    for ax, corruption in zip(axes, corruptions, strict=False):  # spare panels of the grid: hidden below
         for group, per in report.robustness.items():
             curve = per.get(corruption)
             if curve is None:
                 continue
-            below = [0.0 if math.isnan(lo) else m - lo for m, lo in zip(curve["mean"], curve["ci_low"])]
-            above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(curve["mean"], curve["ci_high"])]
+            below = [0.0 if math.isnan(lo) else m - lo for m, lo in zip(curve["mean"], curve["ci_low"], strict=True)]
+            above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(curve["mean"], curve["ci_high"], strict=True)]
             style = dict(color="black", linestyle="--") if group == report.baseline else {}
             ax.errorbar(
                 curve["severity"], curve["mean"], yerr=[below, above], marker="o", capsize=3, label=group, **style

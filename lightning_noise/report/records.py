@@ -1,18 +1,17 @@
 """Run records: reading ``metrics.json`` files, and what noise (family, amount) a record describes.
 
 A record may carry ``noise_amounts``, the effective amount of each noise it trained with
-(``{"input.std": 0.1}``: what each built noise callback received, at the end of its schedule that means the most noise (the
-largest std, the lowest ``snr_db``); ``recipes/train.py``
-writes it from the callbacks). When present it gives the amount, and a record whose effective amounts are all 0
-is a no-noise (baseline-eligible) run; records without it are read from their ``noise`` config alone.
+(``{"input.std": 0.1}``: what each built noise callback received, at the end of its schedule that means the most
+noise (the largest std, the lowest ``snr_db``); ``recipes/train.py`` writes it from the callbacks). When present it
+gives the amount, and a record whose effective amounts are all 0 is a no-noise (baseline-eligible) run; records
+without it are read from their ``noise`` config alone.
 """
 
 from __future__ import annotations
 
-import math
-
 import glob
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any

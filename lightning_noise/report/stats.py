@@ -114,7 +114,7 @@ def t_test(
     a = list(values.values()) if isinstance(values, Mapping) else list(values)
     b = list(baseline.values()) if isinstance(baseline, Mapping) else list(baseline)
     diff = math.fsum(a) / len(a) - math.fsum(b) / len(b)
-    test = "paired t" if paired else "Welch t"
+    test: Literal["paired t", "Welch t"] = "paired t" if paired else "Welch t"
     if not paired and (len(a) < 2 or len(b) < 2):
         return Comparison(group, baseline_name, diff, math.nan, math.nan, "n/a", math.nan, math.nan, math.nan, len(a))
     if not all(map(math.isfinite, a + b)):  # a diverged run (inf) or a missing value (nan): no test, not "certain"
@@ -123,7 +123,7 @@ def t_test(
     with warnings.catch_warnings():  # data with (almost) no spread: scipy warns, the zero-variance case is below
         warnings.simplefilter("ignore", RuntimeWarning)
         if paired:
-            result = _stats().ttest_rel(a, [baseline[s] for s in values])  # type: ignore[index]
+            result = _stats().ttest_rel(a, [baseline[s] for s in values])  # type: ignore[index]  # paired: a mapping
         else:
             result = _stats().ttest_ind(a, b, equal_var=False)
     if not math.isfinite(result.statistic):  # zero variance (the values are finite)

@@ -84,7 +84,7 @@ def _print_blocks(report: ComparisonResult, columns: list[str], rows: list[list[
     console.print(f"[bold]{report.title}: {report.metric} over seeds ({report.mode} is better)[/bold]")
     for row in rows:
         console.print(f"[bold]{row[0]}[/bold]", soft_wrap=True)
-        cells = [f"{column} {cell}" for column, cell in zip(columns[1:], row[1:]) if cell != ""]
+        cells = [f"{column} {cell}" for column, cell in zip(columns[1:], row[1:], strict=True) if cell != ""]
         for start in range(0, len(cells), 4):  # n, mean, std, CI / difference, its CI, test, p
             console.print("    " + "   ".join(cells[start : start + 4]), soft_wrap=True)
 

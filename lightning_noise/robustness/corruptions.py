@@ -291,8 +291,7 @@ def resolve_corruptions(corruptions: str | Corruption | Sequence[str | Corruptio
                 f"Unknown corruption {item!r} in `corruptions`; expected one of {available_corruptions()}, "
                 "'cifar10c', or a lightning_noise.corruptions.Corruption."
             )
-        names = CIFAR10C if item == "cifar10c" else (item,)
-        expanded.extend(get_corruption(name) for name in names)
+        expanded.extend(get_corruption(name) for name in (CIFAR10C if item == "cifar10c" else (item,)))
     names = [c.name for c in expanded]
     if not expanded or len(set(names)) != len(names):
         raise ValueError(f"`corruptions` must be a non-empty list of distinct corruptions, got {names}.")

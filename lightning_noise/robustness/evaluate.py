@@ -73,19 +73,23 @@ def _pass(
         if corruption is not None and corruption.unit_range and index == 0 and severity == 1:
             _warn_outside_unit_range(corruption, inputs)
         if corruption is not None:
-            batch_seed = mix_seed(seed, key, index)
-            generators: dict[torch.device, torch.Generator] = {}
-
-            def _corrupt(x: Tensor, _: int) -> Tensor:
-                if x.device not in generators:
-                    generators[x.device] = torch.Generator(device=x.device).manual_seed(batch_seed)
-                return corruption(x, severity, generators[x.device])
-
-            inputs = map_floating(inputs, _corrupt)
+            inputs = map_floating(inputs, _corrupter(corruption, severity, mix_seed(seed, key, index)))
         measure.update(model(inputs), targets)
     value = float(measure.compute())
     measure.reset()
     return value
+
+
+def _corrupter(corruption: Corruption, severity: int, batch_seed: int) -> Callable[[Tensor, int], Tensor]:
+    """One batch's corruption for :func:`map_floating`: a generator per device, each seeded with ``batch_seed``."""
+    generators: dict[torch.device, torch.Generator] = {}
+
+    def _corrupt(x: Tensor, _: int) -> Tensor:
+        if x.device not in generators:
+            generators[x.device] = torch.Generator(device=x.device).manual_seed(batch_seed)
+        return corruption(x, severity, generators[x.device])
+
+    return _corrupt
 
 
 def _warn_outside_unit_range(corruption: Corruption, inputs: Any) -> None:
@@ -175,11 +179,10 @@ def evaluate_robustness(
     measure = as_metric(metric)
     if isinstance(measure, nn.Module):
         measure.to(device)
-    is_module = isinstance(model, nn.Module)
-    was_training = model.training if is_module else False
-    run = dict(split=split, device=device, seed=seed, max_batches=max_batches)
+    was_training = model.training if isinstance(model, nn.Module) else False
+    run: dict[str, Any] = dict(split=split, device=device, seed=seed, max_batches=max_batches)
     try:
-        if is_module:
+        if isinstance(model, nn.Module):
             model.eval()
         with torch.no_grad():
             clean = _pass(model, dataloader, None, 0, measure, **run)
@@ -192,7 +195,7 @@ def evaluate_robustness(
                     corruption.name, corruption.amount, list(corruption.severities), [None, *corruption.levels], values
                 )
     finally:
-        if is_module:
+        if isinstance(model, nn.Module):
             model.train(was_training)
     dataset = getattr(dataloader, "dataset", None)
     return RobustnessResult(

@@ -111,6 +111,8 @@ class CallableMetric(Metric):
     """
 
     full_state_update = False
+    preds: list[Tensor]  # states added in __init__ (torchmetrics types them as Tensor | Module)
+    targets: list[Tensor]
 
     def __init__(self, fn: Callable[[Tensor, Tensor], Any]) -> None:
         super().__init__()

@@ -97,7 +97,7 @@ class RobustnessResult:
         """Flat ``{prefix}/{corruption}/severity_{k}`` and ``{prefix}/{corruption}/auc`` values for loggers."""
         out: dict[str, float] = {}
         for name, curve in self.curves.items():
-            out.update({f"{prefix}/{name}/severity_{s}": m for s, m in zip(curve.severity, curve.metric)})
+            out.update({f"{prefix}/{name}/severity_{s}": m for s, m in zip(curve.severity, curve.metric, strict=True)})
             out[f"{prefix}/{name}/auc"] = curve.auc
         out[f"{prefix}/mean_auc"] = self.mean_auc
         return out

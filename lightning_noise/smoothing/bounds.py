@@ -13,7 +13,7 @@ Both are built on the binomial tail ``P(X >= k)`` for ``X ~ Binomial(n, p)``, su
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -33,7 +33,7 @@ def check_alpha(alpha: Any) -> float:
 def _check_counts(k: Tensor | int, n: Tensor | int) -> tuple[Tensor, Tensor]:
     k = torch.as_tensor(k, dtype=torch.float64)
     n = torch.as_tensor(n, dtype=torch.float64)
-    k, n = torch.broadcast_tensors(k, n)
+    k, n = cast("tuple[Tensor, Tensor]", torch.broadcast_tensors(k, n))  # untyped in torch (Any)
     if bool((k != k.round()).any() | (n != n.round()).any()):
         raise ValueError(f"Binomial counts `k` and `n` must be integers, got k={k.tolist()}, n={n.tolist()}.")
     if bool((n < 1).any() | (k < 0).any() | (k > n).any()):
@@ -80,7 +80,9 @@ def log_binomial_tail(k: Tensor | int, n: Tensor | int, p: Tensor | float) -> Te
         0.75
     """
     k, n = _check_counts(k, n)
-    k, n, p = torch.broadcast_tensors(k, n, torch.as_tensor(p, dtype=torch.float64))
+    k, n, p = cast(
+        "tuple[Tensor, Tensor, Tensor]", torch.broadcast_tensors(k, n, torch.as_tensor(p, dtype=torch.float64))
+    )
     return _Tail(k.contiguous(), n.contiguous())(p.contiguous())
 
 

@@ -94,6 +94,8 @@ class RandomizedSmoothing(EvaluationCallback):
 
     run = "certify"
 
+    batch_to_inputs_targets: BatchSplitter  # never None: __init__ fills in the default split
+
     def __init__(
         self,
         sigma: float,
@@ -131,7 +133,7 @@ class RandomizedSmoothing(EvaluationCallback):
             print_table=print_table,
             log=log,
         )
-        self.batch_to_inputs_targets = self.batch_to_inputs_targets or _default_split
+        self.batch_to_inputs_targets = batch_to_inputs_targets or _default_split  # checked by the base
         self.result: CertificationResult | None = None
 
     # ------------------------------------------------------------------------------------------ the work
@@ -238,7 +240,7 @@ class RandomizedSmoothing(EvaluationCallback):
             f"({result.points_per_second:.2f} points/s)."
         )
         if self.log:
-            rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies)]
+            rows = [[r, a] for r, a in zip(result.radius_grid, result.certified_accuracies, strict=True)]
             log_results(
                 trainer, "certify", result.scalars(), (["radius", "certified_accuracy"], rows), self.files.get("png")
             )

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict, read_write
+
 from train import train, write_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,7 @@ def write_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 3))
     label = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
-    lines = ["a,b,c,label"] + [f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{lab}" for r, lab in zip(x, label)]
+    lines = ["a,b,c,label"] + [f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{lab}" for r, lab in zip(x, label, strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -34,8 +34,8 @@ def test_quiet_console_drops_tips_and_repeated_banners_but_not_warnings(caplog):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         utils.quiet_console()
-        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
-        warnings.warn("something the user should fix", UserWarning)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1)
+        warnings.warn("something the user should fix", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["something the user should fix"]
 
 
