@@ -109,9 +109,9 @@ class LabelNoise(LossTargetCallback):
             value, an unknown ``style``, a ``transition`` that is not a row-stochastic k x k matrix or given
             together with ``flip``; at ``setup``, no loss module or several, a regression or unsupported loss,
             ``smoothing`` with ``NLLLoss`` (it takes class indices only, not probabilities) or with a
-            ``CrossEntropyLoss`` that already has ``label_smoothing``, or another noise callback with the same state key; at the first call
-            of the loss, fewer than 2 classes, targets whose shape does not fit the logits, or a ``transition``
-            whose size is not the number of classes; at the step a plain callable returns a bad amount.
+            ``CrossEntropyLoss`` that already has ``label_smoothing``, or another noise callback with the same state
+            key; at the first call of the loss, fewer than 2 classes, targets whose shape does not fit the logits, or a
+            ``transition`` whose size is not the number of classes; at the step a plain callable returns a bad amount.
         TypeError: in ``__init__``, an argument of the wrong type, e.g. ``log_amounts="false"`` (strings are never
             read as bools or numbers); at the first call, flipping probability targets, or non-floating targets
             for a binary loss.
