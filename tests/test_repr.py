@@ -82,7 +82,9 @@ def test_arguments_equal_to_their_defaults_are_left_out():
     # A config system (LightningCLI, Hydra's instantiate) passes every argument, defaults included.
     callback = InputNoise(std=0.1, kind="gaussian", stages=("train",), seed=None, unit="step", relative=False)
     assert repr(callback) == "InputNoise(std=0.1)"
-    assert repr(LabelNoise(smoothing=0.0, flip=0.1)) == "LabelNoise(flip=0.1)"
+    assert repr(LabelNoise(smoothing=None, flip=0.1, transition=None)) == "LabelNoise(flip=0.1)"
+    # an explicit 0.0 differs from the default None (no amount given), so it is shown
+    assert repr(LabelNoise(smoothing=0.0, flip=0.1)) == "LabelNoise(smoothing=0.0, flip=0.1)"
 
 
 def test_tensor_and_function_arguments_print_on_one_line():
