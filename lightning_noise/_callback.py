@@ -45,6 +45,12 @@ def check_stages(stages: Iterable[str]) -> tuple[str, ...]:
     return stages
 
 
+def _trainer_starts_training(trainer: pl.Trainer) -> bool:
+    """Whether ``trainer`` has run no training batch yet: its fit starts a new noise stream. A Trainer fitted
+    again continues its own loop (global step, epoch), and the stream continues with it."""
+    return trainer.fit_loop.epoch_loop.batch_progress.total.ready == 0
+
+
 class NoiseCallback(Callback):
     """Base class of the noise callbacks. Not used directly.
 
@@ -57,6 +63,14 @@ class NoiseCallback(Callback):
     noised and how, stages, unit), so two callbacks of one class keep separate checkpoint state and draw from
     separate random streams; ``setup`` refuses two noise callbacks with one key (or one stream) and suggests
     ``name=``. Checkpoints written with the older, shorter key are read through ``_legacy_state_key``.
+
+    Fits. ``Trainer.fit`` on a Trainer that has not trained yet starts the noise stream from its beginning: the
+    batch counter goes back to 0 and ``InputNoise(relative=True)`` forgets its feature statistics, so an instance
+    reused across fits (a cross-validation loop, an in-process sweep) draws exactly what a fresh instance with the
+    same seed draws. A fit with ``ckpt_path`` continues the checkpoint's stream (the restored state replaces the
+    reset), and the same Trainer fitted again continues where it stopped, as its step counter does.
+    ``validate``, ``test`` and ``predict`` never change the training state: their draws are keyed by the stage
+    and the batch index, and ``relative=True`` uses the statistics of the last fit.
 
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
@@ -206,12 +220,20 @@ class NoiseCallback(Callback):
     # ----------------------------------------------------------------------------------------------- lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._check_unique(trainer)
+        if stage == "fit" and _trainer_starts_training(trainer):
+            self._start_new_fit()  # before Lightning restores a `ckpt_path` (always after setup): the checkpoint wins
         self._rank = trainer.global_rank
         self._base_seed = resolve_seed(self.seed, trainer)
         self._generators.clear()
         self._active_stage = None
         self._detach()
         self._attach(trainer, pl_module)
+
+    def _start_new_fit(self) -> None:
+        """Forget the training state of an earlier fit: a new fit draws what a fresh instance with the same seed
+        draws. Subclasses clear their own per-fit state (feature statistics) and call this."""
+        self._train_batches = 0
+        self._last_logged_step = -1
 
     def _check_unique(self, trainer: pl.Trainer) -> None:
         """Refuse a second noise callback with this one's state key or random stream.

@@ -87,6 +87,10 @@ class LabelNoise(LossTargetCallback):
     Noise is on only in training batches, unless ``stages`` says otherwise; zero amounts pass the target
     through unchanged (class indices stay indices).
 
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so
+    it draws what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the
+    checkpoint's stream (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.
         flip: probability of flipping each label, in [0, 1), a float or a schedule. Not with ``transition``.
