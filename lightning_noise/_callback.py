@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_noise._amounts import RangeCheck, amount_value, check_schedule, describe_schedule
 from lightning_noise._checks import as_list, check_bool, check_choice, check_int, check_name
+from lightning_noise._compile_cache import compile_cache_hint
 from lightning_noise._seeding import mix_seed, resolve_seed
 from lightning_noise.schedules import ScheduleLike, as_schedule
 
@@ -323,7 +324,7 @@ class NoiseCallback(Callback):
         if self._verify_pending:
             self._verify_pending = False
             if self._calls == 0:
-                raise RuntimeError(self._no_call_message())
+                raise RuntimeError(self._no_call_message() + compile_cache_hint(pl_module))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A LightningModule whose `on_train_batch_start` returns -1 ends the epoch without `on_train_batch_end`:

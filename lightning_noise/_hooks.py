@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_noise import _counter_rng
+from lightning_noise._compile_cache import forget_compiled_code
 from lightning_noise._seeding import mix_seed
 
 
@@ -196,6 +197,11 @@ class KeyedDraws:
                 return False
             hook.train_calls = True
         return True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)  # type: ignore[misc]
+        if self._hooks:
+            forget_compiled_code()  # code dynamo traced before the hooks existed would run without them
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)  # type: ignore[misc]
