@@ -153,7 +153,7 @@ class ActivationNoise(KindNoise, NoiseCallback):
         return map_floating((args, kwargs), lambda t, i: self._noise(t, hook.site, call, i))
 
     def _noise(self, x: Tensor, site: int, call: int, index: int) -> Tensor:
-        if not self._amount_on[self.amount_name]:
+        if not self._amount_active(self.amount_name):
             return x
         return self._draw(x, self._amount_value(self.amount_name), site, call, index)
 

@@ -214,7 +214,7 @@ class InputNoise(KindNoise, NoiseCallback):
 
     def _noise_tensor(self, key: int | str, index: int, x: Tensor, call: int) -> Tensor:
         argument = self.amount_name
-        if not self._amount_on[argument]:
+        if not self._amount_active(argument):
             return x
         value = self._amount_value(argument)
         if self.relative:

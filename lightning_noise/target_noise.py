@@ -116,6 +116,6 @@ class TargetNoise(KindNoise, LossTargetCallback):
             )
 
     def _noisy_target(self, module: nn.Module, input: Any, target: Tensor, site: int, call: int) -> Tensor:
-        if not self._amount_on[self.amount_name]:
+        if not self._amount_active(self.amount_name):
             return target
         return self._draw(target, self._amount_value(self.amount_name), site, call, 0)
