@@ -32,9 +32,9 @@ class ActivationNoise(KindNoise, NoiseCallback):
     ``stages`` says otherwise; a matched module that stays in eval mode through the first training epoch gets a
     warning. Under mixed precision the noise is computed in float32 and the noisy activation keeps its dtype.
 
-    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so
-    it draws what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the
-    checkpoint's stream (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
 
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).

@@ -88,9 +88,9 @@ class LabelNoise(LossTargetCallback):
     through unchanged (class indices stay indices), except under ``torch.compile`` when a smoothing schedule
     reaches 0 during the run: there it gives one-hot probabilities (the same loss), so the graph does not change.
 
-    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so
-    it draws what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the
-    checkpoint's stream (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
 
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.

@@ -27,9 +27,9 @@ class TargetNoise(KindNoise, LossTargetCallback):
     ``torch.compile`` the draw is traced into the graph (see docs/compile-and-scale.md).
     It is on only in training batches, unless ``stages`` says otherwise.
 
-    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so
-    it draws what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the
-    checkpoint's stream (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
 
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
