@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_noise._amounts import RangeCheck, amount_value, check_schedule, describe_schedule
 from lightning_noise._checks import as_list, check_bool, check_choice, check_int, check_name
+from lightning_noise._compile_cache import compile_cache_hint
 from lightning_noise._repr import ArgumentsRepr
 from lightning_noise._seeding import mix_seed, resolve_seed
 from lightning_noise.schedules import ScheduleLike, as_schedule
@@ -50,6 +51,12 @@ def check_stages(stages: str | Iterable[str]) -> tuple[str, ...]:
     return stages
 
 
+def _trainer_starts_training(trainer: pl.Trainer) -> bool:
+    """Whether ``trainer`` has run no training batch yet: its fit starts a new noise stream. A Trainer fitted
+    again continues its own loop (global step, epoch), and the stream continues with it."""
+    return trainer.fit_loop.epoch_loop.batch_progress.total.ready == 0
+
+
 class NoiseCallback(ArgumentsRepr, Callback):
     """Base class of the noise callbacks. Not used directly.
 
@@ -64,6 +71,14 @@ class NoiseCallback(ArgumentsRepr, Callback):
     ``name=``. Checkpoints written with the older, shorter key are read through ``_legacy_state_key``.
 
     ``repr`` shows the class and the arguments that differ from their defaults (``InputNoise(std=0.1)``).
+
+    Fits. ``Trainer.fit`` on a Trainer that has not trained yet starts the noise stream from its beginning: the
+    batch counter goes back to 0 and ``InputNoise(relative=True)`` forgets its feature statistics, so an instance
+    reused across fits (a cross-validation loop, an in-process sweep) draws exactly what a fresh instance with the
+    same seed draws. A fit with ``ckpt_path`` continues the checkpoint's stream (the restored state replaces the
+    reset), and the same Trainer fitted again continues where it stopped, as its step counter does.
+    ``validate``, ``test`` and ``predict`` never change the training state: their draws are keyed by the stage
+    and the batch index, and ``relative=True`` uses the statistics of the last fit.
 
     Args:
         name: short name used in logged metric names (``noise/{name}_{amount}``) and in the state key.
@@ -215,12 +230,20 @@ class NoiseCallback(ArgumentsRepr, Callback):
     # ----------------------------------------------------------------------------------------------- lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._check_unique(trainer)
+        if stage == "fit" and _trainer_starts_training(trainer):
+            self._start_new_fit()  # before Lightning restores a `ckpt_path` (always after setup): the checkpoint wins
         self._rank = trainer.global_rank
         self._base_seed = resolve_seed(self.seed, trainer)
         self._generators.clear()
         self._active_stage = None
         self._detach()
         self._attach(trainer, pl_module)
+
+    def _start_new_fit(self) -> None:
+        """Forget the training state of an earlier fit: a new fit draws what a fresh instance with the same seed
+        draws. Subclasses clear their own per-fit state (feature statistics) and call this."""
+        self._train_batches = 0
+        self._last_logged_step = -1
 
     def _check_unique(self, trainer: pl.Trainer) -> None:
         """Refuse a second noise callback with this one's state key or random stream.
@@ -311,7 +334,7 @@ class NoiseCallback(ArgumentsRepr, Callback):
         if self._verify_pending:
             self._verify_pending = False
             if self._calls == 0:
-                raise RuntimeError(self._no_call_message())
+                raise RuntimeError(self._no_call_message() + compile_cache_hint(pl_module))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A LightningModule whose `on_train_batch_start` returns -1 ends the epoch without `on_train_batch_end`:

@@ -42,7 +42,9 @@ from torch.utils.hooks import RemovableHandle
 
 from lightning_noise import _counter_rng
 from lightning_noise._checkpoint_segments import SegmentCalls, SegmentRecords, checkpoint_segment
+from lightning_noise._compile_cache import forget_compiled_code
 from lightning_noise._seeding import mix_seed
+from lightning_noise.schedules import Schedule
 
 
 @torch.compiler.assume_constant_result
@@ -54,6 +56,11 @@ def site_id(name: str) -> int:
 def in_backward() -> bool:
     """Whether autograd's engine is running a backward pass on this thread (activation recomputation)."""
     return torch._C._current_graph_task_id() != -1
+
+
+def _stays_at(schedule: Any, value: float) -> bool:
+    """Whether an amount schedule is known to take ``value`` at every step (a plain callable is not)."""
+    return isinstance(schedule, Schedule) and schedule.bounds() == (value, value)
 
 
 class InertHook:
@@ -125,6 +132,8 @@ class KeyedDraws:
         self._key = _counter_rng.key_tensor(0)
         self._amount_tensors = {arg: torch.tensor(float(v), dtype=torch.float32) for arg, v in self.amounts.items()}
         self._amount_on = {arg: v != self._zero_amount(arg) for arg, v in self.amounts.items()}
+        schedules = self.schedules  # type: ignore[attr-defined]
+        self._amount_may_act = {arg: not _stays_at(s, self._zero_amount(arg)) for arg, s in schedules.items()}
         self._site_calls: dict[int, int] = {}
         self._replays: dict[int, int] = {}
         self._segments = SegmentRecords()
@@ -149,6 +158,19 @@ class KeyedDraws:
             self._amount_tensors[argument].fill_(value)
             self._amount_on[argument] = value != self._zero_amount(argument)
         return amounts
+
+    def _amount_active(self, argument: str) -> bool:
+        """Whether the noise of amount ``argument`` is drawn now.
+
+        Eager: whether its current value differs from the kind's "no noise" value (a zero amount returns the input
+        untouched). Under compile: whether it can differ at any step, a constant of the run. The current value is
+        a tensor in the graph, so a schedule that reaches "no noise" (``Cosine(0.05, 0.0, ...)``) or starts there
+        does not recompile; the traced draw at that value adds exactly nothing (``x + 0 * n``, a dropout or
+        salt-and-pepper rate of 0, one-hot label probabilities for a smoothing of 0).
+        """
+        if torch.compiler.is_compiling():
+            return self._amount_may_act[argument]
+        return self._amount_on[argument]
 
     def _call_index(self, site: int) -> int:
         """The index of this call of ``site`` in the batch; a recomputation replays the indices recorded in its
@@ -217,6 +239,11 @@ class KeyedDraws:
                 return False
             hook.train_calls = True
         return True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)  # type: ignore[misc]
+        if self._hooks:
+            forget_compiled_code()  # code dynamo traced before the hooks existed would run without them
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)  # type: ignore[misc]  # NoiseCallback's, next in the MRO

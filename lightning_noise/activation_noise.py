@@ -32,6 +32,10 @@ class ActivationNoise(KindNoise, NoiseCallback):
     ``stages`` says otherwise; a matched module that stays in eval mode through the first training epoch gets a
     warning. Under mixed precision the noise is computed in float32 and the noisy activation keeps its dtype.
 
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
         modules: globs over qualified module names (``"encoder.*"``, ``"lstm"``) or class names (``"ReLU"``).
@@ -151,7 +155,7 @@ class ActivationNoise(KindNoise, NoiseCallback):
         return map_floating((args, kwargs), lambda t, i: self._noise(t, hook.site, call, i))
 
     def _noise(self, x: Tensor, site: int, call: int, index: int) -> Tensor:
-        if not self._amount_on[self.amount_name]:
+        if not self._amount_active(self.amount_name):
             return x
         return self._draw(x, self._amount_value(self.amount_name), site, call, index)
 

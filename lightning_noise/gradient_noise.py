@@ -61,6 +61,10 @@ class GradientNoise(ParameterNoise):
     Which gradients. The parameters of the stepped optimizer (of the ``param_groups`` chosen, default all)
     whose ``.grad`` is not ``None``; frozen parameters and parameters that got no gradient are untouched.
 
+    A reused instance draws what a fresh instance with the same seed draws: the draws are keyed by the
+    Trainer's optimizer step, which starts at 0 in a new fit and continues in a fit with ``ckpt_path`` (the
+    rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Distributed. Gradients are identical on every rank at that point, so the noise is too: it is drawn from a
     generator seeded with (seed, step, optimizer), never the rank, and the replicas stay bit-identical. Sharded
     gradients (DTensors: ``ModelParallelStrategy`` with ``fully_shard``) take, on each rank, their part of one

@@ -53,6 +53,11 @@ class InputNoise(KindNoise, NoiseCallback):
     the module is in train mode: never in the sanity check, validation, test or predict, unless ``stages`` says
     otherwise; a module that stays in eval mode through the first training epoch gets a warning.
 
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0 and
+    ``relative=True`` estimates its statistics afresh, so it draws what a fresh instance with the same seed
+    draws; a fit with ``ckpt_path`` continues the checkpoint's stream and statistics (the rule:
+    :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
         kind: a registered noise kind: ``gaussian`` (default), ``uniform``, ``multiplicative``,
@@ -212,7 +217,7 @@ class InputNoise(KindNoise, NoiseCallback):
 
     def _noise_tensor(self, key: int | str, index: int, x: Tensor, call: int) -> Tensor:
         argument = self.amount_name
-        if not self._amount_on[argument]:
+        if not self._amount_active(argument):
             return x
         value = self._amount_value(argument)
         if self.relative:
@@ -260,6 +265,11 @@ class InputNoise(KindNoise, NoiseCallback):
         )
 
     _TRANSIENT_EXTRA = {"_std_cache": dict}
+
+    def _start_new_fit(self) -> None:
+        super()._start_new_fit()
+        self._stats.clear()
+        self._std_cache.clear()
 
     def reseed(self, *key: int) -> None:
         super().reseed(*key)

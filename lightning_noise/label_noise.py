@@ -85,7 +85,12 @@ class LabelNoise(LossTargetCallback):
     different on each DDP rank, identical on a resumed run; under ``torch.compile`` they are traced into the
     graph and a scheduled amount is read from a tensor, so it does not recompile (docs/compile-and-scale.md).
     Noise is on only in training batches, unless ``stages`` says otherwise; zero amounts pass the target
-    through unchanged (class indices stay indices).
+    through unchanged (class indices stay indices), except under ``torch.compile`` when a smoothing schedule
+    reaches 0 during the run: there it gives one-hot probabilities (the same loss), so the graph does not change.
+
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
 
     Args:
         smoothing: ``eps`` in [0, 1), a float or a schedule.
@@ -276,7 +281,7 @@ class LabelNoise(LossTargetCallback):
         return torch.rand(target.shape, generator=generator, device=target.device, dtype=dtype)
 
     def _noisy_target(self, module: nn.Module, input: Tensor, target: Tensor, site: int, call: int) -> Tensor:
-        smooth = self._amount_on["smoothing"]
+        smooth = self._amount_active("smoothing")
         eps = self._amount_value("smoothing")
         form = self._target_format(target)
         if form == "binary":
@@ -289,7 +294,7 @@ class LabelNoise(LossTargetCallback):
         if self.transition is not None:
             u = self._uniform(target, site, call, 0, transition_dtype(target.device))
             target = transition_labels_from_uniform(target, self._transition_on(target), u, ignore_index)
-        elif self._amount_on["flip"]:
+        elif self._amount_active("flip"):
             u, v = self._uniform(target, site, call, 0), self._uniform(target, site, call, 1)
             target = flip_labels_from_uniform(target, k, self._amount_value("flip"), u, v, ignore_index)
         if not smooth:
@@ -315,7 +320,7 @@ class LabelNoise(LossTargetCallback):
             t = self._transition_on(target).to(target.dtype)
             u = self._uniform(target, site, call, 0)
             target = flip_binary_from_uniform(target, torch.where(target >= 0.5, t[1, 0], t[0, 1]), u)
-        elif self._amount_on["flip"]:
+        elif self._amount_active("flip"):
             target = flip_binary_from_uniform(target, self._amount_value("flip"), self._uniform(target, site, call, 0))
         return target if not smooth else smooth_probabilities(target, 2, eps, style=self.style)
 

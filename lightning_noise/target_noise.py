@@ -27,6 +27,10 @@ class TargetNoise(KindNoise, LossTargetCallback):
     ``torch.compile`` the draw is traced into the graph (see docs/compile-and-scale.md).
     It is on only in training batches, unless ``stages`` says otherwise.
 
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Args:
         std: standard deviation, a float or a schedule (for ``gaussian``, ``uniform``, ``multiplicative``).
         kind: a registered noise kind (``gaussian`` default, ``uniform``, ``multiplicative``, ``snr``, ... see
@@ -113,6 +117,6 @@ class TargetNoise(KindNoise, LossTargetCallback):
             )
 
     def _noisy_target(self, module: nn.Module, input: Any, target: Tensor, site: int, call: int) -> Tensor:
-        if not self._amount_on[self.amount_name]:
+        if not self._amount_active(self.amount_name):
             return target
         return self._draw(target, self._amount_value(self.amount_name), site, call, 0)

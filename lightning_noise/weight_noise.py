@@ -78,6 +78,10 @@ class WeightNoise(ParameterNoise):
     while the weights are perturbed (a checkpoint saved from inside ``training_step``, weights-only or not)
     holds the clean values. Perturbed weights never reach validation, test, predict or a checkpoint file.
 
+    A reused instance: a new fit (on a Trainer that has not trained yet) starts again from batch 0, so it draws
+    what a fresh instance with the same seed draws; a fit with ``ckpt_path`` continues the checkpoint's stream
+    (the rule: :class:`~lightning_noise._callback.NoiseCallback`, docs/arguments-and-state.md).
+
     Kinds: ``gaussian`` ``w + std * N(0, 1)``; ``uniform`` ``w + U(-a, a)`` with standard deviation ``std``;
     ``multiplicative`` ``w * (1 + std * N(0, 1))`` (relative to each weight's size), the same maths as
     :mod:`lightning_noise.functional` applied to all selected weights at once.

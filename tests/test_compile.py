@@ -6,12 +6,14 @@ crashed in dynamo (``'method' object has no attribute '__dict__'``) and Activati
 17 graphs and 11 graph breaks from its generator in a two-epoch fit.
 """
 
+import functools
 import math
 
 import lightning.pytorch as pl
 import pytest
 import torch
 import torch._dynamo
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
@@ -74,7 +76,8 @@ def compiled_fit(callback, backend, *, classes=0, submodule=False, epochs=2, rec
     if record_io:
         model.probe.register_forward_hook(lambda m, a, o: None)
         record(model)
-    trainer(callbacks=[callback], max_epochs=epochs, limit_val_batches=2, num_sanity_val_steps=1).fit(
+    callbacks = callback if isinstance(callback, list) else [callback]
+    trainer(callbacks=callbacks, max_epochs=epochs, limit_val_batches=2, num_sanity_val_steps=1).fit(
         fitted, loader(data(classes), batch_size=64), loader(data(classes), batch_size=64)
     )
     return model, sum(counters["graph_break"].values())
@@ -103,6 +106,66 @@ def test_no_graph_break_and_no_recompile_from_the_schedule(name):
     # the step and the validation step, plus at most one recompile per mode switch (the first call's checks)
     assert counter.frame_count <= baseline.frame_count + 1, (counter.frame_count, baseline.frame_count)
     assert counter.frame_count <= 3
+
+
+class Losses(Callback):
+    """Records the training loss of every batch, outside the compiled code (it adds no graph)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(outputs["loss"].item())
+
+
+@functools.cache
+def graphs_without_noise(classes: int) -> int:
+    """Graphs compiled in a fit without any noise callback."""
+    counter = CompileCounter()
+    compiled_fit([Losses()], counter, classes=classes)
+    return counter.frame_count
+
+
+def clean_losses(model: Net, classes: int) -> list[float]:
+    """The loss of each of the 8 training batches without noise (eager: the submodules are not compiled)."""
+    x, y = data(classes).tensors
+    with torch.no_grad():
+        return [model.loss(model.out(model.probe(x[k : k + 64])), y[k : k + 64]).item() for k in (0, 64, 128, 192)] * 2
+
+
+def to_zero():
+    return schedules.Cosine(0.3, 0.0, steps=4)  # exactly 0 from step 4 of 8: "no noise" must not recompile
+
+
+ZERO_CASES = {
+    "input": lambda: InputNoise(std=to_zero(), seed=0),
+    "activation": lambda: ActivationNoise(std=to_zero(), modules=["probe"], seed=0),
+    "activation-from-zero": lambda: ActivationNoise(std=schedules.Linear(0.0, 0.3, steps=4), modules=["probe"]),
+    "dropout": lambda: ActivationNoise(p=to_zero(), kind="dropout", modules=["probe"], seed=0),
+    "target": lambda: TargetNoise(std=to_zero(), seed=0),
+    "label": lambda: LabelNoise(smoothing=to_zero(), flip=schedules.Linear(0.2, 0.0, steps=4), seed=0),
+}
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in ("input", "activation") else pytest.param(n, marks=pytest.mark.slow) for n in ZERO_CASES]
+)
+def test_an_amount_reaching_no_noise_compiles_at_most_one_graph_more_than_no_noise(name):
+    classes = 5 if name == "label" else 0
+    counter, losses = CompileCounter(), Losses()
+    model, breaks = compiled_fit([ZERO_CASES[name](), losses], counter, classes=classes)
+    assert breaks == 0
+    # before: a guard on the amount being "on" recompiled when it reached (or left) "no noise": 4 graphs against 2
+    assert counter.frame_count <= graphs_without_noise(classes) + 1, (
+        counter.frame_count,
+        graphs_without_noise(classes),
+    )
+    # lr is 0: a batch without noise has the clean loss (to rounding: label smoothing 0 gives one-hot probabilities)
+    quiet, noisy = (range(1), range(1, 8)) if name == "activation-from-zero" else (range(4, 8), range(4))
+    clean = clean_losses(model, classes)
+    assert len(losses.losses) == 8
+    assert all(losses.losses[i] == pytest.approx(clean[i], rel=1e-6, abs=0) for i in quiet)
+    assert all(losses.losses[i] != pytest.approx(clean[i], rel=1e-4, abs=0) for i in noisy)
 
 
 def test_compiled_submodule_keeps_its_name_and_has_no_graph_break():
