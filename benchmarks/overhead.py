@@ -238,7 +238,7 @@ def held_memory(noise: pl.Callback | None, model: nn.Module) -> dict[str, int]:
     WeightNoise live there too), clean copies and noise tables; ``selected``: bytes of the parameters it acts on.
 
     This is what the callback adds to the baseline's memory for the whole fit. A transient comes on top once:
-    building a noise table draws it in float64 (about 3 x 8 bytes per entry, at the first noisy step).
+    building a noise table draws it one float64 chunk (8 MB) at a time, at the first noisy step.
     """
     if noise is None:
         return {}
