@@ -32,7 +32,7 @@ import hydra  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from noisy_recipes import certification, utils  # noqa: E402
+from noisy_recipes import certification, hydra_errors, utils  # noqa: E402
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -163,4 +163,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with hydra_errors.one_line_errors(main):  # Hydra's own config errors too: one line, exit status 2
+        main()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
-import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_noise import LabelNoise, TargetNoise
 from lightning_noise.report.records import adds_no_noise, most_noise
+from noisy_recipes.config_types import type_problems
 
 # The model tasks the loss-target noises fit. The callbacks check the loss module itself, but at setup, once the
 # trainer and loggers exist, and target noise fits any MSE loss: the autoencoder's reconstruction loss included.
@@ -39,17 +40,21 @@ class ConfigError(ValueError):
 
 @contextmanager
 def short_config_errors() -> Iterator[None]:
-    """Report a :class:`ConfigError` as one line on stderr and exit with status 2, removing the run directory
-    it leaves empty; ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
+    """Report a :class:`ConfigError` (or an interpolation to nothing, ``${missing}``, or a ``???`` value read while
+    training) as one line on stderr and exit with status 2, removing the run directory it leaves empty;
+    ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
     """
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    from noisy_recipes.hydra_errors import describe, exit_with
+
     try:
         yield
-    except ConfigError as error:
+    except (ConfigError, InterpolationResolutionError, MissingMandatoryValue) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         remove_empty_run_dir()
-        print(f"Error: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        exit_with(str(error) if isinstance(error, ConfigError) else str(describe(error)))
 
 
 def remove_empty_run_dir() -> None:
@@ -82,10 +87,12 @@ def _rmdir_if_empty(directory: Path) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse, before anything is built, required values left out (``???``) and a GPU trainer without a GPU.
+    """Refuse, before anything is built, required values left out (``???``), values of the wrong type
+    (:func:`~noisy_recipes.config_types.type_problems`) and a GPU trainer without a GPU.
 
     Raises:
-        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``) or ``trainer=cpu``.
+        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``), each key with a value
+            of the wrong type and the type it takes, or ``trainer=cpu``.
     """
     from omegaconf import OmegaConf as _OmegaConf
 
@@ -97,6 +104,9 @@ def check_config(cfg: DictConfig) -> None:
             f"{'them' if len(missing) > 1 else 'it'} to the command line, e.g. python recipes/train.py "
             f"{' '.join(task_overrides())} {example}".replace("  ", " ")
         )
+    problems = type_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems) + ". Fix the value on the command line (or in its YAML file).")
     accelerator = str(cfg.trainer.get("accelerator", "cpu")).lower()
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -145,10 +155,19 @@ def as_config_error(*types: type[Exception]) -> Iterator[None]:
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, types):
-            raise ConfigError(str(cause).strip("'\"")) from error
+            key = re.search(r"full_key: (\S+)", str(error))
+            message = _message(cause)
+            raise ConfigError(
+                f"{key.group(1)}: {message}" if key and key.group(1) not in message else message
+            ) from error
         raise
     except types as error:
-        raise ConfigError(str(error).strip("'\"")) from error
+        raise ConfigError(_message(error)) from error
+
+
+def _message(error: Exception) -> str:
+    """An error's message: a KeyError's without the quotes ``str()`` adds around it."""
+    return str(error.args[0]) if isinstance(error, KeyError) and len(error.args) == 1 else str(error)
 
 
 # ---------------------------------------------------------------------------------------------- hydra state
