@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from lightning_noise._json import dumps
 from lightning_noise.report import plots, tables
 from lightning_noise.report.records import NONE_LABEL, describe_run, plot_axis
 from lightning_noise.report.result import ComparisonResult, GroupSummary
@@ -95,12 +95,8 @@ class ComparisonReport(ComparisonResult):
         files["markdown"] = out / "report.md"
         files["markdown"].write_text(self.to_markdown(images))
         files["json"] = out / "summary.json"
-        files["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        files["json"].write_text(dumps(self.to_dict(), indent=2, default=str) + "\n")  # strict: null, never NaN
         return files
-
-
-def _json_default(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
 def compare_runs(

@@ -6,7 +6,6 @@ width, so that it is in the metric's unit).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from lightning_noise._console import print_table
 from lightning_noise._figures import new_figure, save_figure
+from lightning_noise._json import dumps
 
 __all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc"]
 
@@ -114,7 +114,7 @@ class RobustnessResult:
             "corruptions": self.to_dict(),
             **self.extra,
         }
-        path.write_text(json.dumps(record, indent=2))
+        path.write_text(dumps(record, indent=2) + "\n")  # strict JSON: null, never NaN
         return path
 
     def table_rows(self) -> tuple[list[str], list[list[str]]]:

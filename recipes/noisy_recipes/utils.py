@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_noise import LabelNoise, TargetNoise
+from lightning_noise._json import write_json
 from lightning_noise.report.records import adds_no_noise, most_noise
 from noisy_recipes.config_types import type_problems
 
@@ -499,13 +499,18 @@ def run_labels(cfg: DictConfig, noise: Mapping[str, Callback]) -> dict[str, Any]
 
 def instantiate_loggers(cfg: DictConfig | None, run: Mapping[str, Any] | None = None) -> list[Logger]:
     """Build the logger group; a W&B logger's ``name``, ``group`` and ``tags`` left null take ``run``'s
-    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``."""
+    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``.
+
+    The labels are written into ``cfg`` itself, so that the config the run logs and saves (``config.yaml``) shows
+    the name, group and tags the run got, not the nulls that asked for them.
+    """
     loggers = []
     for node in _nodes(cfg, "logger").values():
-        labels = {}
         if str(node._target_).rsplit(".", 1)[-1] == "WandbLogger" and run:
-            labels = {key: value for key, value in run.items() if key in node and node.get(key) is None}
-        logger = hydra.utils.instantiate(node, **labels)
+            for key, value in run.items():
+                if key in node and node.get(key) is None:
+                    node[key] = value
+        logger = hydra.utils.instantiate(node)
         if isinstance(getattr(logger, "_wandb_init", None), dict) and logger._wandb_init.get("anonymous") is None:
             # Lightning passes anonymous=None, which wandb >= 0.19 answers with a warning that the setting has
             # no effect; leaving it out changes nothing else.
@@ -519,14 +524,19 @@ def final_metrics(results: list[Mapping[str, Any]]) -> dict[str, float]:
     return {key.removeprefix("final/"): float(value) for result in results for key, value in result.items()}
 
 
+def final_summary(metrics: Mapping[str, float], *, best_epoch: int) -> dict[str, float]:
+    """The run's results apart from its training curves: the final evaluation (``final/test/acc``...) and the best
+    epoch (``final/best_epoch``). A W&B run's summary holds them, and so does the run directory's ``summary.json``.
+    """
+    return {**{f"final/{key}": value for key, value in metrics.items()}, "final/best_epoch": best_epoch}
+
+
 def log_final(loggers: list[Logger], metrics: Mapping[str, float], *, best_epoch: int, step: int) -> None:
-    """Log the best epoch under ``final/best_epoch``, and put the final evaluation (``final/test/acc``...) and
-    the best epoch in a W&B run's summary: the run's results, apart from the training curves."""
-    final = {f"final/{key}": value for key, value in metrics.items()}
+    """Log the best epoch under ``final/best_epoch``, and put :func:`final_summary` in a W&B run's summary."""
     for logger in loggers:
         logger.log_metrics({"final/best_epoch": best_epoch}, step=step)
         if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
-            logger.experiment.summary.update({**final, "final/best_epoch": best_epoch})
+            logger.experiment.summary.update(final_summary(metrics, best_epoch=best_epoch))
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
@@ -602,8 +612,45 @@ def noise_amounts(callbacks: Mapping[str, Callback]) -> dict[str, float]:
 
 @rank_zero_only
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    write_json(path, record, default=str)  # strict JSON: null, never NaN
+
+
+@rank_zero_only
+def write_run_files(output_dir: Path, cfg: DictConfig, summary: Mapping[str, Any]) -> None:
+    """Write the run's resolved config (``config.yaml``, :func:`plain_config`: no Hydra node, every
+    interpolation resolved) and its :func:`final_summary` (``summary.json``, strict JSON) to ``output_dir``, plain
+    files beside ``metrics.json`` (Hydra's ``.hydra/config.yaml`` keeps the interpolations)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(plain_config(cfg)))
+    write_json(output_dir / "summary.json", dict(summary))
+
+
+@rank_zero_only
+def print_config(cfg: DictConfig, *, output_dir: Path | str | None = None) -> None:
+    """Print the resolved config as one block before training: a line per root key, each node in flow style
+    with its ``_target_`` shortened to the name it builds (``data: CirclesDataModule(train_size: 30, ...)``)."""
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    where = f"; in full: {Path(output_dir) / 'config.yaml'}" if output_dir else ""
+    tree = Tree(Text.assemble(("config", "bold"), f" (resolved{where})"))
+    for key, value in plain_config(cfg).items():
+        tree.add(Text.assemble((str(key), "bold"), ": ", _flow(value)))
+    Console().print(tree)
+
+
+def _flow(value: Any) -> str:
+    """``value`` in YAML-like flow style; a mapping with a ``_target_`` as ``Name(key: value, ...)``."""
+    if isinstance(value, Mapping):
+        target = str(value.get("_target_", "")).rsplit(".", 1)[-1]
+        inner = ", ".join(f"{k}: {_flow(v)}" for k, v in value.items() if not str(k).startswith("_"))
+        return f"{target}({inner})" if target else f"{{{inner}}}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @rank_zero_only
