@@ -104,7 +104,8 @@ def row_blocks(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, left: i
 
     Example::
 
-        >>> print("\n".join(row_blocks(["corruption", "0", "AUC"], [["gaussian", "0.950", "0.700"]])))
+        >>> for line in row_blocks(["corruption", "0", "AUC"], [["gaussian", "0.950", "0.700"]]):
+        ...     print(line)
         gaussian
             0=0.950  AUC=0.700
     """
