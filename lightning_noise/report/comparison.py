@@ -263,8 +263,11 @@ def _aggregate_robustness(
         aucs = [normalized_auc(c["metric"][:length]) for c in curves]
         auc_mean, auc_std, *auc_interval = mean_std_ci(aucs, confidence)
         auc = (auc_mean, auc_std, *clip_interval(*auc_interval, bounds)[:2])
+        levels = curves[0].get("level")
         out[name] = {
             "severity": list(curves[0].get("severity", range(length)))[:length],
+            "amount": curves[0].get("amount"),  # the corruption's amount (std, p, c): the plot's x axis names it
+            "level": list(levels)[:length] if levels is not None else None,  # its value per severity (None: clean)
             "n": len(curves),
             "mean": [s[0] for s in stats],
             "std": [s[1] for s in stats],
