@@ -85,7 +85,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name, dataloader_idx=test_idx
     )
     callbacks += [*noise.values(), *(c for c in (robustness, certifier) if c is not None)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = utils.instantiate_trainer(cfg.trainer, callbacks=callbacks, loggers=loggers)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
     utils.print_config(cfg, output_dir=output_dir)

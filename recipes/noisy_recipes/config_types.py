@@ -4,7 +4,8 @@ The YAML configs carry no types: a value reaches its ``_target_`` as whatever th
 where a number belongs fails deep inside the callee (``'<' not supported between instances of 'str' and 'int'``).
 :func:`type_problems` checks every plain value of a node with a ``_target_`` against the annotation of the
 parameter it is passed to, as far as that annotation says something certain about a plain value: ``float``
-(an int is fine), ``int``, ``bool``, ``str``, ``None``, ``Literal[...]`` and unions of these. Other annotations
+(an int is fine), ``int``, ``bool``, ``str``, ``None``, ``Literal[...]``, a list or sequence (a single value is
+not one) and unions of these. Other annotations
 (classes, containers, callables) are left to the callee's own checks.
 
 Example::
@@ -17,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import types
 import typing
@@ -29,6 +31,7 @@ __all__ = ["type_problems"]
 
 UNKNOWN = None  # the annotation says nothing certain about the value
 
+SEQUENCES = (list, tuple, collections.abc.Sequence)
 NAMES = {float: "a float (a number)", int: "an integer", bool: "a boolean (true or false)", str: "a string"}
 PLAIN = {type(None): "null", bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
 
@@ -84,9 +87,16 @@ def _parameters(node: DictConfig) -> dict[str, Any]:
         signature = inspect.signature(target, eval_str=True)
     except Exception:  # not importable, no signature, or annotations that do not evaluate: left to the callee
         return {}
+    parameters = dict(signature.parameters)
+    build = getattr(target, "build", None)  # the recipes' models pass their other keywords to `build`
+    if callable(build) and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        try:
+            parameters = {**inspect.signature(build, eval_str=True).parameters, **parameters}
+        except Exception:
+            pass
     return {
         name: p.annotation
-        for name, p in signature.parameters.items()
+        for name, p in parameters.items()
         if p.annotation is not inspect.Parameter.empty
         and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     }
@@ -111,6 +121,9 @@ def _accepts(value: Any, annotation: Any) -> bool | None:
         return any(type(value) is type(choice) and value == choice for choice in typing.get_args(annotation))
     if annotation is type(None) or annotation is None:
         return value is None
+    if typing.get_origin(annotation) in SEQUENCES:  # a list in the config is a node, skipped: this is a scalar
+        items = typing.get_args(annotation)
+        return UNKNOWN if isinstance(value, str) and items[:1] in ((), (str,)) else False
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
@@ -130,4 +143,8 @@ def _expected(annotation: Any) -> str:
         return "one of " + ", ".join(repr(choice) for choice in typing.get_args(annotation))
     if annotation is type(None) or annotation is None:
         return "null"
+    if typing.get_origin(annotation) in SEQUENCES:
+        items = typing.get_args(annotation)
+        item = NAMES.get(items[0], "values").split(" (")[0].removeprefix("a ").removeprefix("an ") if items else "value"
+        return f"a list of {item}s, e.g. [1, 2]" if items and items[0] in (int, float) else f"a list of {item}s"
     return NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))

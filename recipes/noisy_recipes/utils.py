@@ -409,6 +409,19 @@ def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig, *, ha
     return callbacks
 
 
+def instantiate_trainer(cfg: DictConfig, *, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
+    """Build the Trainer with ``callbacks`` and ``loggers`` (none: ``logger=False``).
+
+    Raises:
+        ConfigError: a setting Lightning refuses (``trainer.accelerator=foo``: the message lists the accelerators;
+            ``trainer.accelerator=tpu`` without ``torch_xla``: the message names the package).
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    with as_config_error(ValueError, TypeError, MisconfigurationException, ImportError):  # ImportError: tpu
+        return hydra.utils.instantiate(cfg, callbacks=callbacks, logger=loggers or False)
+
+
 def _mse(preds: torch.Tensor, targets: torch.Tensor) -> float:
     return float(torch.mean((preds.float() - targets.float().reshape(preds.shape)) ** 2))
 

@@ -68,6 +68,7 @@ def test_a_bug_is_not_a_config_mistake():
         (["trainer.max_epochs=abc"], r"`trainer.max_epochs` must be an integer or null, got 'abc'"),
         (["callbacks.early_stopping.patience=2.5"], r"`callbacks.early_stopping.patience` must be an integer, got 2.5"),
         (["noise.input.kind=3"], r"`noise.input.kind` must be a string, got 3 \(an integer\)"),
+        (["model.hidden=abc"], r"`model.hidden` must be a list of integers, e.g. \[1, 2\], got 'abc'"),
         (
             ["experiment=circles_classic", "variant=input_at_sigma"],
             r"`noise.input.std.amount` must be a float .*got None \(null, from \$\{eval.certification.sigma\}\)",
@@ -113,6 +114,8 @@ CLI_MISTAKES = [
     pytest.param(["-m", "seed=0,1", "trainer.strategy=ddp"], r"\+trainer\.strategy=ddp", marks=pytest.mark.slow),
     pytest.param(["seed=0,1"], r"seed=0,1 is a sweep: add -m", marks=pytest.mark.slow),
     pytest.param(["foo"], r"cannot parse the override 'foo'", marks=pytest.mark.slow),
+    pytest.param(["trainer.accelerator=foo"], r"^Error: trainer: .*invalid accelerator", marks=pytest.mark.slow),
+    pytest.param(["trainer.devices=abc"], r"^Error: trainer: `devices`", marks=pytest.mark.slow),
     pytest.param(["name=${oops}"], r"Interpolation key 'oops' not found", marks=pytest.mark.slow),
     pytest.param(
         ["eval.seed=${oops}"], r"Interpolation key 'oops' not found \(key eval.seed\)", marks=pytest.mark.slow
