@@ -70,7 +70,7 @@ def _target_nodes(cfg: Any, prefix: str) -> Iterator[tuple[str, DictConfig]]:
         return
     if "_target_" in cfg:
         yield prefix, cfg
-    for key in cfg:
+    for key in map(str, cfg):
         if (not prefix and key == "hydra") or OmegaConf.is_missing(cfg, key):
             continue
         child = cfg._get_node(key)
