@@ -18,7 +18,6 @@ machine do not count. The table shows the median over ``repeats`` runs and the f
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "recipes")]
 
 from lightning_noise import certify  # noqa: E402
+from lightning_noise._json import dumps  # noqa: E402
 
 DEFAULT_POINTS = {1_000: 200, 10_000: 40, 100_000: 4}
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = run(args)
     if args.out is not None:
         if args.out.suffix == ".json":
-            args.out.write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+            args.out.write_text(dumps({"header": header, "rows": rows}, indent=2) + "\n")
         else:
             table = "\n".join(_row(r) for r in rows)
             columns = "| model | params | n | batch | points | seconds | points/s | samples/s |"

@@ -36,7 +36,6 @@ one-off transient of about 24 bytes per entry at the first noisy step.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -56,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lightning_noise import ActivationNoise, GradientNoise, InputNoise, WeightNoise  # noqa: E402
 from lightning_noise._callback import NoiseCallback  # noqa: E402
+from lightning_noise._json import dumps  # noqa: E402
 from lightning_noise.schedules import Annealed  # noqa: E402
 
 
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     show(rows, title)
     if args.out is not None:
         if args.out.suffix == ".json":
-            args.out.write_text(json.dumps({"title": title, "rows": rows}, indent=2) + "\n")
+            args.out.write_text(dumps({"title": title, "rows": rows}, indent=2) + "\n")
         else:
             args.out.write_text(f"{title}\n\n{markdown(rows)}")
     return rows

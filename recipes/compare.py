@@ -79,11 +79,14 @@ def run_sweep(overrides: Sequence[str], sweep_dir: Path) -> None:
     """Run ``recipes/train.py -m OVERRIDES hydra.sweep.dir=sweep_dir``; raise if it fails.
 
     Raises:
-        RuntimeError: the sweep exited with an error (its output has already been shown).
+        SystemExit: status 2, a configuration mistake (``train.py`` has printed it, on one line).
+        RuntimeError: the sweep exited with another error (its output has already been shown).
     """
     command = [sys.executable, str(ROOT / "recipes" / "train.py"), "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
     print("Running:", " ".join(command[1:]), flush=True)
     result = subprocess.run(command, check=False)
+    if result.returncode == 2:  # a config mistake: train.py has printed the one line that says what to change
+        raise SystemExit(2)
     if result.returncode != 0:
         raise RuntimeError(f"The sweep failed with exit status {result.returncode}: {' '.join(command[1:])}")
 

@@ -9,8 +9,8 @@
 ``train(cfg) -> (metrics, objects)`` is the testable part: it checks the configuration before training (data and
 model fit, each noise fits the task, no ``-m`` with the subprocess ``ddp`` launcher), trains with early stopping
 on the clean validation loss, evaluates the best checkpoint on every split with noise off, and returns the
-metrics with what it built. ``write_outputs`` then writes ``metrics.json`` in the run directory and prints a
-summary; ``main``, the thin Hydra entry point, calls both.
+metrics with what it built. ``write_outputs`` then writes ``metrics.json``, the resolved ``config.yaml`` and the
+final ``summary.json`` in the run directory and prints a summary; ``main``, the thin Hydra entry point, calls both.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import hydra  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from noisy_recipes import certification, utils  # noqa: E402
+from noisy_recipes import certification, hydra_errors, utils  # noqa: E402
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -85,9 +85,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name, dataloader_idx=test_idx
     )
     callbacks += [*noise.values(), *(c for c in (robustness, certifier) if c is not None)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = utils.instantiate_trainer(cfg.trainer, callbacks=callbacks, loggers=loggers)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
+    utils.print_config(cfg, output_dir=output_dir)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
@@ -112,8 +113,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 
 def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
-    """Write the run record, ``metrics.json`` in the run directory (read by the comparison report), and print the
-    summary table of one :func:`train` run."""
+    """Write the run record, ``metrics.json`` in the run directory (read by the comparison report), the resolved
+    ``config.yaml`` and the final ``summary.json`` beside it, and print the summary table of one :func:`train` run."""
     cfg, datamodule, spec, model = objects["cfg"], objects["datamodule"], objects["spec"], objects["model"]
     noise, robustness, certifier = objects["noise"], objects["robustness"], objects["certifier"]
     trainer, best = objects["trainer"], objects["best_epoch"]
@@ -138,6 +139,7 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
     certification.add_to_record(record, certifier)
     utils.write_record(output_dir / "metrics.json", record)
+    utils.write_run_files(output_dir, cfg, utils.final_summary(metrics, best_epoch=best))
     utils.print_summary(
         title=f"{cfg.name}: {spec.name} + {type(model).__name__}",
         metrics=metrics,
@@ -153,8 +155,9 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimized metric (``cfg.optimized_metric``) for sweepers such as Optuna.
 
-    A configuration mistake (:class:`~noisy_recipes.utils.ConfigError`) ends in one line saying what to change
-    and exit status 2, with no traceback (``HYDRA_FULL_ERROR=1`` shows it) and no empty run directory left.
+    A configuration mistake (:class:`~noisy_recipes.utils.ConfigError`, and Hydra's own through
+    :func:`~noisy_recipes.hydra_errors.one_line_errors`) ends in one line saying what to change and exit status 2,
+    with no traceback (``HYDRA_FULL_ERROR=1`` shows it) and no empty run directory left.
     """
     with utils.short_config_errors():
         metrics, objects = train(cfg)
@@ -163,4 +166,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with hydra_errors.one_line_errors(main):  # Hydra's own config errors too: one line, exit status 2
+        main()

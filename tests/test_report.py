@@ -282,11 +282,37 @@ def test_a_float_tie_is_a_tie_not_a_best():
     report = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, noisy)}))
     assert report.best == "none" and report.tied == ["none", "in0.1"]
     (line,) = [line for line in report.to_markdown().splitlines() if "best configuration" in line]
-    assert line.startswith("**No single best configuration: none, in0.1 tie") and "+0.0000" not in line
+    assert line.startswith("No single best configuration: none, in0.1 tie") and "+0.0000" not in line  # not bold
     rows = report.table_rows()[1]
     assert rows[0][0] == "none (baseline) (tied best)" and rows[1][0] == "in0.1 (tied best)"
     clear = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, [0.8, 0.3, 0.2])}))
     assert clear.best == "in0.1" and clear.tied == []
+
+
+@pytest.mark.parametrize(
+    ("noisy", "mode", "bold", "start"),
+    [
+        ([0.80, 0.82, 0.78, 0.81, 0.79], "max", False, "No configuration beat the baseline significantly (p < 0.05): "),
+        ([0.90, 0.92, 0.88, 0.91, 0.89], "max", True, "Best configuration: in0.1 "),
+        ([0.70, 0.72, 0.68, 0.71, 0.69], "max", False, "No configuration beat the baseline: none has the best mean"),
+        ([0.70, 0.72, 0.68, 0.71, 0.69], "min", True, "Best configuration: in0.1 "),
+    ],
+)
+def test_best_line_is_bold_only_when_it_beats_the_baseline_significantly(noisy, mode, bold, start, capsys):
+    """p = 0.8 is no best configuration: the line says none beat the baseline, in plain text."""
+    base = [0.79, 0.82, 0.775, 0.805, 0.795]
+    report = compare_runs(_runs({"none": (None, base), "in0.1": ({"std": 0.1}, noisy)}), mode=mode)
+    (line,) = [line for line in report.to_markdown().splitlines() if line.startswith(("**", "No ", "Best "))]
+    assert line.startswith(f"**{start}" if bold else start) and line.endswith("**" if bold else ".")
+    p = report.comparison("in0.1").p_value
+    assert (p < 0.05) == bold or mode == "max" and report.best == "none"
+    rich_console = pytest.importorskip("rich.console")
+    import io
+
+    console = rich_console.Console(file=io.StringIO(), width=200, force_terminal=True, color_system="standard")
+    report.print_table(console)
+    last = console.file.getvalue().splitlines()[-1]
+    assert ("\x1b[1m" in last) == bold  # rich's bold escape
 
 
 def test_accuracy_intervals_stay_inside_zero_one():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from lightning_noise._json import dumps
 from lightning_noise.report import plots, tables
 from lightning_noise.report.records import NONE_LABEL, describe_run, plot_axis
 from lightning_noise.report.result import ComparisonResult, GroupSummary
@@ -95,12 +95,8 @@ class ComparisonReport(ComparisonResult):
         files["markdown"] = out / "report.md"
         files["markdown"].write_text(self.to_markdown(images))
         files["json"] = out / "summary.json"
-        files["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        files["json"].write_text(dumps(self.to_dict(), indent=2, default=str) + "\n")  # strict: null, never NaN
         return files
-
-
-def _json_default(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
 def compare_runs(
@@ -267,8 +263,11 @@ def _aggregate_robustness(
         aucs = [normalized_auc(c["metric"][:length]) for c in curves]
         auc_mean, auc_std, auc_low, auc_high = mean_std_ci(aucs, confidence)
         auc = (auc_mean, auc_std, *clip_interval(auc_low, auc_high, bounds)[:2])
+        levels = curves[0].get("level")
         out[name] = {
             "severity": list(curves[0].get("severity", range(length)))[:length],
+            "amount": curves[0].get("amount"),  # the corruption's amount (std, p, c): the plot's x axis names it
+            "level": list(levels)[:length] if levels is not None else None,  # its value per severity (None: clean)
             "n": len(curves),
             "mean": [s[0] for s in stats],
             "std": [s[1] for s in stats],

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-from lightning_noise._figures import new_figure, save_figure
+from lightning_noise._figures import level_axis, new_figure, save_figure
 from lightning_noise.report.result import ComparisonResult, GroupSummary
 
 __all__ = ["plot_metric_vs_noise", "plot_robustness"]
@@ -87,10 +87,9 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
             ax.errorbar(
                 curve["severity"], curve["mean"], yerr=[below, above], marker="o", capsize=3, label=group, **style
             )
-        ticks = {s for per in report.robustness.values() for s in per.get(corruption, {}).get("severity", [])}
-        ax.set_xticks(sorted(ticks))
+        longest = max((per[corruption] for per in report.robustness.values() if corruption in per), key=_length)
+        level_axis(ax, longest["severity"], longest.get("level"), longest.get("amount"))
         ax.set_title(corruption)
-        ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(f"{report.robustness_metric} (mean, {report.confidence:.0%} CI)")
         ax.grid(alpha=0.3)
     for ax in axes[len(corruptions) :]:
@@ -99,6 +98,10 @@ def plot_robustness(report: ComparisonResult, path: str | Path) -> Path:
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), fontsize="small")
     fig.suptitle(f"Robustness to test-time noise: {report.title}")
     return save_figure(fig, path)
+
+
+def _length(curve: dict) -> int:
+    return len(curve["severity"])
 
 
 def _yerr(items: Sequence[GroupSummary]) -> list[list[float]]:

@@ -13,7 +13,7 @@ from lightning_noise._optional import available, require
 from lightning_noise.report.result import ComparisonResult, GroupSummary
 from lightning_noise.smoothing import report_section
 
-__all__ = ["best_line", "print_table", "table_data", "table_rows", "to_markdown"]
+__all__ = ["best_line", "print_table", "significant", "table_data", "table_rows", "to_markdown"]
 
 
 def table_rows(report: ComparisonResult, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -76,7 +76,7 @@ def print_table(report: ComparisonResult, console: Any = None) -> None:
         _print_blocks(report, columns, rows, console)
     else:
         _print_table(title, columns, rows, what=what, console=console)
-    console.print(best_line(report))
+    console.print(best_line(report), style="bold" if significant(report) else None, highlight=False)
 
 
 def _print_blocks(report: ComparisonResult, columns: list[str], rows: list[list[str]], console: Any) -> None:
@@ -89,22 +89,42 @@ def _print_blocks(report: ComparisonResult, columns: list[str], rows: list[list[
             console.print("    " + "   ".join(cells[start : start + 4]), soft_wrap=True)
 
 
+def significant(report: ComparisonResult) -> bool:
+    """Whether the best configuration beats the baseline significantly: its difference is in the better direction
+    and its test's p-value is below ``alpha = 1 - confidence`` (0.05 for the default 95% intervals)."""
+    c = report.comparison(report.best)
+    if report.tied or c is None or math.isnan(c.p_value):
+        return False
+    better = c.diff > 0 if report.mode == "max" else c.diff < 0
+    return better and c.p_value < 1 - report.confidence
+
+
 def best_line(report: ComparisonResult) -> str:
-    """The best configuration, its interval and its difference to the baseline, as one sentence."""
+    """The best configuration, its interval and its difference to the baseline, as one sentence.
+
+    It reads "Best configuration: ..." only when that configuration beats the baseline significantly
+    (:func:`significant`); otherwise it says that none did, with the highest mean and its p-value.
+    """
     s = report.summary(report.best)
     if report.tied:
         line = f"No single best configuration: {', '.join(report.tied)} tie at {report.metric} {_fmt(s.mean)}"
         if report.baseline in report.tied:
             line += "; no noisy configuration beats the baseline's mean"
         return line + "."
-    line = f"Best configuration: {report.best} ({report.metric} {_fmt(s.mean)}, "
-    line += f"{report.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)})"
+    stats = f"{report.metric} {_fmt(s.mean)}, {report.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)}"
     c = report.comparison(report.best)
-    if c is not None:
-        line += f"; {_fmt(c.diff, signed=True)} vs {report.baseline} ({c.test}, p = {_fmt_p(c.p_value)})"
-    elif report.best == report.baseline:
-        line += "; no noisy configuration beats the baseline's mean"
-    return line + "."
+    alpha = f"p < {1 - report.confidence:.2g}"
+    if report.best == report.baseline:
+        return f"No configuration beat the baseline: {report.best} has the best mean ({stats})."
+    if c is None:
+        return f"Highest mean: {report.best} ({stats}); no baseline run to test it against."
+    versus = f"{_fmt(c.diff, signed=True)} vs {report.baseline} ({c.test}, p = {_fmt_p(c.p_value)})"
+    if significant(report):
+        return f"Best configuration: {report.best} ({stats}); {versus}."
+    return (
+        f"No configuration beat the baseline significantly ({alpha}): the highest mean, {report.best} ({stats}), "
+        f"is {versus}."
+    )
 
 
 def to_markdown(report: ComparisonResult, images: Mapping[str, str | Path] | None = None) -> str:
@@ -122,7 +142,7 @@ def to_markdown(report: ComparisonResult, images: Mapping[str, str | Path] | Non
         "",
         markdown_table(*table_rows(report)),
         "",
-        f"**{best_line(report)}**",
+        f"**{best_line(report)}**" if significant(report) else best_line(report),
     ]
     others = [m for m in report.summaries if m != report.metric]
     if others:

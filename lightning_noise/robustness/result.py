@@ -6,14 +6,15 @@ width, so that it is in the metric's unit).
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightning_noise._console import print_table
-from lightning_noise._figures import new_figure, save_figure
+from lightning_noise._figures import level_axis, new_figure, save_figure
+from lightning_noise._json import dumps
 
 __all__ = ["RobustnessCurve", "RobustnessResult", "normalized_auc"]
 
@@ -114,7 +115,7 @@ class RobustnessResult:
             "corruptions": self.to_dict(),
             **self.extra,
         }
-        path.write_text(json.dumps(record, indent=2))
+        path.write_text(dumps(record, indent=2) + "\n")  # strict JSON: null, never NaN
         return path
 
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
@@ -161,17 +162,19 @@ class RobustnessResult:
         )
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
-        """Save the metric against severity, one line per corruption, as a PNG (matplotlib, the ``plot`` extra)."""
-        fig = new_figure("Plotting robustness curves", (6.4, 4.4))
-        ax = fig.subplots()
-        for name, curve in self.curves.items():
-            levels = ", ".join(f"{v:g}" for v in curve.level[1:])
-            label = f"{name} ({curve.amount} {levels}); AUC {curve.auc:.3f}"
-            ax.plot(curve.severity, curve.metric, marker="o", label=label)
-        ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel(f"test {self.metric_name}")
-        ax.set_xticks(range(max(len(c.severity) for c in self.curves.values())))
-        ax.grid(alpha=0.3)
-        fig.legend(loc="outside lower center", fontsize="small")  # below the axes: never over the curves
-        ax.set_title(title or f"Robustness of {self.model} on {self.dataset}")
+        """Save the metric against the noise level, one panel per corruption (its x axis names the levels:
+        ``clean``, then the corruption's amount at each severity), as a PNG (matplotlib, the ``plot`` extra)."""
+        cols = min(len(self.curves), 3)
+        rows = math.ceil(len(self.curves) / cols)
+        fig = new_figure("Plotting robustness curves", (4.2 * cols, 3.4 * rows + 0.5))
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (name, curve) in zip(axes, self.curves.items(), strict=False):
+            ax.plot(curve.severity, curve.metric, marker="o")
+            level_axis(ax, curve.severity, curve.level, curve.amount)
+            ax.set_title(f"{name}: AUC {curve.auc:.3f}", fontsize="medium")
+            ax.set_ylabel(f"test {self.metric_name}")
+            ax.grid(alpha=0.3)
+        for ax in axes[len(self.curves) :]:
+            ax.set_visible(False)
+        fig.suptitle(title or f"Robustness of {self.model} on {self.dataset}")
         return save_figure(fig, path)

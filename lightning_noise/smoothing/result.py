@@ -12,7 +12,6 @@ labels ``y_i``, certified predictions ``c_i`` (-1 = abstain) and radii ``r_i``:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import Tensor
 
 from lightning_noise._console import plain_table, print_table
 from lightning_noise._figures import new_figure, save_figure
+from lightning_noise._json import dumps
 from lightning_noise.smoothing.smoothed import ABSTAIN
 
 __all__ = ["CertificationResult", "DEFAULT_RADII"]
@@ -148,7 +148,7 @@ class CertificationResult:
     def save_json(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(dumps(self.to_dict(), indent=2) + "\n")  # strict JSON: null, never NaN
         return path
 
     # ------------------------------------------------------------------------------------------ display

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import re
 import shutil
-import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +21,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_noise import LabelNoise, TargetNoise
+from lightning_noise._json import write_json
 from lightning_noise.report.records import adds_no_noise, most_noise
+from noisy_recipes.config_types import type_problems
 
 # The model tasks the loss-target noises fit. The callbacks check the loss module itself, but at setup, once the
 # trainer and loggers exist, and target noise fits any MSE loss: the autoencoder's reconstruction loss included.
@@ -39,17 +40,21 @@ class ConfigError(ValueError):
 
 @contextmanager
 def short_config_errors() -> Iterator[None]:
-    """Report a :class:`ConfigError` as one line on stderr and exit with status 2, removing the run directory
-    it leaves empty; ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
+    """Report a :class:`ConfigError` (or an interpolation to nothing, ``${missing}``, or a ``???`` value read while
+    training) as one line on stderr and exit with status 2, removing the run directory it leaves empty;
+    ``HYDRA_FULL_ERROR=1`` lets it through with its traceback. Other errors are bugs: untouched.
     """
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    from noisy_recipes.hydra_errors import describe, exit_with
+
     try:
         yield
-    except ConfigError as error:
+    except (ConfigError, InterpolationResolutionError, MissingMandatoryValue) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         remove_empty_run_dir()
-        print(f"Error: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        exit_with(str(error) if isinstance(error, ConfigError) else str(describe(error)))
 
 
 def remove_empty_run_dir() -> None:
@@ -82,10 +87,12 @@ def _rmdir_if_empty(directory: Path) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse, before anything is built, required values left out (``???``) and a GPU trainer without a GPU.
+    """Refuse, before anything is built, required values left out (``???``), values of the wrong type
+    (:func:`~noisy_recipes.config_types.type_problems`) and a GPU trainer without a GPU.
 
     Raises:
-        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``) or ``trainer=cpu``.
+        ConfigError: naming the overrides to add (``data.path=my.csv data.target=label``), each key with a value
+            of the wrong type and the type it takes, or ``trainer=cpu``.
     """
     from omegaconf import OmegaConf as _OmegaConf
 
@@ -97,6 +104,9 @@ def check_config(cfg: DictConfig) -> None:
             f"{'them' if len(missing) > 1 else 'it'} to the command line, e.g. python recipes/train.py "
             f"{' '.join(task_overrides())} {example}".replace("  ", " ")
         )
+    problems = type_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems) + ". Fix the value on the command line (or in its YAML file).")
     accelerator = str(cfg.trainer.get("accelerator", "cpu")).lower()
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -145,10 +155,19 @@ def as_config_error(*types: type[Exception]) -> Iterator[None]:
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, types):
-            raise ConfigError(str(cause).strip("'\"")) from error
+            key = re.search(r"full_key: (\S+)", str(error))
+            message = _message(cause)
+            raise ConfigError(
+                f"{key.group(1)}: {message}" if key and key.group(1) not in message else message
+            ) from error
         raise
     except types as error:
-        raise ConfigError(str(error).strip("'\"")) from error
+        raise ConfigError(_message(error)) from error
+
+
+def _message(error: Exception) -> str:
+    """An error's message: a KeyError's without the quotes ``str()`` adds around it."""
+    return str(error.args[0]) if isinstance(error, KeyError) and len(error.args) == 1 else str(error)
 
 
 # ---------------------------------------------------------------------------------------------- hydra state
@@ -390,6 +409,19 @@ def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig, *, ha
     return callbacks
 
 
+def instantiate_trainer(cfg: DictConfig, *, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
+    """Build the Trainer with ``callbacks`` and ``loggers`` (none: ``logger=False``).
+
+    Raises:
+        ConfigError: a setting Lightning refuses (``trainer.accelerator=foo``: the message lists the accelerators;
+            ``trainer.accelerator=tpu`` without ``torch_xla``: the message names the package).
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    with as_config_error(ValueError, TypeError, MisconfigurationException, ImportError):  # ImportError: tpu
+        return hydra.utils.instantiate(cfg, callbacks=callbacks, logger=loggers or False)
+
+
 def _mse(preds: torch.Tensor, targets: torch.Tensor) -> float:
     return float(torch.mean((preds.float() - targets.float().reshape(preds.shape)) ** 2))
 
@@ -480,13 +512,18 @@ def run_labels(cfg: DictConfig, noise: Mapping[str, Callback]) -> dict[str, Any]
 
 def instantiate_loggers(cfg: DictConfig | None, run: Mapping[str, Any] | None = None) -> list[Logger]:
     """Build the logger group; a W&B logger's ``name``, ``group`` and ``tags`` left null take ``run``'s
-    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``."""
+    (:func:`run_labels`), so that the runs of a sweep can be told apart after ``wandb sync``.
+
+    The labels are written into ``cfg`` itself, so that the config the run logs and saves (``config.yaml``) shows
+    the name, group and tags the run got, not the nulls that asked for them.
+    """
     loggers = []
     for node in _nodes(cfg, "logger").values():
-        labels = {}
         if str(node._target_).rsplit(".", 1)[-1] == "WandbLogger" and run:
-            labels = {key: value for key, value in run.items() if key in node and node.get(key) is None}
-        logger = hydra.utils.instantiate(node, **labels)
+            for key, value in run.items():
+                if key in node and node.get(key) is None:
+                    node[key] = value
+        logger = hydra.utils.instantiate(node)
         if isinstance(getattr(logger, "_wandb_init", None), dict) and logger._wandb_init.get("anonymous") is None:
             # Lightning passes anonymous=None, which wandb >= 0.19 answers with a warning that the setting has
             # no effect; leaving it out changes nothing else.
@@ -500,14 +537,19 @@ def final_metrics(results: list[Mapping[str, Any]]) -> dict[str, float]:
     return {key.removeprefix("final/"): float(value) for result in results for key, value in result.items()}
 
 
+def final_summary(metrics: Mapping[str, float], *, best_epoch: int) -> dict[str, float]:
+    """The run's results apart from its training curves: the final evaluation (``final/test/acc``...) and the best
+    epoch (``final/best_epoch``). A W&B run's summary holds them, and so does the run directory's ``summary.json``.
+    """
+    return {**{f"final/{key}": value for key, value in metrics.items()}, "final/best_epoch": best_epoch}
+
+
 def log_final(loggers: list[Logger], metrics: Mapping[str, float], *, best_epoch: int, step: int) -> None:
-    """Log the best epoch under ``final/best_epoch``, and put the final evaluation (``final/test/acc``...) and
-    the best epoch in a W&B run's summary: the run's results, apart from the training curves."""
-    final = {f"final/{key}": value for key, value in metrics.items()}
+    """Log the best epoch under ``final/best_epoch``, and put :func:`final_summary` in a W&B run's summary."""
     for logger in loggers:
         logger.log_metrics({"final/best_epoch": best_epoch}, step=step)
         if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
-            logger.experiment.summary.update({**final, "final/best_epoch": best_epoch})
+            logger.experiment.summary.update(final_summary(metrics, best_epoch=best_epoch))
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
@@ -583,8 +625,45 @@ def noise_amounts(callbacks: Mapping[str, Callback]) -> dict[str, float]:
 
 @rank_zero_only
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    write_json(path, record, default=str)  # strict JSON: null, never NaN
+
+
+@rank_zero_only
+def write_run_files(output_dir: Path, cfg: DictConfig, summary: Mapping[str, Any]) -> None:
+    """Write the run's resolved config (``config.yaml``, :func:`plain_config`: no Hydra node, every
+    interpolation resolved) and its :func:`final_summary` (``summary.json``, strict JSON) to ``output_dir``, plain
+    files beside ``metrics.json`` (Hydra's ``.hydra/config.yaml`` keeps the interpolations)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(plain_config(cfg)))
+    write_json(output_dir / "summary.json", dict(summary))
+
+
+@rank_zero_only
+def print_config(cfg: DictConfig, *, output_dir: Path | str | None = None) -> None:
+    """Print the resolved config as one block before training: a line per root key, each node in flow style
+    with its ``_target_`` shortened to the name it builds (``data: CirclesDataModule(train_size: 30, ...)``)."""
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    where = f"; in full: {Path(output_dir) / 'config.yaml'}" if output_dir else ""
+    tree = Tree(Text.assemble(("config", "bold"), f" (resolved{where})"))
+    for key, value in plain_config(cfg).items():
+        tree.add(Text.assemble((str(key), "bold"), ": ", _flow(value)))
+    Console().print(tree)
+
+
+def _flow(value: Any) -> str:
+    """``value`` in YAML-like flow style; a mapping with a ``_target_`` as ``Name(key: value, ...)``."""
+    if isinstance(value, Mapping):
+        target = str(value.get("_target_", "")).rsplit(".", 1)[-1]
+        inner = ", ".join(f"{k}: {_flow(v)}" for k, v in value.items() if not str(k).startswith("_"))
+        return f"{target}({inner})" if target else f"{{{inner}}}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @rank_zero_only
