@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from noisy_recipes.utils import ConfigError
+from noisy_recipes.search.errors import config_error
 
 # hydra.sweeper.pruner names: (class, keyword arguments). Steps are validation epochs.
 PRUNERS: dict[str, tuple[str, dict[str, Any]] | None] = {
@@ -47,8 +47,8 @@ class Settings:
         return self.pruner != "none"
 
 
-def _fail(key: str, expected: str, given: Any) -> ConfigError:
-    return ConfigError(f"hydra.sweeper.{key} must be {expected}; got {given!r}.")
+def _fail(key: str, expected: str, given: Any) -> ValueError:
+    return config_error(f"hydra.sweeper.{key} must be {expected}; got {given!r}.")
 
 
 def _int(value: Any, key: str, minimum: int, *, none: bool = False) -> int | None:
@@ -153,11 +153,12 @@ class SearchSpace:
     fixed: dict[str, str]
 
     def fingerprint(self) -> str:
-        """A JSON text that identifies the space: stored with the study, compared when a study is resumed."""
+        """A JSON text that identifies the space (the distributions; fixed values may change between runs of a
+        study): stored with the study, compared when a study is resumed."""
         from optuna.distributions import distribution_to_json
 
         space = {name: json.loads(distribution_to_json(d)) for name, d in self.distributions.items()}
-        return json.dumps({"params": space, "fixed": self.fixed}, sort_keys=True)
+        return json.dumps({"params": space}, sort_keys=True)
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Ask ``trial`` for every parameter (Optuna's public ``suggest_*``); returns ``{key: value}``."""
@@ -196,7 +197,9 @@ def parse_space(params: Mapping[str, str], arguments: Sequence[str]) -> SearchSp
     try:
         parsed = OverridesParser.create().parse_overrides(texts)
     except HydraException as error:
-        raise ConfigError(f"hydra.sweeper.params must be Hydra sweep overrides; {str(error).splitlines()[0]}") from None
+        raise config_error(
+            f"hydra.sweeper.params must be Hydra sweep overrides; {str(error).splitlines()[0]}"
+        ) from None
     distributions: dict[str, Any] = {}
     fixed: dict[str, str] = {}
     for override in parsed:

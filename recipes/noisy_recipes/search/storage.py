@@ -10,10 +10,11 @@ it is malformed or unreachable.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
-from noisy_recipes.utils import ConfigError
+from noisy_recipes.search.errors import config_error
 
 EXPECTED = "a reachable database URL (sqlite:///PATH.db, postgresql://USER@HOST:PORT/DB) or journal:PATH"
 
@@ -31,9 +32,9 @@ def journal_path(url: str) -> Path | None:
     return Path(rest[2:] if rest.startswith("//") else rest)
 
 
-def _refuse(url: str, reason: Any) -> ConfigError:
+def _refuse(url: str, reason: Any) -> ValueError:
     text = " ".join(str(reason).split())[:300]
-    return ConfigError(f"hydra.sweeper.storage must be {EXPECTED}; got {url!r} ({text}).")
+    return config_error(f"hydra.sweeper.storage must be {EXPECTED}; got {url!r} ({text}).")
 
 
 def open_storage(url: str, *, heartbeat_interval: int | None = None) -> Any:
@@ -81,7 +82,9 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None) -> Any:
     if heartbeat_interval:
         heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9: nothing to act on
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
     except Exception as error:  # noqa: BLE001 - a driver, network or permission failure: the URL to change
         raise _refuse(url, error) from None
 

@@ -19,12 +19,13 @@ import logging
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+from noisy_recipes.search.errors import config_error
 from noisy_recipes.search.settings import SearchSpace, Settings
 from noisy_recipes.search.storage import heartbeat_interval
-from noisy_recipes.utils import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,13 @@ def check_same_search(study: Any, settings: Settings, space: SearchSpace) -> Non
     if directions != settings.directions:
         given = settings.directions[0] if len(settings.directions) == 1 else settings.directions
         expected = directions[0] if len(directions) == 1 else directions
-        raise ConfigError(
+        raise config_error(
             f"hydra.sweeper.direction must be {expected!r}, the direction of {where} (or use another "
             f"hydra.sweeper.study_name; the study is left as it is); got {given!r}."
         )
     stored = study.user_attrs.get(SPACE_ATTR)
     if stored is not None and stored != space.fingerprint():
-        raise ConfigError(
+        raise config_error(
             f"hydra.sweeper.params must be the search space of {where}, {_describe(stored)} (or use another "
             f"hydra.sweeper.study_name; the study is left as it is); got {_describe(space.fingerprint())}."
         )
@@ -90,7 +91,7 @@ def check_same_search(study: Any, settings: Settings, space: SearchSpace) -> Non
 def _describe(fingerprint: str) -> str:
     space = json.loads(fingerprint)
     parts = [f"{k}: {v['name'].replace('Distribution', '')}{v['attributes']}" for k, v in space["params"].items()]
-    return "{" + ", ".join(parts + [f"{k}={v}" for k, v in space["fixed"].items()]) + "}"
+    return "{" + ", ".join(parts) + "}"
 
 
 def _wait_ready(study: Any, timeout: float = 60.0) -> None:
@@ -193,7 +194,9 @@ def fail_dead_trials(study: Any, settings: Settings | None = None) -> list[int]:
             failed.append(trial.number)
             log.warning(f"Trial {trial.number} was running in process {pid}, which died: marked failed.")
     if heartbeat_interval(storage):
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     if settings is not None:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             if trial.number in failed:

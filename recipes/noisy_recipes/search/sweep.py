@@ -13,13 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from noisy_recipes.search.errors import config_error, is_config_error
 from noisy_recipes.search.settings import SearchSpace, Settings, parse_space, read_settings
 from noisy_recipes.search.storage import default_url, open_storage
 from noisy_recipes.search.study import fail_dead_trials, prepare_study
 from noisy_recipes.search.summary import summarize
-from noisy_recipes.search.trial import ROBUSTNESS_OBJECTIVE, robustness_error
 from noisy_recipes.search.worker import CONFIG_ERROR, Payload, WorkerTask, run_worker
-from noisy_recipes.utils import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def run_search(
     try:
         settings = read_settings(values)
         space = parse_space(settings.params, arguments)
-        if ROBUSTNESS_OBJECTIVE in (settings.objectives or []):
+        if "val/gaussian_auc" in (settings.objectives or []):  # trial.ROBUSTNESS_OBJECTIVE (trial imports torch)
             _check_classifier(config, hydra_context, space)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         url = settings.storage
@@ -42,8 +41,8 @@ def run_search(
         storage = open_storage(url, heartbeat_interval=settings.heartbeat_interval)
         names = settings.objectives or [str(config.get("optimized_metric") or "value")]
         study = prepare_study(storage, settings, space, objective_names=names)
-    except ConfigError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except ValueError as error:
+        if not is_config_error(error) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"Error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(CONFIG_ERROR) from None
@@ -51,6 +50,7 @@ def run_search(
     from hydra.core.singleton import Singleton
     from omegaconf import OmegaConf
 
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as Hydra's launchers do: the sweep's composed config
     payload = Payload(hydra_context, task_function, config, settings, space, url, Singleton.get_state())
     path = payload.save(sweep_dir / ".optuna" / f"payload-{socket.gethostname()}-{os.getpid()}.pkl")
@@ -88,6 +88,7 @@ def _check_classifier(config: Any, hydra_context: Any, space: SearchSpace) -> No
     import hydra
 
     from noisy_recipes import utils
+    from noisy_recipes.search.trial import robustness_error
 
     first = {}
     for name, d in space.distributions.items():
@@ -96,4 +97,4 @@ def _check_classifier(config: Any, hydra_context: Any, space: SearchSpace) -> No
     _, spec = utils.instantiate_data(cfg.data)
     task = hydra.utils.get_class(cfg.model._target_).task_of(spec)
     if task != "classification":
-        raise ConfigError(robustness_error(task))
+        raise config_error(robustness_error(task))

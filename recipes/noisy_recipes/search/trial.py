@@ -9,48 +9,19 @@ nothing. The worker process sets the current trial (:func:`set_current`) around 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from noisy_recipes.search.context import TrialContext, current, set_current
 from noisy_recipes.utils import ConfigError
+
+__all__ = ["OptunaPruning", "TrialContext", "ValidationRobustness", "current", "set_current"]
 
 # The robustness objective of hparams_search=optuna_pareto: the normalized area under the validation accuracy of
 # the best checkpoint under test-time Gaussian noise (std 0 to 1, lightning_noise's "gaussian" ladder), in [0, 1].
 ROBUSTNESS_OBJECTIVE = "val/gaussian_auc"
-
-
-@dataclass
-class TrialContext:
-    """The trial a worker is running: ``trial`` (an ``optuna.Trial``), whether a pruner watches it, the metric
-    names the search reads (``objectives``; None: the run's return value). Filled by the run: ``metrics``,
-    ``pruned_epoch`` (None if not pruned), ``reported`` (validation values reported to the pruner)."""
-
-    trial: Any
-    pruning: bool
-    objectives: list[str] | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    pruned_epoch: int | None = None
-    reported: int = 0
-
-    @property
-    def pruned(self) -> bool:
-        return self.pruned_epoch is not None
-
-
-_CURRENT: list[TrialContext] = []
-
-
-def set_current(context: TrialContext | None) -> None:
-    """Make ``context`` the trial of the runs in this process (None: no trial)."""
-    _CURRENT[:] = [context] if context is not None else []
-
-
-def current() -> TrialContext | None:
-    """The trial this process is running, or None outside an Optuna search."""
-    return _CURRENT[0] if _CURRENT else None
 
 
 class OptunaPruning(Callback):

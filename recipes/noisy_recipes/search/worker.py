@@ -96,7 +96,7 @@ def run_trial(study: Any, trial_id: int, payload: Payload) -> int:
     from hydra.core.utils import JobStatus, run_job
     from omegaconf import open_dict
 
-    from noisy_recipes.search.trial import TrialContext, set_current
+    from noisy_recipes.search.context import TrialContext, set_current
 
     settings, storage = payload.settings, study._storage
     number = storage.get_trial_number_from_id(trial_id)
@@ -136,9 +136,9 @@ def run_trial(study: Any, trial_id: int, payload: Payload) -> int:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         log.info(f"Trial {number} pruned at epoch {context.pruned_epoch}.")
         return 0
-    if settings.objectives:
+    if settings.objectives and context.metrics:  # metrics of a training run (recipes/train.py registers them)
         raw = [context.metrics.get(name) for name in settings.objectives]
-    else:
+    else:  # the task's return value: a number, or one per objective
         value = result.return_value
         raw = list(value) if isinstance(value, (list, tuple)) else [value]
     values = finite(raw)
