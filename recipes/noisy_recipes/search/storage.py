@@ -2,7 +2,7 @@
 it is malformed or unreachable.
 
 * ``null``: a SQLite file, ``optuna.db`` in the multirun directory (nothing to set up);
-* ``sqlite:///path.db``, ``postgresql://user:password@host:port/db`` (``psycopg2-binary``), any SQLAlchemy URL
+* ``sqlite:///path.db``, ``postgresql://user:password@host:port/db`` (psycopg 3 or psycopg2), any SQLAlchemy URL
   Optuna's ``RDBStorage`` takes: one study shared by processes and machines;
 * ``journal:PATH``: Optuna's ``JournalStorage`` on a ``JournalFileBackend`` (an append-only file, for clusters
   with a shared filesystem and no database).
@@ -69,6 +69,7 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None) -> Any:
     except (ArgumentError, ValueError) as error:
         raise _refuse(url, error) from None
     engine: dict[str, Any] = {}
+    target = url
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if not database or database == ":memory:":
@@ -78,15 +79,23 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None) -> Any:
         engine = {"connect_args": {"timeout": 60}}  # several workers write one file: wait for the lock
     elif parsed.get_backend_name() == "postgresql":
         engine = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        if parsed.drivername == "postgresql":  # no driver named: the one installed (psycopg 3, else psycopg2)
+            target = parsed.set(drivername=f"postgresql+{_postgresql_driver()}").render_as_string(hide_password=False)
     heartbeat = {}
     if heartbeat_interval:
         heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval}
     try:
         with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9: nothing to act on
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+            return optuna.storages.RDBStorage(target, engine_kwargs=engine, **heartbeat)
     except Exception as error:  # noqa: BLE001 - a driver, network or permission failure: the URL to change
         raise _refuse(url, error) from None
+
+
+def _postgresql_driver() -> str:
+    from importlib.util import find_spec
+
+    return "psycopg" if find_spec("psycopg") is not None or find_spec("psycopg2") is None else "psycopg2"
 
 
 def heartbeat_interval(storage: Any) -> int | None:
