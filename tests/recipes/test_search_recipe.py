@@ -69,15 +69,26 @@ def test_search_on_the_recipe_writes_each_trial_and_the_summary(tmp_path):
     assert "## Best trials" in summary and "## Parameter importances (fANOVA)" in summary and "## History" in summary
 
 
-def test_pareto_on_regression_is_refused_before_any_trial(tmp_path):
+@pytest.mark.parametrize(
+    ("search", "start", "fragments"),
+    [
+        (
+            "optuna_pareto",
+            "Error: hydra.sweeper.objectives must name a robustness objective",
+            ["got val/gaussian_auc", "regression model"],
+        ),
+        ("optuna", "Error: The search space's noise choices include label_smoothing", ["optuna_regression"]),
+    ],
+)
+def test_a_search_that_does_not_fit_regression_data_is_refused_before_any_trial(search, start, fragments, tmp_path):
     result = run_recipe(
-        ["hparams_search=optuna_pareto", "data=diabetes", *FAST, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path
+        [f"hparams_search={search}", "data=diabetes", *FAST, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr[-3000:]
     line = result.stderr.strip()
-    assert "\n" not in line and line.startswith("Error: hydra.sweeper.objectives must name a robustness objective")
-    assert "got val/gaussian_auc" in line and "regression model" in line
-    assert not (tmp_path / "s").exists()
+    assert "\n" not in line and line.startswith(start), line
+    assert all(fragment in line for fragment in fragments)
+    assert not (tmp_path / "s").exists()  # no storage, no study, no run directory
 
 
 @pytest.mark.slow

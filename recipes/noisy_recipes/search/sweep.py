@@ -31,8 +31,7 @@ def run_search(
     try:
         settings = read_settings(values)
         space = parse_space(settings.params, arguments)
-        if "val/gaussian_auc" in (settings.objectives or []):  # trial.ROBUSTNESS_OBJECTIVE (trial imports torch)
-            _check_classifier(config, hydra_context, space)
+        _preflight(config, hydra_context, space, settings.objectives)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         url = settings.storage
         if url is None:
@@ -82,19 +81,30 @@ def _run_workers(path: Path, study: Any, settings: Settings, *, config: Any, hyd
     return [int(r.return_value or 0) for r in returns]
 
 
-def _check_classifier(config: Any, hydra_context: Any, space: SearchSpace) -> None:
-    """Refuse the robustness objective (an accuracy) before any trial when the data is not a classification
-    task: compose one trial's config and load its data (seconds)."""
+def _preflight(config: Any, hydra_context: Any, space: SearchSpace, objectives: list[str] | None) -> None:
+    """Before any storage or trial: compose the first trial's config and load its data (seconds), then refuse
+    what every trial would refuse (data that does not load, an ``optimized_metric`` the run does not report,
+    label noise in the space of a model without classes) and the robustness objective (an accuracy) on data
+    that is not a classification task. Skipped for a task without ``data`` and ``model`` (not the recipe)."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
 
-    from noisy_recipes import utils
-    from noisy_recipes.search.trial import robustness_error
-
-    first = {}
-    for name, d in space.distributions.items():
-        first[name] = d.choices[0] if hasattr(d, "choices") else d.low
+    first = {name: d.choices[0] if hasattr(d, "choices") else d.low for name, d in space.distributions.items()}
     cfg = hydra_context.config_loader.load_sweep_config(config, space.overrides(first))
-    _, spec = utils.instantiate_data(cfg.data)
-    task = hydra.utils.get_class(cfg.model._target_).task_of(spec)
-    if task != "classification":
-        raise config_error(robustness_error(task))
+    if "data" not in cfg or "model" not in cfg or "_target_" not in (cfg.model or {}):
+        return
+    from noisy_recipes import utils
+    from noisy_recipes.search.trial import ROBUSTNESS_OBJECTIVE, robustness_error
+
+    HydraConfig.instance().set_config(cfg)  # the checks read the sweeper's search space from it
+    try:
+        datamodule, spec = utils.instantiate_data(cfg.data)
+        task = hydra.utils.get_class(cfg.model._target_).task_of(spec)
+        if ROBUSTNESS_OBJECTIVE in (objectives or []) and task != "classification":
+            raise config_error(robustness_error(task))
+        metric_name = "acc" if task == "classification" else "mse"
+        utils.check_optimized_metric(
+            cfg.get("optimized_metric"), splits=datamodule.split_sizes(), metric_name=metric_name
+        )
+    finally:
+        HydraConfig.instance().set_config(config)
