@@ -96,6 +96,7 @@ def test_killed_search_resumes_with_the_killed_trial_failed(tmp_path):
     assert retried.user_attrs["retry_of"] == 1 and retried.params == killed.params
 
 
+@pytest.mark.slow
 def test_one_worker_and_a_fixed_seed_propose_the_same_trials(tmp_path):
     sampler = ["hydra.sweeper.sampler._target_=optuna.samplers.TPESampler", "+hydra.sweeper.sampler.n_startup_trials=2"]
     proposed = []
@@ -145,6 +146,7 @@ def test_pareto_search_returns_the_known_front(tmp_path):
     assert "## Pareto front" in (tmp_path / "search.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
     result = run_app([f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=2", "fail=true"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -162,23 +164,53 @@ def _refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
         assert fragment in line
 
 
-@pytest.mark.parametrize(
-    ("override", "fragments"),
-    [
-        ("hydra.sweeper.n_jobs=0", ["n_jobs must be an integer >= 1; got 0"]),
-        ("hydra.sweeper.pruner=mean", ["pruner must be one of none, median, successive_halving, hyperband", "'mean'"]),
-        ("hydra.sweeper.storage=notadatabase", ["storage must be a reachable database URL", "'notadatabase'"]),
-        ("hydra.sweeper.storage=sqlite:////no/such/dir/x.db", ["storage must be", "does not exist"]),
-        ("hydra.sweeper.storage=postgresql://nobody@127.0.0.1:9/db", ["storage must be", "postgresql://"]),
-        ("hydra.sweeper.storage=journal:/no/such/dir/x.log", ["storage must be", "journal file does not exist"]),
-    ],
-)
-def test_bad_settings_are_refused_before_anything_is_created(override, fragments, tmp_path):
-    result = run_app([f"hydra.sweep.dir={tmp_path / 's'}", override], tmp_path)
-    _refused(result, *fragments)
+def test_a_bad_setting_is_refused_in_one_line_before_anything_is_created(tmp_path):
+    result = run_app([f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweeper.n_jobs=0"], tmp_path)
+    _refused(result, "n_jobs must be an integer >= 1; got 0")
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "fragments"),
+    [
+        ("notadatabase", ["storage must be a reachable database URL", "'notadatabase'"]),
+        ("sqlite:////no/such/dir/x.db", ["does not exist"]),
+        ("sqlite:///:memory:", ["in-memory database cannot be shared"]),
+        ("postgresql://nobody@127.0.0.1:9/db", ["got 'postgresql://nobody@127.0.0.1:9/db' ("]),
+        ("journal:/no/such/dir/x.log", ["journal file does not exist"]),
+    ],
+)
+def test_a_bad_storage_is_refused_in_one_line(url, fragments):
+    from noisy_recipes.search.storage import open_storage
+
+    with pytest.raises(ValueError) as caught:
+        open_storage(url)
+    message = str(caught.value)
+    assert message.startswith("hydra.sweeper.storage must be") and "\n" not in message
+    assert all(fragment in message for fragment in fragments), message
+
+
+def test_a_study_of_another_search_is_refused_in_process(tmp_path):
+    from noisy_recipes.search.settings import parse_space, read_settings
+    from noisy_recipes.search.storage import open_storage
+    from noisy_recipes.search.study import prepare_study
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    settings = read_settings({"study_name": "s", "n_trials": 3, "direction": "minimize"})
+    prepare_study(storage, settings, parse_space({"x": "range(0, 4)"}, []), objective_names=["value"])
+    with pytest.raises(ValueError, match=r"params must be the search space of the existing study 's'.*got \{x: Int"):
+        prepare_study(storage, settings, parse_space({"x": "range(0, 3)"}, []), objective_names=["value"])
+    maximize = read_settings({"study_name": "s", "n_trials": 3, "direction": "maximize"})
+    with pytest.raises(ValueError, match=r"direction must be 'minimize'.*got 'maximize'"):
+        prepare_study(storage, maximize, parse_space({"x": "range(0, 4)"}, []), objective_names=["value"])
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert states(study) == ["WAITING"] * 3  # left as it was: three queued trials, nothing added or removed
+    more = read_settings({"study_name": "s", "n_trials": 5, "direction": "minimize"})  # a resume asking for more
+    prepare_study(storage, more, parse_space({"x": "range(0, 4)"}, ["seed=3"]), objective_names=["value"])
+    assert states(study) == ["WAITING"] * 5  # fixed values may change; the missing trials are queued
+
+
+@pytest.mark.slow
 def test_a_study_of_another_search_is_refused_and_left_as_it_is(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     base = [f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweeper.n_trials=1"]
