@@ -66,7 +66,7 @@ def tie_message(values: list[float | None], names: list[str], *, metric: str | N
     Example::
 
         >>> tie_message([1.0, 1.0], ["#0 a", "#1 b"], metric="val/acc", direction="maximize")[:45]
-        '2 of 2 trials tie at the best val/acc = 1, so '
+        '2 of 2 trials tie at the best val/acc = 1, so'
     """
     tied = tied_best(values, direction)
     if len(tied) < 2:
