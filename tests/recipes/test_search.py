@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from tests.recipes.conftest import run_recipe
 
@@ -94,6 +95,35 @@ def test_killed_search_resumes_with_the_killed_trial_failed(tmp_path):
     assert states(study) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     retried = study.trials[4]
     assert retried.user_attrs["retry_of"] == 1 and retried.params == killed.params
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_is_replaced_and_its_trial_failed(tmp_path):
+    """SIGKILL of the worker process alone: the command marks its trial FAIL at once, starts another worker
+    process and still ends with exactly n_trials."""
+    db = tmp_path / "s" / "optuna.db"
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    args = [f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweeper.n_trials=3", "sleep=3"]
+    process = subprocess.Popen([sys.executable, str(APP), *args], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    running: list[int] = []
+
+    def a_trial_running() -> bool:
+        if not db.exists():
+            return False
+        try:
+            study = load(f"sqlite:///{db}")
+        except (KeyError, optuna.exceptions.StorageInternalError):
+            return False
+        running[:] = [t.system_attrs["noisy_recipes:pid"] for t in study.trials if t.state == TrialState.RUNNING]
+        return bool(running) and running[0] != process.pid
+
+    _wait_for(a_trial_running)
+    os.kill(running[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    study = load(f"sqlite:///{db}")
+    assert sorted(states(study)) == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert len({t.system_attrs["noisy_recipes:pid"] for t in study.trials}) == 2  # a second worker process
 
 
 @pytest.mark.slow
