@@ -73,7 +73,7 @@ def test_killed_search_resumes_with_the_killed_trial_failed(tmp_path):
             return False
         try:
             found = states(load(f"sqlite:///{db}"))
-        except (KeyError, optuna.exceptions.StorageInternalError):
+        except Exception:  # noqa: BLE001 - the search is creating the study (tables, rows) at this moment
             return False
         return found.count("COMPLETE") == 1 and found.count("RUNNING") == 1
 
@@ -112,7 +112,7 @@ def test_a_killed_worker_process_is_replaced_and_its_trial_failed(tmp_path):
             return False
         try:
             study = load(f"sqlite:///{db}")
-        except (KeyError, optuna.exceptions.StorageInternalError):
+        except Exception:  # noqa: BLE001 - the search is creating the study (tables, rows) at this moment
             return False
         running[:] = [t.system_attrs["noisy_recipes:pid"] for t in study.trials if t.state == TrialState.RUNNING]
         return bool(running) and running[0] != process.pid
