@@ -33,6 +33,7 @@ import lightning.pytorch as pl  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from noisy_recipes import certification, hydra_errors, utils  # noqa: E402
+from noisy_recipes.search import trial as search_trial  # noqa: E402
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -84,7 +85,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     certifier = certification.certification_callback(
         cfg.get("eval"), model.task, noise, output_dir=output_dir, dataset_name=spec.name, dataloader_idx=test_idx
     )
-    callbacks += [*noise.values(), *(c for c in (robustness, certifier) if c is not None)]
+    searching = search_trial.trial_callbacks(cfg, model.task)  # an Optuna trial's pruning and robustness objective
+    callbacks += [*noise.values(), *(c for c in (robustness, certifier) if c is not None), *searching]
     trainer = utils.instantiate_trainer(cfg.trainer, callbacks=callbacks, loggers=loggers)
     for logger in loggers:
         logger.log_hyperparams(utils.plain_config(cfg))
@@ -95,6 +97,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     results = trainer.test(model, dataloaders=list(evaluation.values()), ckpt_path=best_path, verbose=False)
     metrics = utils.final_metrics(results)  # final/test/acc -> test/acc
+    search_trial.finish_trial(metrics, searching)  # adds val/gaussian_auc in a Pareto search
     best = utils.best_epoch(trainer)
     utils.log_final(loggers, metrics, best_epoch=best, step=trainer.global_step)
     utils.finish_loggers(loggers)
@@ -138,6 +141,7 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
     certification.add_to_record(record, certifier)
+    search_trial.add_to_record(record)  # the Optuna trial: number, pruned and at which epoch
     utils.write_record(output_dir / "metrics.json", record)
     utils.write_run_files(output_dir, cfg, utils.final_summary(metrics, best_epoch=best))
     utils.print_summary(

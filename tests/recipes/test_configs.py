@@ -224,7 +224,7 @@ def test_optuna_search_composes(compose_cfg):
     assert sweeper._target_.endswith("OptunaSweeper")
     assert sweeper.direction == "minimize" and sweeper.storage is None
     assert cfg.optimized_metric == "val/loss"  # continuous: 20 validation points rank trials by loss, not by a tied acc
-    assert cfg.hydra.callbacks.search_ties._target_ == "noisy_recipes.search.SearchTieWarning"
+    assert sweeper.pruner == "none" and sweeper.n_jobs == 1 and sweeper.study_name == "noise"  # search.md warns of ties
     assert "noise" in sweeper.params
 
 

@@ -84,6 +84,7 @@ def test_optuna_two_trials(search, data, noises, tmp_path):
     assert len(_records(tmp_path)) == 2
     best = (tmp_path / "optimization_results.yaml").read_text()
     assert "best_value" in best and "noise_scale" in best
+    assert (tmp_path / "optuna.db").is_file() and (tmp_path / "search.md").is_file()  # the study outlives the process
 
 
 @pytest.mark.slow
