@@ -11,8 +11,8 @@ See docs/certified-robustness.md.
 
 from lightning_noise.smoothing.bounds import binomial_test_half, clopper_pearson_lower
 from lightning_noise.smoothing.callback import RandomizedSmoothing
-from lightning_noise.smoothing.smoothed import ABSTAIN, certify, smoothed_predict
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
+from lightning_noise.smoothing.smoothed import ABSTAIN, certify, smoothed_predict
 
 __all__ = [
     "ABSTAIN",

@@ -117,7 +117,7 @@ class CertificationResult:
 
         The settings (``sigma``, ``n``, ``n0``, ``alpha``, ``points``) are included, so they travel with the numbers.
         """
-        out = {f"{prefix}/acc_r{r:g}": a for r, a in zip(self.radius_grid, self.certified_accuracies)}
+        out = {f"{prefix}/acc_r{r:g}": a for r, a in zip(self.radius_grid, self.certified_accuracies, strict=True)}
         out.update(
             {
                 f"{prefix}/clean_acc": self.clean_accuracy,
@@ -154,7 +154,7 @@ class CertificationResult:
     # ------------------------------------------------------------------------------------------ display
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
         """Two columns of text: certified accuracy at each radius, then clean accuracy, ACR and abstain rate."""
-        accuracies = zip(self.radius_grid, self.certified_accuracies)
+        accuracies = zip(self.radius_grid, self.certified_accuracies, strict=True)
         rows = [[f"certified accuracy at r = {r:g}", f"{a:.3f}"] for r, a in accuracies]
         rows += [
             ["clean accuracy (smoothed)", f"{self.clean_accuracy:.3f}"],
