@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lightning_noise.report import compare_runs
-from lightning_noise.smoothing.report_section import certified_curves, markdown_lines
+from lightning_noise.report.certification import certified_curves, markdown_lines
 
 
 def record(group: str, seed: int, std: float, accuracies: list[float]) -> dict:
@@ -18,7 +18,7 @@ def record(group: str, seed: int, std: float, accuracies: list[float]) -> dict:
         "certify/alpha": 0.001,
         "certify/points": 100.0,
     }
-    metrics.update({f"certify/acc_r{r:g}": a for r, a in zip([0.0, 0.25, 0.5], accuracies)})
+    metrics.update({f"certify/acc_r{r:g}": a for r, a in zip([0.0, 0.25, 0.5], accuracies, strict=True)})
     return {"group": group, "seed": seed, "noise": {"input": {"std": std}} if std else None, "metrics": metrics}
 
 

@@ -1,11 +1,13 @@
 """The comparison report's certification section: certified accuracy vs radius over seeds, with error bars.
 
 Run records written with ``eval.certify=true`` carry ``certify/acc_r{radius}`` (and ``certify/acr``,
-``certify/sigma``, ``certify/n``...) among their metrics, so :func:`~lightning_noise.report.compare_runs`
+``certify/sigma``, ``certify/n``...) among their metrics
+(:meth:`~lightning_noise.smoothing.CertificationResult.scalars`), so :func:`~lightning_noise.report.compare_runs`
 already summarizes each one per configuration (mean, std, confidence interval over seeds). This module reads
 those summaries back as curves: :func:`certified_curves`, the plot :func:`plot_certified` and the Markdown
 table :func:`markdown_lines`, which :meth:`~lightning_noise.report.ComparisonReport.write` adds when the records
-have them.
+have them. It lives with the report that renders it: ``lightning_noise.smoothing`` does not import
+``lightning_noise.report`` (this module was ``lightning_noise.smoothing.report_section``).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def plot_certified(report: ComparisonResult, path: str | Path) -> Path:
     )
     for index, group in enumerate(order):
         curve = curves[group]
-        half = [0.0 if math.isnan(h) else (h - l) / 2 for l, h in zip(curve["ci_low"], curve["ci_high"])]
+        half = [0.0 if math.isnan(h) else (h - lo) / 2 for lo, h in zip(curve["ci_low"], curve["ci_high"], strict=True)]
         color = f"C{sigmas.index(curve['sigma']) % 10}" if curve["sigma"] in sigmas else f"C{index % 10}"
         dashed = families.get(group) == NONE_LABEL
         sigma = f"sigma {curve['sigma']:g}: " if curve["sigma"] is not None else ""
@@ -126,7 +128,7 @@ def _short_labels(groups: list[str]) -> dict[str, str]:
     """Group labels without the space-separated tokens that every group shares."""
     tokens = [group.split(" ") for group in groups]
     shared = set.intersection(*(set(t) for t in tokens)) if len(tokens) > 1 else set()
-    return {g: " ".join(x for x in t if x not in shared) or g for g, t in zip(groups, tokens)}
+    return {g: " ".join(x for x in t if x not in shared) or g for g, t in zip(groups, tokens, strict=True)}
 
 
 def markdown_lines(report: ComparisonResult) -> list[str]:
@@ -138,7 +140,7 @@ def markdown_lines(report: ComparisonResult) -> list[str]:
     header = ["configuration", "sigma", "seeds", *[f"r={r:g}" for r in radii], "ACR"]
     rows = []
     for group, curve in curves.items():
-        by_radius = dict(zip(curve["radius"], zip(curve["mean"], curve["std"])))
+        by_radius = dict(zip(curve["radius"], zip(curve["mean"], curve["std"], strict=True), strict=True))
         cells = [mean_std(*by_radius[r], digits=3) if r in by_radius else "" for r in radii]
         acr = curve["acr"]
         sigma = "" if curve["sigma"] is None else f"{curve['sigma']:g}"
