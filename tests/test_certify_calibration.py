@@ -139,9 +139,9 @@ def test_selection_draws_and_estimation_draws_are_disjoint():
     # comes from the first points * n0 noisy inputs only, it is counted on the next points * n only, and no noisy
     # input is used twice. The model answers 0 during selection and 1 after: the selected class (0) is then
     # never seen among the estimation draws, and every point abstains. A class chosen from the estimation draws
-    # would be 1, certified at every point; a count that includes the selection draws, or noise reused between
-    # the two phases, shows in what the model was given.
-    points, n0, n = 7, 20, 50
+    # (class 1, 20 of 20) or a count that includes the selection draws (class 0, 50 of 70) would certify; noise
+    # reused between the two phases shows in what the model was given.
+    points, n0, n = 7, 50, 20
     x = torch.randn(points, 2, generator=torch.Generator().manual_seed(0))
     model = PhaseModel(switch=points * n0)
     labels, radii = certify(
