@@ -118,6 +118,34 @@ def test_smoothed_predict_near_the_boundary_is_wrong_at_most_alpha():
     assert (answers != -1).double().mean().item() > 0.1  # not vacuous
 
 
+class Bands(nn.Module):
+    """Three classes by the first coordinate: 0 below ``a``, 1 in ``[a, b)``, 2 from ``b`` (three logits)."""
+
+    def __init__(self, a: float, b: float) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x[:, 0]
+        return nn.functional.one_hot((z >= self.a).long() + (z >= self.b).long(), 3).float()
+
+
+def test_smoothed_predict_with_three_classes_tests_the_top_two_only():
+    # At the origin with sigma = 1: P(class 0, 1, 2) = Phi(a), Phi(b) - Phi(a), 1 - Phi(b).
+    ndtri = lambda p: torch.special.ndtri(torch.tensor(p)).item()  # noqa: E731
+    g = torch.Generator().manual_seed(8)
+    # (0.4, 0.4, 0.2): classes 0 and 1 tie, and an answer is wrong; at most alpha of 600 points answer.
+    alpha, points = 0.1, 600
+    answers = smoothed_predict(
+        Bands(ndtri(0.4), ndtri(0.8)), torch.zeros(points, 2), 1.0, n=300, alpha=alpha, generator=g
+    )
+    assert (answers != -1).double().mean().item() <= alpha + tolerance(alpha, points)
+    # (0.3, 0.5, 0.2): class 1 against class 0 is 500 to 300 of 1,000, significant at alpha = 0.001 (not 500 of all
+    # 1,000 against 1/2): every point answers 1.
+    answers = smoothed_predict(Bands(ndtri(0.3), ndtri(0.8)), torch.zeros(20, 2), 1.0, n=1000, alpha=0.001, generator=g)
+    assert answers.tolist() == [1] * 20
+
+
 # ------------------------------------------------------------------------------------------ the two sets of draws
 class PhaseModel(nn.Module):
     """Class 0 for the first ``switch`` noisy inputs it is given, class 1 after; records every input it sees."""
