@@ -116,10 +116,11 @@ def _base_predictions(logits: Tensor, batch: int) -> tuple[Tensor, int]:
         )
     if logits.dim() == 1 or (logits.dim() == 2 and logits.shape[1] == 1):
         logits = logits.reshape(batch)
-        return torch.where(logits.isnan(), -1, (logits > 0).long()), 2
+        return (logits > 0).long().masked_fill_(logits.isnan(), -1), 2
     if logits.dim() != 2:
         raise ValueError(f"The model must return logits of shape (batch, classes), got {tuple(logits.shape)}.")
-    return torch.where(logits.isnan().any(dim=1), -1, logits.argmax(dim=1)), logits.shape[1]
+    top, predictions = logits.max(dim=1)  # a NaN in a row propagates to its maximum
+    return predictions.masked_fill_(top.isnan(), -1), logits.shape[1]
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -142,20 +143,28 @@ def sample_counts(
     device = torch.device(generator.device)
     x = x.to(device)
     points = x.shape[0]
-    counts = None if num_classes is None else torch.zeros(points, num_classes, dtype=torch.long, device=device)
+    # Column 0 counts the votes for no class (NaN logits, prediction -1), column c + 1 class c.
+    counts = None if num_classes is None else torch.zeros(points, num_classes + 1, dtype=torch.long, device=device)
+    ones = torch.ones(min(batch_size, points * num), dtype=torch.long, device=device)
     total = points * num
     for start in range(0, total, batch_size):
-        index = torch.arange(start, min(start + batch_size, total), device=device) // num
-        noise = torch.randn((len(index), *x.shape[1:]), generator=generator, device=device, dtype=x.dtype)
-        predictions, classes = _base_predictions(model(x[index] + sigma * noise), len(index))
+        stop = min(start + batch_size, total)
+        first = start // num
+        one_point = (stop - 1) // num == first  # every copy in this call is of point `first`: no index needed
+        index = None if one_point else torch.arange(start, stop, device=device) // num
+        clean = x[first].expand(stop - start, *x.shape[1:]) if index is None else x[index]
+        noise = torch.randn(clean.shape, generator=generator, device=device, dtype=x.dtype)
+        predictions, classes = _base_predictions(model(torch.add(clean, noise, alpha=sigma)), stop - start)
         if counts is None:
-            counts = torch.zeros(points, classes, dtype=torch.long, device=device)
-        elif classes != counts.shape[1]:
-            raise ValueError(f"The model returned {classes} classes in one batch and {counts.shape[1]} in another.")
-        voted = predictions >= 0
-        counts.view(-1).index_add_(0, index * counts.shape[1] + predictions.clamp(min=0), voted.long())
+            counts = torch.zeros(points, classes + 1, dtype=torch.long, device=device)
+        elif classes + 1 != counts.shape[1]:
+            raise ValueError(f"The model returned {classes} classes in one batch and {counts.shape[1] - 1} in another.")
+        if index is None:
+            counts[first].index_add_(0, predictions + 1, ones[: stop - start])
+        else:
+            counts.view(-1).index_add_(0, index * (classes + 1) + predictions + 1, ones[: stop - start])
     assert counts is not None  # points >= 1 and num >= 1
-    return counts.cpu()
+    return counts[:, 1:].cpu()
 
 
 def certify(
