@@ -10,13 +10,13 @@ Method. The models are the recipes' ``MLP`` (64-32-32-10, ``conf/model/mlp.yaml`
 channels, ``conf/model/cnn.yaml``) built for ``data=digits`` (inputs ``(1, 8, 8)``), untrained: the cost is
 the ``n0 + n`` forward passes per point, which do not depend on the weights, plus the Clopper-Pearson bound.
 Inputs are the first test points of the standardized digits. Each case certifies ``points`` points
-(``n0 = 100``, ``alpha = 0.001``, ``sigma = 0.25``) with one torch thread, first with ``lightning_noise.certify``
-and then, in the same process on the same points and batch size, with the reference CERTIFY of Cohen et al.
-(``Smooth.certify`` of locuslab/smoothing ``code/core.py``, transcribed in ``_reference_smooth.py``: one point per
-call, statsmodels' Clopper-Pearson bound). The clock is the thread's CPU time (``time.thread_time``;
-``--clock wall`` for wall time), so other processes on a shared machine count less; the table shows the median
-over ``repeats`` runs, the forward samples per second (``points * (n0 + n) / time``) and the ratio
-library / reference of points per second (> 1: the library is faster).
+(``n0 = 100``, ``alpha = 0.001``, ``sigma = 0.25``) with one torch thread, alternately with
+``lightning_noise.certify`` and, in the same process on the same points and batch size, with the reference
+CERTIFY of Cohen et al. (``Smooth.certify`` of locuslab/smoothing ``code/core.py``, transcribed in
+``_reference_smooth.py``: one point per call, statsmodels' Clopper-Pearson bound). The clock is the thread's CPU
+time (``time.thread_time``; ``--clock wall`` for wall time), so other processes on a shared machine count less;
+the table shows the median over ``repeats`` runs, the forward samples per second (``points * (n0 + n) / time``)
+and the ratio library / reference of points per second (> 1: the library is faster).
 
 The bound alone (``--bound-points``): ``clopper_pearson_lower`` on that many counts at ``n = 100,000`` spread over
 94,001..99,000 with one count of 1, its time (median of ``repeats``) and the growth of the process's peak resident
@@ -100,7 +100,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             x = inputs[:points]
             for batch_size in args.batch_sizes:
                 measure(model, x[:1], n=min(n, 1000), batch_size=batch_size, clock=args.clock)  # warm up
-                times = [measure(model, x, n=n, batch_size=batch_size, clock=args.clock) for _ in range(args.repeats)]
+                times, reference_times = [], []
+                for _ in range(args.repeats):  # alternated, so that a busy spell of the machine hits both
+                    times.append(measure(model, x, n=n, batch_size=batch_size, clock=args.clock))
+                    if args.reference:
+                        reference_times.append(
+                            measure_reference(model, x, classes, n=n, batch_size=batch_size, clock=args.clock)
+                        )
                 seconds = statistics.median(times)
                 row = {
                     "model": name,
@@ -114,10 +120,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "samples_per_second": len(x) * (n + N0) / seconds,
                 }
                 if args.reference:
-                    reference = statistics.median(
-                        measure_reference(model, x, classes, n=n, batch_size=batch_size, clock=args.clock)
-                        for _ in range(args.repeats)
-                    )
+                    reference = statistics.median(reference_times)
                     row.update(
                         reference_seconds=reference,
                         reference_points_per_second=len(x) / reference,
