@@ -83,7 +83,7 @@ def test_clopper_pearson_and_binomial_test_equal_scipy():
     n = torch.tensor([c[1] for c in cases])
     for alpha in (0.001, 0.05, 0.3):
         ours = clopper_pearson_lower(k, n, alpha).tolist()
-        for (ki, ni), value in zip(cases, ours):
+        for (ki, ni), value in zip(cases, ours, strict=True):
             reference = stats.beta.ppf(alpha, ki, ni - ki + 1) if ki > 0 else 0.0
             interval = stats.binomtest(ki, ni).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
             assert value == pytest.approx(reference, abs=1e-11), (ki, ni, alpha)
@@ -161,7 +161,7 @@ def test_same_seed_same_certificates_and_a_new_seed_new_ones():
     model = Linear(torch.tensor([1.0, 2.0]), 0.1, two_logits=True)
     x = points_at(torch.linspace(-1, 1, 15), torch.tensor([1.0, 2.0]), 0.1, seed=6)
     run = lambda seed: certify(model, x, 0.5, n0=50, n=500, generator=torch.Generator().manual_seed(seed))  # noqa: E731
-    (l1, r1), (l2, r2), (l3, r3) = run(7), run(7), run(8)
+    (l1, r1), (l2, r2), (_, r3) = run(7), run(7), run(8)
     assert torch.equal(l1, l2) and torch.equal(r1, r2)
     assert not torch.equal(r1, r3)
 

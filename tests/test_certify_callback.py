@@ -53,7 +53,7 @@ def test_certifies_the_test_set_after_test_and_reports(tmp_path):
     assert record["per_point"]["target"] == blobs(90, 1).tensors[1][:40].tolist()  # the first 40 points, in order
     accuracy = record["certified_accuracy"]
     assert accuracy[0] == record["clean_accuracy"] >= 0.9  # blobs 3.2+ apart, std 0.4 (+ 0.5 noise): easy
-    assert all(a >= b for a, b in zip(accuracy, accuracy[1:]))
+    assert all(a >= b for a, b in zip(accuracy, accuracy[1:], strict=False))
     radii = torch.tensor(record["per_point"]["radius"])
     labels = torch.tensor(record["per_point"]["label"])
     # n = 500, alpha = 0.001: p_low <= 0.001 ** (1 / 500) (all 500 samples right), so radius <= sigma * Phi^-1(that).
@@ -177,7 +177,7 @@ def test_ddp_splits_points_across_ranks_and_gathers_them_in_order(tmp_path):
     assert record["per_point"]["label"] == list(range(21))
 
 
-def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):
+def test_wandb_logger_gets_numbers_table_and_plot(tmp_path, wandb_calls):  # noqa: F811 (the fixture)
     pytest.importorskip("wandb")
     pytest.importorskip("matplotlib")
     from lightning.pytorch.loggers import WandbLogger
