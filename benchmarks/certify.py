@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/certify.py                       # mlp and cnn, n = 1e3, 1e4, 1e5, batch 100..4096: ~15 min CPU
+    python benchmarks/certify.py --reference-dir ../smoothing   # mlp and cnn, n = 1e3..1e5, batch 100..4096: ~15 min
     python benchmarks/certify.py --models cnn --n 1000 --batch-sizes 256 4096 --out certify.md   # or .json
     python benchmarks/certify.py --no-reference --bound-points 1000 10000   # the library alone, and the bound
 
@@ -12,8 +12,12 @@ the ``n0 + n`` forward passes per point, which do not depend on the weights, plu
 Inputs are the first test points of the standardized digits. Each case certifies ``points`` points
 (``n0 = 100``, ``alpha = 0.001``, ``sigma = 0.25``) with one torch thread, alternately with
 ``lightning_noise.certify`` and, in the same process on the same points and batch size, with the reference
-CERTIFY of Cohen et al. (``Smooth.certify`` of locuslab/smoothing ``code/core.py``, transcribed in
-``_reference_smooth.py``: one point per call, statsmodels' Clopper-Pearson bound). The clock is the thread's CPU
+CERTIFY of Cohen et al. (``Smooth.certify`` of locuslab/smoothing ``code/core.py``: one point per call,
+statsmodels' Clopper-Pearson bound). That code is not redistributed here (its repository carries no licence): give
+a checkout with ``--reference-dir PATH`` (or ``SMOOTHING_REFERENCE_DIR``; PATH holds ``code/core.py``), and
+:func:`load_reference` reads it, changing two lines so it runs on a CPU with today's scipy (the noise is drawn on
+the input's device instead of ``device='cuda'``, and ``binom_test``, removed from scipy and used only by
+``predict``, is not imported). Without it, the reference columns are left out. The clock is the thread's CPU
 time (``time.thread_time``; ``--clock wall`` for wall time), so other processes on a shared machine count less;
 the table shows the median over ``repeats`` runs, the forward samples per second (``points * (n0 + n) / time``)
 and the ratio library / reference of points per second (> 1: the library is faster).
@@ -27,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +81,38 @@ def measure(model: torch.nn.Module, x: torch.Tensor, *, n: int, batch_size: int,
     return timer() - start
 
 
+REFERENCE_PATCHES = (
+    ("from scipy.stats import norm, binom_test", "from scipy.stats import norm"),  # binom_test left scipy in 1.12
+    ("torch.randn_like(batch, device='cuda')", "torch.randn_like(batch)"),  # the noise on the input's device
+)
+
+
+def load_reference(reference_dir: Path) -> Any:
+    """The ``Smooth`` class of a locuslab/smoothing checkout's ``code/core.py``, with :data:`REFERENCE_PATCHES`.
+
+    Raises:
+        FileNotFoundError: ``reference_dir`` holds no ``code/core.py``.
+        ValueError: a line to patch is not in that file (another version of the reference).
+    """
+    core = Path(reference_dir) / "code" / "core.py"
+    if not core.is_file():
+        raise FileNotFoundError(f"--reference-dir must hold locuslab/smoothing's code/core.py, got {reference_dir}")
+    source = core.read_text()
+    for old, new in REFERENCE_PATCHES:
+        if old not in source:
+            raise ValueError(f"{core}: expected the line {old!r} of the reference (commit 78a4d94); not found")
+        source = source.replace(old, new)
+    module = types.ModuleType("smoothing_reference_core")
+    module.__file__ = str(core)
+    exec(compile(source, str(core), "exec"), module.__dict__)
+    return module.Smooth
+
+
 def measure_reference(
-    model: torch.nn.Module, x: torch.Tensor, classes: int, *, n: int, batch_size: int, clock: str
+    smooth_class: Any, model: torch.nn.Module, x: torch.Tensor, classes: int, *, n: int, batch_size: int, clock: str
 ) -> float:
     """Seconds for the reference ``Smooth.certify``, one point at a time as in its ``certify.py``."""
-    from _reference_smooth import Smooth
-
-    smooth = Smooth(model, classes, SIGMA)
+    smooth = smooth_class(model, classes, SIGMA)
     timer = _timer(clock)
     start = timer()
     for point in x:
@@ -91,6 +122,7 @@ def measure_reference(
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
+    reference_class = load_reference(args.reference_dir) if args.reference_dir is not None else None
     rows = []
     for name in args.models:
         model, inputs = build(name)
@@ -103,9 +135,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 times, reference_times = [], []
                 for _ in range(args.repeats):  # alternated, so that a busy spell of the machine hits both
                     times.append(measure(model, x, n=n, batch_size=batch_size, clock=args.clock))
-                    if args.reference:
+                    if reference_class is not None:
                         reference_times.append(
-                            measure_reference(model, x, classes, n=n, batch_size=batch_size, clock=args.clock)
+                            measure_reference(
+                                reference_class, model, x, classes, n=n, batch_size=batch_size, clock=args.clock
+                            )
                         )
                 seconds = statistics.median(times)
                 row = {
@@ -119,7 +153,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "points_per_second": len(x) / seconds,
                     "samples_per_second": len(x) * (n + N0) / seconds,
                 }
-                if args.reference:
+                if reference_class is not None:
                     reference = statistics.median(reference_times)
                     row.update(
                         reference_seconds=reference,
@@ -197,7 +231,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
-    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True, help="time the reference")
+    parser.add_argument(
+        "--reference-dir",
+        type=Path,
+        default=os.environ.get("SMOOTHING_REFERENCE_DIR") or None,
+        help="a checkout of locuslab/smoothing to time beside the library (default: $SMOOTHING_REFERENCE_DIR)",
+    )
+    parser.add_argument("--no-reference", dest="reference_dir", action="store_const", const=None)
     parser.add_argument("--bound-points", nargs="*", type=int, default=[1_000, 10_000], help="bound alone (n=1e5)")
     parser.add_argument("--out", type=Path, default=None, help="write the tables (.md) or the rows (.json)")
     args = parser.parse_args(argv)
