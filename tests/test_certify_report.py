@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lightning_noise.report import compare_runs
-from lightning_noise.smoothing.report_section import certified_curves, markdown_lines
+from lightning_noise.report.certification import certified_curves, markdown_lines
 
 
 def record(group: str, seed: int, std: float, accuracies: list[float]) -> dict:

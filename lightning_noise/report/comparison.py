@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning_noise._json import dumps
+from lightning_noise.report import certification as report_section
 from lightning_noise.report import plots, tables
 from lightning_noise.report.records import NONE_LABEL, describe_run, plot_axis
 from lightning_noise.report.result import ComparisonResult, GroupSummary
 from lightning_noise.report.stats import Comparison, clip_interval, mean_std_ci, metric_range, t_test
 from lightning_noise.robustness import normalized_auc
-from lightning_noise.smoothing import report_section
 
 __all__ = ["ComparisonReport", "compare_runs"]
 

@@ -10,8 +10,8 @@ from typing import Any
 from lightning_noise._console import markdown_table, mean_std
 from lightning_noise._console import print_table as _print_table
 from lightning_noise._optional import available, require
+from lightning_noise.report import certification as report_section
 from lightning_noise.report.result import ComparisonResult, GroupSummary
-from lightning_noise.smoothing import report_section
 
 __all__ = ["best_line", "print_table", "significant", "table_data", "table_rows", "to_markdown"]
 

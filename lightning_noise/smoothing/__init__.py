@@ -4,7 +4,7 @@ trained with Gaussian noise.
 * :func:`certify` and :func:`smoothed_predict`: CERTIFY and PREDICT on any model and batch of inputs;
 * :class:`RandomizedSmoothing`: a callback that certifies the test set after ``trainer.test`` and reports it;
 * :class:`CertificationResult`: certified accuracy by radius, average certified radius, abstain rate;
-* :mod:`~lightning_noise.smoothing.bounds`: the exact binomial bounds (Clopper-Pearson, binomial test) in torch.
+* :mod:`~lightning_noise.smoothing.bounds`: the exact binomial bounds (Clopper-Pearson, binomial test), from scipy.
 
 See docs/certified-robustness.md.
 """

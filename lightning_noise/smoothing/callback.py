@@ -16,7 +16,7 @@ from lightning_noise._checks import check_int, check_non_negative_numbers
 from lightning_noise._evaluation import EvaluationCallback, dataset_name_of, log_results, write_outputs
 from lightning_noise.smoothing.bounds import check_alpha
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
-from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, certify, check_sigma
+from lightning_noise.smoothing.smoothed import DEFAULT_BATCH_SIZE, DEFAULT_N, certify, check_sigma
 
 __all__ = ["RandomizedSmoothing"]
 
@@ -59,7 +59,8 @@ class RandomizedSmoothing(EvaluationCallback):
     Args:
         sigma: std of the smoothing noise, in the units of the model's inputs (> 0).
         n0: samples per point that pick the top class.
-        n: samples per point that bound its probability (cost: ``n0 + n`` forwards per point).
+        n: samples per point that bound its probability (cost: ``n0 + n`` forwards per point); default 10,000,
+            as :func:`~lightning_noise.certify` and the recipes' ``eval.certification.n``.
         alpha: failure probability of each certificate.
         radii: the L2 radii at which certified accuracy is reported.
         max_samples: certify the first ``max_samples`` test points (``None``: all).
@@ -100,7 +101,7 @@ class RandomizedSmoothing(EvaluationCallback):
         self,
         sigma: float,
         n0: int = 100,
-        n: int = 10_000,
+        n: int = DEFAULT_N,
         alpha: float = 0.001,
         *,
         radii: Sequence[float] = DEFAULT_RADII,

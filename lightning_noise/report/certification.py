@@ -1,11 +1,13 @@
 """The comparison report's certification section: certified accuracy vs radius over seeds, with error bars.
 
 Run records written with ``eval.certify=true`` carry ``certify/acc_r{radius}`` (and ``certify/acr``,
-``certify/sigma``, ``certify/n``...) among their metrics, so :func:`~lightning_noise.report.compare_runs`
+``certify/sigma``, ``certify/n``...) among their metrics
+(:meth:`~lightning_noise.smoothing.CertificationResult.scalars`), so :func:`~lightning_noise.report.compare_runs`
 already summarizes each one per configuration (mean, std, confidence interval over seeds). This module reads
 those summaries back as curves: :func:`certified_curves`, the plot :func:`plot_certified` and the Markdown
 table :func:`markdown_lines`, which :meth:`~lightning_noise.report.ComparisonReport.write` adds when the records
-have them.
+have them. It lives with the report that renders it: ``lightning_noise.smoothing`` does not import
+``lightning_noise.report`` (this module was ``lightning_noise.smoothing.report_section``).
 """
 
 from __future__ import annotations
