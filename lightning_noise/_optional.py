@@ -1,8 +1,9 @@
 """Optional dependencies: imported lazily, with an error that names the extra that installs them.
 
-matplotlib and rich (plots and console tables) come with the small ``plot`` extra; the rest (scipy, wandb,
-hydra...) with the ``recipes`` extra. Without them the core install still works: ``RobustnessEvaluation()``
-plots only when matplotlib is present and prints a plain-text table when rich is missing.
+matplotlib and rich (plots and console tables) come with the small ``plot`` extra; the rest (wandb, hydra...) with
+the ``recipes`` extra; scipy is a core dependency (a broken environment still gets the plain ``pip install``).
+Without them the core install still works: ``RobustnessEvaluation()`` plots only when matplotlib is present and
+prints a plain-text table when rich is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import ModuleType
 from lightning_utilities.core.imports import package_available
 
 PLOT_PACKAGES = ("matplotlib", "rich")  # the `plot` extra
+CORE_PACKAGES = ("scipy",)  # imported lazily, but installed with the library
 
 
 def available(module: str) -> bool:
@@ -26,6 +28,8 @@ def available(module: str) -> bool:
 
 def _missing(module: str, feature: str, package: str | None) -> ImportError:
     package = package or module.split(".")[0]
+    if package in CORE_PACKAGES:  # a dependency of the library itself: the environment lost it
+        return ImportError(f"{feature} needs {package}, a dependency of lightning-noise: `pip install {package}`.")
     extra = "plot" if package in PLOT_PACKAGES else "recipes"
     return ImportError(
         f"{feature} needs {package}: install it with `pip install 'lightning-noise[{extra}]'` (or `pip install "

@@ -321,3 +321,15 @@ def test_optional_packages_are_found_without_importing_them(monkeypatch):
         assert not optional.available("stand_in_xyz")
     finally:
         package_available.cache_clear()
+
+
+def test_a_missing_core_package_is_named_as_a_dependency_not_an_extra(monkeypatch):
+    """scipy is a core dependency (the certification bound): if the environment lost it, the message says so
+    instead of sending the user to the `recipes` extra."""
+    import lightning_noise._optional as optional
+
+    monkeypatch.setattr(optional, "available", lambda module: False)
+    with pytest.raises(ImportError, match=r"needs scipy, a dependency of lightning-noise: `pip install scipy`"):
+        optional.check_available("scipy.stats", "The bound")
+    with pytest.raises(ImportError, match=r"lightning-noise\[plot\]"):
+        optional.check_available("matplotlib", "The plot")
