@@ -136,6 +136,7 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
     }
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
+        record["metrics"] = {**metrics, "robustness/mean_auc": robustness.result.mean_auc}  # compared over seeds
     certification.add_to_record(record, certifier)
     utils.write_record(output_dir / "metrics.json", record)
     utils.print_summary(

@@ -240,7 +240,7 @@ def test_circles_classic_arm_composes_and_runs(variant, compose_cfg, tmp_path):
     train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["splits"] == {"train": 30, "val": 0, "test": 70} and record["epochs"] == 2
-    assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss"}
+    assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss", "robustness/mean_auc"}
     assert record["model"] == "MLP 2-500-2" and "robustness" in record
 
 
