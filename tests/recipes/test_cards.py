@@ -93,7 +93,7 @@ def test_committed_card_table_is_the_one_its_summaries_give(card):
         check_summary(summary)
     table = cards.card_table(spec, summaries)
     if spec.neelakantan:
-        neelakantan = json.loads((data / "neelakantan" / "summary.json").read_text())
+        neelakantan = json.loads((ROOT / "reports" / "neelakantan_fashion_mnist" / "summary.json").read_text())
         check_neelakantan(neelakantan)
         table += "\n\nNeelakantan et al. (2015), Table 1, on Fashion-MNIST:\n\n" + cards.neelakantan_markdown(
             neelakantan
