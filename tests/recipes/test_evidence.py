@@ -218,7 +218,9 @@ def test_glorot_init():
         assert torch.count_nonzero(layer.bias) == 0
     he = MLP(spec, optimizer=torch.optim.Adam, hidden=[500], init="he").net[1][2]
     assert he.weight.abs().max() <= math.sqrt(6 / 500) and he.weight.abs().max() > 0.95 * math.sqrt(6 / 500)
-    with pytest.raises(ValueError, match="`model.init` must be 'default', 'glorot' or 'he', got 'lecun'"):
+    with pytest.raises(
+        ValueError, match="`model.init` must be one of 'default', 'glorot', 'he', 'he_normal', 'normal', got 'lecun'"
+    ):
         MLP(spec, optimizer=torch.optim.Adam, init="lecun")
 
 
