@@ -54,6 +54,7 @@ class Study:
     metric: str = "test/acc"
     mode: str = "max"
     tiny: tuple[str, ...] = tuple(TINY_FASHION)
+    robustness: bool = True  # the experiment evaluates the robustness AUC (eval.robustness=true)
 
     def sweep(self, tiny: bool) -> list[str]:
         seeds = 2 if tiny else self.seeds
@@ -67,10 +68,12 @@ STUDIES: dict[str, Study] = {
     "noisy_labels_0.2": Study(
         "Fashion-MNIST, 20% training labels flipped, MLP",
         ("experiment=fashion_noisy_labels", "data.label_noise=0.2", f"variant={NOISY_ARMS}"),
+        robustness=False,
     ),
     "noisy_labels_0.4": Study(
         "Fashion-MNIST, 40% training labels flipped, MLP",
         ("experiment=fashion_noisy_labels", "data.label_noise=0.4", f"variant={NOISY_ARMS}"),
+        robustness=False,
     ),
     "ucr_lstm": Study(
         "ItalyPowerDemand (sktime), LSTM 32",
