@@ -371,15 +371,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = base / "data" if base else ROOT / "docs" / "methods" / "data"
     card = CARDS[args.card]
     summaries = {name: run_study(name, logs, data, tiny=args.tiny, force=args.force) for name in card.arms}
+    sources = [data / name for name in card.arms]
     table = card_table(card, summaries)
     if card.neelakantan:
         neelakantan_dir = data / "neelakantan" if base else ROOT / "reports" / "neelakantan_fashion_mnist"
         summaries["neelakantan"] = run_neelakantan(logs, neelakantan_dir, tiny=args.tiny, force=args.force)
+        sources.append(neelakantan_dir)
         table += "\n\nNeelakantan et al. (2015), Table 1, on Fashion-MNIST:\n\n" + neelakantan_markdown(
             summaries["neelakantan"]
         )
     path = write_card((base if base else ROOT / "docs" / "methods") / f"{args.card}.md", table)
-    print(f"{path}: measured table written from {', '.join(str(data / n) for n in summaries)}")
+    print(f"{path}: measured table written from {', '.join(map(str, sources))}")
     return summaries
 
 
