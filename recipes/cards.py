@@ -65,6 +65,7 @@ ALL_ARMS = "none,input_0.1,input_0.5,hidden_0.5,weight_0.05,gradient_annealed_et
 NOISY_ARMS = "none,smoothing_0.1,input_0.5,smoothing_input_0.5"
 STUDIES: dict[str, Study] = {
     "fashion_mlp": Study("Fashion-MNIST, MLP 784-256-256-10", ("experiment=fashion_mlp", f"variant={ALL_ARMS}")),
+    "fashion_cnn": Study("Fashion-MNIST, CNN (16-32 conv)", ("experiment=fashion_cnn", "variant=none,input_0.5")),
     "noisy_labels_0.2": Study(
         "Fashion-MNIST, 20% training labels flipped, MLP",
         ("experiment=fashion_noisy_labels", "data.label_noise=0.2", f"variant={NOISY_ARMS}"),
@@ -102,6 +103,7 @@ CARDS: dict[str, Card] = {
     "input": Card(
         {
             "fashion_mlp": ("input_0.1", "input_0.5"),
+            "fashion_cnn": ("input_0.5",),
             "ucr_lstm": ("input_0.1",),
             "noisy_labels_0.2": ("input_0.5",),
             "noisy_labels_0.4": ("input_0.5",),
