@@ -140,6 +140,7 @@ def write_outputs(metrics: dict[str, float], objects: dict[str, Any]) -> None:
     }
     if robustness is not None and robustness.result is not None:
         record["robustness"] = {"metric": robustness.result.metric_name, "corruptions": robustness.result.to_dict()}
+        record["metrics"] = {**metrics, "robustness/mean_auc": robustness.result.mean_auc}  # compared over seeds
     certification.add_to_record(record, certifier)
     search_trial.add_to_record(record)  # the Optuna trial: number, pruned and at which epoch
     utils.write_record(output_dir / "metrics.json", record)

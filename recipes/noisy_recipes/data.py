@@ -11,6 +11,7 @@ regression targets) are standardized with statistics of the training split only.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import math
 import struct
@@ -90,6 +91,43 @@ def _encode_labels(*parts: np.ndarray) -> list[np.ndarray]:
     return [np.searchsorted(classes, np.asarray(p).ravel()).astype(np.int64) for p in parts]
 
 
+def corrupt_labels(y: np.ndarray, fraction: float, num_classes: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric label noise: ``round(fraction * len(y))`` labels, drawn without replacement, each replaced by a
+    class drawn uniformly among the ``num_classes - 1`` other classes.
+
+    Args:
+        y: integer class labels in ``[0, num_classes)``.
+        fraction: fraction of labels to flip, in [0, 1).
+        num_classes: number of classes (at least 2).
+        seed: seed of a NumPy generator of its own (the global RNG is not touched).
+
+    Returns:
+        ``(noisy labels, mask of the flipped positions)``; ``y`` itself is not modified.
+
+    Raises:
+        ValueError: a fraction outside [0, 1), fewer than 2 classes, or labels outside ``[0, num_classes)``.
+
+    Example:
+        >>> noisy, flipped = corrupt_labels(np.arange(10) % 2, 0.2, 2, seed=0)
+        >>> int(flipped.sum()), bool((noisy != np.arange(10) % 2)[flipped].all())
+        (2, True)
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"`fraction` must be in [0, 1), got {fraction!r}.")
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2 to flip labels, got {num_classes!r}.")
+    y = np.asarray(y)
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got values in [{y.min()}, {y.max()}].")
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), size=round(fraction * len(y)), replace=False)] = True
+    noisy = y.copy()
+    shift = rng.integers(1, num_classes, size=int(flipped.sum()))  # 1..k-1: never the original class
+    noisy[flipped] = (y[flipped] + shift) % num_classes
+    return noisy, flipped
+
+
 class ArrayDataModule(pl.LightningDataModule):
     """Base data module: loads arrays (``load``), splits, standardizes, serves ``TensorDataset`` loaders.
 
@@ -107,9 +145,14 @@ class ArrayDataModule(pl.LightningDataModule):
         split: ``"random"`` (seeded draws, stratified for classification) or ``"ordered"``: the pool's first
             ``train_size`` samples train, the next ``val_size`` validate, the next ``test_size`` (null: the rest)
             test; an official test set is kept (its first ``test_size`` samples).
+        label_noise: fraction of the *training* labels replaced by another class, drawn uniformly among the
+            others (symmetric label noise: data corrupted on purpose to study learning with noisy labels; the
+            validation and test labels stay clean). Classification only; 0 leaves the labels as they are.
+        label_noise_seed: seed of which training labels are flipped and to what (kept apart from ``seed`` so
+            that one corruption can be held fixed while the training seed varies).
 
     Raises:
-        ValueError: a bad batch size or split mode.
+        ValueError: a bad batch size, split mode or label noise fraction, or label noise on regression data.
     """
 
     kind: Kind = "tabular"
@@ -126,8 +169,13 @@ class ArrayDataModule(pl.LightningDataModule):
         standardize: bool = True,
         seed: int = 0,
         split: Literal["random", "ordered"] = "random",
+        label_noise: float = 0.0,
+        label_noise_seed: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(label_noise, bool) or not isinstance(label_noise, (int, float)) or not 0 <= label_noise < 1:
+            raise ValueError(f"`data.label_noise` must be a fraction in [0, 1), got {label_noise!r}.")
+        self.label_noise, self.label_noise_seed = float(label_noise), int(label_noise_seed)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`data.batch_size` must be a positive integer, got {batch_size!r}.")
         if split not in ("random", "ordered"):
@@ -149,6 +197,11 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         pool = self.load()
+        if self.label_noise and self.task != "classification":  # subclasses settle the task after __init__
+            raise ValueError(
+                f"`data.label_noise`={self.label_noise!r} flips class labels, but {self.name} is {self.task} data. "
+                "Set data.label_noise=0 (for noisy regression targets use noise=target)."
+            )
         x, y = np.asarray(pool.x, dtype=np.float32), np.asarray(pool.y)
         stratify = self.task == "classification"
         if stratify:
@@ -197,7 +250,11 @@ class ArrayDataModule(pl.LightningDataModule):
                 f"test {len(x_test)}. Set data.train_size, data.val_size and data.test_size to positive sizes "
                 "(data.val_size=0 means no validation split)."
             )
-        arrays = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (x_test, y_test)}
+        y_train = y[train_idx]
+        if self.label_noise:
+            classes = len(np.unique(y if pool.y_test is None else np.r_[y, y_test]))
+            y_train, _ = corrupt_labels(y_train, self.label_noise, classes, seed=self.label_noise_seed)
+        arrays = {"train": (x[train_idx], y_train), "val": (x[val_idx], y[val_idx]), "test": (x_test, y_test)}
         if self.standardize:
             arrays = self._standardize(arrays)
         self.datasets = {split: self._tensors(*xy) for split, xy in arrays.items()}
@@ -430,40 +487,56 @@ def read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-class FashionMNISTDataModule(ArrayDataModule):
-    """Fashion-MNIST read from its four standard idx files in ``root`` (plain or ``.gz``).
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist installs it
 
-    Debian's ``dataset-fashion-mnist`` package installs them; nothing is downloaded.
+
+@functools.lru_cache(maxsize=2)
+def _read_fashion_mnist(files: tuple[Path, ...]) -> tuple[np.ndarray, ...]:
+    """The four arrays, read once per process (a multirun trains many models on them)."""
+    return tuple(read_idx(path) for path in files)
+
+
+class FashionMNISTDataModule(ArrayDataModule):
+    """Fashion-MNIST (Xiao et al. 2017: 60,000 training and 10,000 test 28x28 grey images of 10 clothing
+    classes) read from its four standard idx files (plain or ``.gz``); nothing is downloaded.
 
     Args:
         root: folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
-            and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``).
-        **kwargs: split, batch and seed arguments of :class:`ArrayDataModule`.
+            and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``); None: where Debian's
+            ``dataset-fashion-mnist`` package puts them (``/usr/share/datasets/fashion-mnist``).
+        **kwargs: split, batch, seed and label-noise arguments of :class:`ArrayDataModule`
+            (``train_size=10000`` trains on a stratified subset of the 60,000 for quick runs).
 
     Raises:
-        FileNotFoundError: a file is missing (the message names it and the folder).
+        FileNotFoundError: a file is missing; the one-line message names it and the folder, and says how to
+            install the Debian package or set ``data.root``.
+
+    Example:
+        >>> dm = FashionMNISTDataModule(train_size=1000, val_size=500, test_size=200)  # doctest: +SKIP
+        >>> dm.split_sizes()  # doctest: +SKIP
+        {'train': 1000, 'val': 500, 'test': 200}
     """
 
     kind = "image"
     name = "fashion_mnist"
     FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-    def __init__(self, *, root: str, **kwargs) -> None:
+    def __init__(self, *, root: str | None = None, **kwargs) -> None:
         kwargs.setdefault("test_size", None)  # keep the official test set
         super().__init__(**kwargs)
-        self.root = Path(root)
+        self.root = Path(DEBIAN_FASHION_MNIST if root is None else root)
 
     def _file(self, stem: str) -> Path:
         for candidate in (self.root / stem, self.root / f"{stem}.gz"):
             if candidate.is_file():
                 return candidate
         raise FileNotFoundError(
-            f"`data.root`={str(self.root)!r} has no {stem} (or {stem}.gz). Point data.root at the folder with the "
-            "four Fashion-MNIST idx files (e.g. the one Debian's dataset-fashion-mnist package installs)."
+            f"Fashion-MNIST: no {stem}[.gz] in {str(self.root)!r}: install it with `apt-get install "
+            "dataset-fashion-mnist` (Debian/Ubuntu) or set data.root to a folder holding the four idx files."
         )
 
     def load(self) -> Pool:
-        x, y, x_test, y_test = (read_idx(self._file(stem)) for stem in self.FILES)
+        x, y, x_test, y_test = _read_fashion_mnist(tuple(self._file(stem) for stem in self.FILES))
         return Pool(x[:, None].astype(np.float32), y, x_test[:, None].astype(np.float32), y_test)
 
 
@@ -566,6 +639,11 @@ class ForecastDataModule(ArrayDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        if self.label_noise:
+            raise ValueError(
+                f"`data.label_noise`={self.label_noise!r} flips class labels, but forecasting is regression. "
+                "Set data.label_noise=0 (for noisy regression targets use noise=target)."
+            )
         values = self.series()
         x, y = self._windows(values)
         n = len(x)

@@ -159,11 +159,19 @@ class MLP(NoisyModule):
         hidden: widths of the hidden layers (ReLU after each).
         dropout: dropout after each hidden ReLU.
         init: ``"default"`` (PyTorch's ``Linear`` init: weights and biases uniform in +-1/sqrt(fan_in)),
-            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default) or ``"he"``
-            (He/Kaiming-uniform weights for ReLU, zero biases: keeps the signal's scale through deep ReLU stacks).
+            ``"glorot"`` (Glorot/Xavier-uniform weights, zero biases: Keras's ``Dense`` default), ``"he"``
+            (He/Kaiming-uniform weights for ReLU, zero biases: keeps the signal's scale through deep ReLU stacks),
+            ``"he_normal"`` (He et al. 2015 as published: weights from N(0, 2 / fan_in), zero biases) or
+            ``"normal"`` (weights from N(0, init_std^2), zero biases: the "simple init" of Neelakantan et al.
+            2015 with ``init_std=0.1``).
+        init_std: standard deviation of the weights for ``init="normal"``.
 
     Raises:
-        ValueError: an unknown ``init``.
+        ValueError: an unknown ``init`` or a non-positive ``init_std``.
+
+    Example (the deep network of Neelakantan et al. 2015: 20 hidden layers of 50 ReLU, simple init)::
+
+        MLP(spec, optimizer=partial(torch.optim.SGD, lr=0.01), hidden=[50] * 20, init="normal", init_std=0.1)
     """
 
     def build(
@@ -171,18 +179,26 @@ class MLP(NoisyModule):
         spec: DataSpec,
         hidden: Sequence[int] = (32, 32),
         dropout: float = 0.0,
-        init: Literal["default", "glorot", "he"] = "default",
+        init: Literal["default", "glorot", "he", "he_normal", "normal"] = "default",
+        init_std: float = 0.1,
     ) -> nn.Module:
-        if init not in ("default", "glorot", "he"):
-            raise ValueError(f"`model.init` must be 'default', 'glorot' or 'he', got {init!r}.")
+        inits = ("default", "glorot", "he", "he_normal", "normal")
+        if init not in inits:
+            raise ValueError(f"`model.init` must be one of {', '.join(map(repr, inits))}, got {init!r}.")
+        if not init_std > 0:
+            raise ValueError(f"`model.init_std` must be > 0, got {init_std!r}.")
         net = nn.Sequential(nn.Flatten(), _mlp([math.prod(spec.input_shape), *hidden, spec.out_features], dropout))
         if init != "default":
             for layer in net.modules():
                 if isinstance(layer, nn.Linear):
                     if init == "glorot":
                         nn.init.xavier_uniform_(layer.weight)
-                    else:
+                    elif init == "he":
                         nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+                    elif init == "he_normal":
+                        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    else:
+                        nn.init.normal_(layer.weight, std=init_std)
                     nn.init.zeros_(layer.bias)
         return net
 

@@ -100,7 +100,7 @@ def test_fashion_mnist_from_idx_files(tmp_path):
     dm = FashionMNISTDataModule(root=str(root), val_size=10, seed=0)
     assert dm.split_sizes() == {"train": 30, "val": 10, "test": 20}  # the official test set is kept whole
     assert dm.spec.input_shape == (1, 28, 28) and dm.spec.out_features == 10
-    with pytest.raises(FileNotFoundError, match=r"has no t10k-images-idx3-ubyte.*data.root"):
+    with pytest.raises(FileNotFoundError, match=r"no t10k-images-idx3-ubyte.*data.root"):
         (root / "t10k-images-idx3-ubyte").unlink()
         FashionMNISTDataModule(root=str(root)).setup()
 

@@ -218,7 +218,9 @@ def test_glorot_init():
         assert torch.count_nonzero(layer.bias) == 0
     he = MLP(spec, optimizer=torch.optim.Adam, hidden=[500], init="he").net[1][2]
     assert he.weight.abs().max() <= math.sqrt(6 / 500) and he.weight.abs().max() > 0.95 * math.sqrt(6 / 500)
-    with pytest.raises(ValueError, match="`model.init` must be 'default', 'glorot' or 'he', got 'lecun'"):
+    with pytest.raises(
+        ValueError, match="`model.init` must be one of 'default', 'glorot', 'he', 'he_normal', 'normal', got 'lecun'"
+    ):
         MLP(spec, optimizer=torch.optim.Adam, init="lecun")
 
 
@@ -240,7 +242,7 @@ def test_circles_classic_arm_composes_and_runs(variant, compose_cfg, tmp_path):
     train_and_write(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["splits"] == {"train": 30, "val": 0, "test": 70} and record["epochs"] == 2
-    assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss"}
+    assert set(record["metrics"]) == {"train/acc", "train/loss", "test/acc", "test/loss", "robustness/mean_auc"}
     assert record["model"] == "MLP 2-500-2" and "robustness" in record
 
 
