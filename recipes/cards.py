@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[1:1] = [str(ROOT), str(ROOT / "recipes")]  # run from a checkout, like recipes/train.py
 
 import compare  # noqa: E402
-
 from lightning_noise.report import load_runs  # noqa: E402
 from lightning_noise.report.stats import mean_std_ci, t_test  # noqa: E402
 
