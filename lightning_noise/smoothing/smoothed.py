@@ -124,6 +124,22 @@ def _base_predictions(logits: Tensor, batch: int) -> tuple[Tensor, int]:
 
 
 # ---------------------------------------------------------------------------------------------- sampling
+def _standard_normal(shape: torch.Size, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
+    """``N(0, 1)`` noise of ``shape`` from ``generator``; a batch of one-channel images is laid out channels-last.
+
+    For ``(batch, 1, H, W)`` the two layouts hold the same numbers in the same memory order (the draws are those
+    of ``torch.randn(shape)``, bit for bit, and the tensor is contiguous either way, so ``view`` works in the
+    model), but the strides tell PyTorch's CPU convolutions to produce channels-last outputs, on which the
+    pooling that follows is vectorized over channels: 1.2-1.7x faster for the recipes' CNN at batch 4096 on one
+    thread. Other shapes and other devices get ``torch.randn(shape)`` as it is.
+    """
+    device = torch.device(generator.device)
+    if device.type == "cpu" and len(shape) == 4 and shape[1] == 1:
+        flat = torch.randn((shape[0], shape[2], shape[3], 1), generator=generator, device=device, dtype=dtype)
+        return flat.permute(0, 3, 1, 2)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
 def sample_counts(
     model: nn.Module,
     x: Tensor,
@@ -153,8 +169,9 @@ def sample_counts(
         one_point = (stop - 1) // num == first  # every copy in this call is of point `first`: no index needed
         index = None if one_point else torch.arange(start, stop, device=device) // num
         clean = x[first].expand(stop - start, *x.shape[1:]) if index is None else x[index]
-        noise = torch.randn(clean.shape, generator=generator, device=device, dtype=x.dtype)
-        predictions, classes = _base_predictions(model(torch.add(clean, noise, alpha=sigma)), stop - start)
+        noise = _standard_normal(clean.shape, generator, x.dtype)
+        noisy = torch.add(clean, noise, alpha=sigma, out=torch.empty_like(noise))  # noise's layout, not clean's
+        predictions, classes = _base_predictions(model(noisy), stop - start)
         if counts is None:
             counts = torch.zeros(points, classes + 1, dtype=torch.long, device=device)
         elif classes + 1 != counts.shape[1]:
