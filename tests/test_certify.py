@@ -175,13 +175,13 @@ def test_one_channel_images_are_noised_channels_last_with_the_same_draws(channel
     # (B, 1, H, W) batches reach the model with channels-last strides (faster CPU convolutions) but hold exactly
     # the numbers of torch.randn(B, 1, H, W) from the same generator, and stay contiguous (view() works).
     x = torch.randn(2, channels, 3, 5, generator=torch.Generator().manual_seed(1))
-    model = Inputs()
-    sample_counts(model, x, 0.5, 4, batch_size=8, generator=torch.Generator().manual_seed(2))
-    (seen,) = model.seen
-    g = torch.Generator().manual_seed(2)
-    expected = torch.add(x.repeat_interleave(4, dim=0), torch.randn(8, channels, 3, 5, generator=g), alpha=0.5)
-    assert torch.equal(seen, expected) and seen.is_contiguous()
-    assert seen.stride(1) == (1 if channels == 1 else 15)
+    for batch_size in (8, 4, 3):  # both points in one call; one point per call; points split across calls
+        model = Inputs()
+        sample_counts(model, x, 0.5, 4, batch_size=batch_size, generator=torch.Generator().manual_seed(2))
+        g = torch.Generator().manual_seed(2)
+        noise = torch.cat([torch.randn(len(batch), channels, 3, 5, generator=g) for batch in model.seen])
+        assert torch.equal(torch.cat(model.seen), torch.add(x.repeat_interleave(4, dim=0), noise, alpha=0.5))
+        assert all(batch.is_contiguous() and batch.stride(1) == (1 if channels == 1 else 15) for batch in model.seen)
 
 
 def test_same_seed_same_certificates_and_a_new_seed_new_ones():

@@ -124,22 +124,6 @@ def _base_predictions(logits: Tensor, batch: int) -> tuple[Tensor, int]:
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-def _standard_normal(shape: torch.Size, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
-    """``N(0, 1)`` noise of ``shape`` from ``generator``; a batch of one-channel images is laid out channels-last.
-
-    For ``(batch, 1, H, W)`` the two layouts hold the same numbers in the same memory order (the draws are those
-    of ``torch.randn(shape)``, bit for bit, and the tensor is contiguous either way, so ``view`` works in the
-    model), but the strides tell PyTorch's CPU convolutions to produce channels-last outputs, on which the
-    pooling that follows is vectorized over channels: 1.2-1.7x faster for the recipes' CNN at batch 4096 on one
-    thread. Other shapes and other devices get ``torch.randn(shape)`` as it is.
-    """
-    device = torch.device(generator.device)
-    if device.type == "cpu" and len(shape) == 4 and shape[1] == 1:
-        flat = torch.randn((shape[0], shape[2], shape[3], 1), generator=generator, device=device, dtype=dtype)
-        return flat.permute(0, 3, 1, 2)
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-
-
 def sample_counts(
     model: nn.Module,
     x: Tensor,
@@ -163,15 +147,26 @@ def sample_counts(
     counts = None if num_classes is None else torch.zeros(points, num_classes + 1, dtype=torch.long, device=device)
     ones = torch.ones(min(batch_size, points * num), dtype=torch.long, device=device)
     total = points * num
+    # One-channel images (B, 1, H, W) on the CPU: the noise is drawn and added in the (B, H, W, 1) view and the
+    # model gets it permuted back, with channels-last strides. The same draws, the same numbers in the same memory
+    # order (contiguous either way, so `view` works in the model), but those strides make PyTorch's CPU
+    # convolutions produce channels-last outputs, on which the pooling that follows is vectorized over channels:
+    # the recipes' CNN certifies 1.5x the points per second at batch 4096 on one thread. Other devices and shapes
+    # keep the layout of `x`.
+    channels_last = device.type == "cpu" and x.dim() == 4 and x.shape[1] == 1
+    if channels_last:
+        x = x.reshape(points, x.shape[2], x.shape[3], 1)  # not permute: its last stride would be H * W, not 1
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
         first = start // num
         one_point = (stop - 1) // num == first  # every copy in this call is of point `first`: no index needed
         index = None if one_point else torch.arange(start, stop, device=device) // num
         clean = x[first].expand(stop - start, *x.shape[1:]) if index is None else x[index]
-        noise = _standard_normal(clean.shape, generator, x.dtype)
-        noisy = torch.add(clean, noise, alpha=sigma, out=torch.empty_like(noise))  # noise's layout, not clean's
-        predictions, classes = _base_predictions(model(noisy), stop - start)
+        noise = torch.randn(clean.shape, generator=generator, device=device, dtype=x.dtype)
+        noisy = torch.add(clean, noise, alpha=sigma)
+        predictions, classes = _base_predictions(
+            model(noisy.permute(0, 3, 1, 2) if channels_last else noisy), stop - start
+        )
         if counts is None:
             counts = torch.zeros(points, classes + 1, dtype=torch.long, device=device)
         elif classes + 1 != counts.shape[1]:
