@@ -151,7 +151,7 @@ def sample_counts(
     # model gets it permuted back, with channels-last strides. The same draws, the same numbers in the same memory
     # order (contiguous either way, so `view` works in the model), but those strides make PyTorch's CPU
     # convolutions produce channels-last outputs, on which the pooling that follows is vectorized over channels:
-    # the recipes' CNN certifies 1.5x the points per second at batch 4096 on one thread. Other devices and shapes
+    # the recipes' CNN certifies 1.6x the points per second at batch 4096 on one thread. Other devices and shapes
     # keep the layout of `x`.
     channels_last = device.type == "cpu" and x.dim() == 4 and x.shape[1] == 1
     if channels_last:
