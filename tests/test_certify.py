@@ -10,7 +10,7 @@ from torch import nn
 
 from lightning_noise import certify, smoothed_predict
 from lightning_noise.smoothing import binomial_test_half, clopper_pearson_lower
-from lightning_noise.smoothing.smoothed import certificates, predictions
+from lightning_noise.smoothing.smoothed import certificates, predictions, sample_counts
 
 
 class Linear(nn.Module):
@@ -155,6 +155,33 @@ def test_batches_copies_of_many_points_in_one_forward_and_restores_mode_and_rng(
     smoothed_predict(model, x, 0.25, n=30, batch_size=64, generator=torch.Generator().manual_seed(0))
     assert [c[0] for c in model.calls[2:]] == [64, 64, 64, 64, 44]
     assert torch.equal(torch.get_rng_state(), before) and model.training
+
+
+class Inputs(nn.Module):
+    """Records every noisy batch it is given; two logits from the mean pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone(memory_format=torch.preserve_format))
+        m = x.flatten(1).mean(dim=1)
+        return torch.stack([-m, m], dim=1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_channel_images_are_noised_channels_last_with_the_same_draws(channels):
+    # (B, 1, H, W) batches reach the model with channels-last strides (faster CPU convolutions) but hold exactly
+    # the numbers of torch.randn(B, 1, H, W) from the same generator, and stay contiguous (view() works).
+    x = torch.randn(2, channels, 3, 5, generator=torch.Generator().manual_seed(1))
+    for batch_size in (8, 4, 3):  # both points in one call; one point per call; points split across calls
+        model = Inputs()
+        sample_counts(model, x, 0.5, 4, batch_size=batch_size, generator=torch.Generator().manual_seed(2))
+        g = torch.Generator().manual_seed(2)
+        noise = torch.cat([torch.randn(len(batch), channels, 3, 5, generator=g) for batch in model.seen])
+        assert torch.equal(torch.cat(model.seen), torch.add(x.repeat_interleave(4, dim=0), noise, alpha=0.5))
+        assert all(batch.is_contiguous() and batch.stride(1) == (1 if channels == 1 else 15) for batch in model.seen)
 
 
 def test_same_seed_same_certificates_and_a_new_seed_new_ones():
