@@ -114,7 +114,9 @@ def test_a_killed_worker_process_is_replaced_and_its_trial_failed(tmp_path):
             study = load(f"sqlite:///{db}")
         except Exception:  # noqa: BLE001 - the search is creating the study (tables, rows) at this moment
             return False
-        running[:] = [t.system_attrs["noisy_recipes:pid"] for t in study.trials if t.state == TrialState.RUNNING]
+        # a trial turns RUNNING (the atomic take) a moment before its worker records its pid: wait for the pid
+        pids = [t.system_attrs.get("noisy_recipes:pid") for t in study.trials if t.state == TrialState.RUNNING]
+        running[:] = [pid for pid in pids if pid is not None]
         return bool(running) and running[0] != process.pid
 
     _wait_for(a_trial_running)
