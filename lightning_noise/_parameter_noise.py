@@ -52,6 +52,10 @@ class ParameterNoise(TableSampling, NoiseCallback):
         self._prefetcher = Prefetcher()
         self._noisy_steps = 0
 
+    def _start_new_fit(self) -> None:
+        super()._start_new_fit()
+        self._noisy_steps = 0  # a new fit checks its first noisy steps again
+
     # ---------------------------------------------------------------------------------------------- finiteness
     def _check_finite(self, tensors: Sequence[Tensor], what: str, when: str) -> None:
         """Raise when ``tensors`` (what the noise was just added to) hold a NaN or an infinity.

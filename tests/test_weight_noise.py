@@ -312,3 +312,13 @@ def test_the_finite_check_reads_the_weights_only_at_sparse_steps(monkeypatch):
     callback = WeightNoise(std=0.01, seed=0)  # RecordingMLP: two weight matrices selected
     trainer(callbacks=[callback], max_steps=200).fit(RecordingMLP(), loader(regression_data(n=16 * 200)))
     assert callback._noisy_steps == 200 and len(reads) == 2 * (7 + 2)  # at 1, 2, 4, ..., 64 and 100, 200
+
+
+def test_a_new_fit_checks_its_first_noisy_steps_again():
+    """A callback reused in a second fit starts its finiteness schedule afresh (steps 1, 2, 4, ... of that fit)."""
+    from tests.helpers import RecordingMLP
+
+    callback = WeightNoise(std=0.01, seed=0)
+    for _ in range(2):
+        trainer(callbacks=[callback], max_steps=3).fit(RecordingMLP(), loader(regression_data(n=16 * 3)))
+        assert callback._noisy_steps == 3
