@@ -36,6 +36,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
         name: str,
         prefetch: bool = True,
         kind: str | None = None,
+        check_finite: bool = True,
     ) -> None:
         super().__init__(
             name=name,
@@ -49,6 +50,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
         self.add_amount_check("std", check_non_negative)
         self._init_sampler(sampler, table_size, kind)
         self.prefetch = check_bool(prefetch, "prefetch", owner=type(self).__name__)
+        self.check_finite = check_bool(check_finite, "check_finite", owner=type(self).__name__)
         self._prefetcher = Prefetcher()
         self._noisy_steps = 0
 
@@ -66,9 +68,13 @@ class ParameterNoise(TableSampling, NoiseCallback):
         for the 1M-parameter MLP on one CPU core (``_foreach_norm`` of order inf took 15 ms); the steps in
         between cost nothing.
 
+        ``check_finite=False`` turns the check off: a diverged run is then left to the Trainer, as without noise.
+
         Raises:
             FloatingPointError: a value is NaN or infinite.
         """
+        if not self.check_finite:
+            return
         self._noisy_steps += 1
         steps = self._noisy_steps
         if not tensors or not ((steps <= 64 and steps & (steps - 1) == 0) or steps % 100 == 0):
@@ -83,7 +89,7 @@ class ParameterNoise(TableSampling, NoiseCallback):
             f"{type(self).__name__}(std={self.amounts['std']:g}): the {what} hold NaN or infinite values {when}: "
             "training has diverged. Noise of this std against the values it is added to (or a learning rate too "
             "high) overflows their dtype; lower `std` (or its schedule). Checked at noisy steps 1, 2, 4, ..., 64, "
-            "then every 100th."
+            "then every 100th (`check_finite=False` leaves divergence to the Trainer)."
         )
 
     # ---------------------------------------------------------------------------------------------- prefetch

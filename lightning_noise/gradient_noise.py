@@ -100,6 +100,10 @@ class GradientNoise(ParameterNoise):
         name: name used in logged metrics and in the checkpoint state key.
         prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
             the noise is the same either way. ``False`` keeps every draw on the training thread.
+        check_finite: raise ``FloatingPointError`` when the noisy gradients hold a NaN or an infinity (checked at
+            noisy steps 1, 2, 4, ..., 64, then every 100th; default True). ``False`` leaves a diverged run to the
+            Trainer, as it would be without noise (``EarlyStopping(check_finite=True)`` stops it, the best
+            checkpoint stays): for studies that count divergence as an outcome of both arms.
 
     Raises:
         ValueError: in ``__init__``, bad arguments, or a NaN or infinite amount or schedule value; at ``setup``,
@@ -134,6 +138,7 @@ class GradientNoise(ParameterNoise):
         log_amounts: bool = True,
         name: str = "gradient",
         prefetch: bool = True,
+        check_finite: bool = True,
     ) -> None:
         if (std is None) == (eta is None):
             raise ValueError(
@@ -167,6 +172,7 @@ class GradientNoise(ParameterNoise):
             log_amounts=log_amounts,
             name=name,
             prefetch=prefetch,
+            check_finite=check_finite,
         )
         self.param_groups = tuple(sorted(set(param_groups))) if param_groups is not None else None
         self._plans: dict[int, _Plan] = {}

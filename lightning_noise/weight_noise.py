@@ -128,6 +128,10 @@ class WeightNoise(ParameterNoise):
         name: name used in logged metrics and in the checkpoint state key.
         prefetch: draw the exact sampler's next numbers ahead on a side thread or CUDA stream (default True);
             the noise is the same either way. ``False`` keeps every draw on the training thread.
+        check_finite: raise ``FloatingPointError`` when the noisy weights hold a NaN or an infinity (checked at
+            noisy steps 1, 2, 4, ..., 64, then every 100th; default True). ``False`` leaves a diverged run to the
+            Trainer, as it would be without noise (``EarlyStopping(check_finite=True)`` stops it, the best
+            checkpoint stays): for studies that count divergence as an outcome of both arms.
 
     Raises:
         ValueError: in ``__init__``, bad arguments, or a NaN or infinite amount or schedule value; at ``setup``,
@@ -160,6 +164,7 @@ class WeightNoise(ParameterNoise):
         log_amounts: bool = True,
         name: str = "weight",
         prefetch: bool = True,
+        check_finite: bool = True,
     ) -> None:
         check_choice(kind, "kind", KINDS, owner="WeightNoise")
         self.modules = check_patterns(modules, "modules") if modules is not None else None
@@ -173,6 +178,7 @@ class WeightNoise(ParameterNoise):
             name=name,
             prefetch=prefetch,
             kind=kind,
+            check_finite=check_finite,
         )
         self.kind = kind
         self.biases = check_bool(biases, "biases", owner="WeightNoise")

@@ -213,3 +213,18 @@ def test_noise_that_makes_the_gradients_non_finite_stops_training_naming_the_cal
         trainer(callbacks=[GradientNoise(std=1e30, sampler=sampler, seed=0)], max_epochs=3).fit(
             RecordingMLP(), loader(regression_data())
         )
+
+
+def test_check_finite_false_leaves_a_diverged_run_to_the_trainer():
+    """``check_finite=False`` (issue 18: the Neelakantan study counts divergence as an outcome of both arms): the same
+    overflow does not raise, the fit ends as it would without noise, with the non-finite weights the Trainer's own
+    checks (``EarlyStopping(check_finite=True)``) are there to catch."""
+    from tests.helpers import RecordingMLP
+
+    model = RecordingMLP()
+    callback = GradientNoise(std=1e30, seed=0, check_finite=False)
+    trainer(callbacks=[callback], max_epochs=2).fit(model, loader(regression_data()))
+    assert not all(bool(p.isfinite().all()) for p in model.parameters())
+    assert "check_finite=False" in repr(callback)
+    with pytest.raises(TypeError, match=r"GradientNoise: `check_finite` must be"):
+        GradientNoise(std=0.1, check_finite="no")

@@ -322,3 +322,17 @@ def test_a_new_fit_checks_its_first_noisy_steps_again():
     for _ in range(2):
         trainer(callbacks=[callback], max_steps=3).fit(RecordingMLP(), loader(regression_data(n=16 * 3)))
         assert callback._noisy_steps == 3
+
+
+def test_check_finite_false_leaves_a_diverged_run_to_the_trainer():
+    """``check_finite=False``: the overflow does not raise; the fit ends with the clean weights restored after each
+    step (here non-finite, from the diverged updates), as it would end without noise."""
+    from tests.helpers import RecordingMLP
+
+    model = RecordingMLP()
+    callback = WeightNoise(std=1e30, seed=0, check_finite=False)
+    trainer(callbacks=[callback], max_epochs=2).fit(model, loader(regression_data()))
+    assert not callback.perturbed and callback._noisy_steps == 0
+    assert not all(bool(p.isfinite().all()) for p in model.parameters())
+    with pytest.raises(TypeError, match=r"WeightNoise: `check_finite` must be"):
+        WeightNoise(std=0.1, check_finite=1)
