@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lightning_noise import RandomizedSmoothing, certify, smoothed_predict
-from lightning_noise.smoothing import binomial_test_half, clopper_pearson_lower
+from lightning_noise.smoothing import binomial_test_half, clopper_pearson_lower, max_certified_radius
 from tests.test_certify import Linear, points_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_alpha_below_the_exact_range_is_refused():
 _MEMORY = """
 import json, re, resource, sys, time
 import torch
-from lightning_noise.smoothing import binomial_test_half, clopper_pearson_lower
+from lightning_noise.smoothing import binomial_test_half, clopper_pearson_lower, max_certified_radius
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -187,3 +187,27 @@ def test_certificates_use_the_exact_bound_at_scale():
     expected = 0.5 * stats.norm.ppf(0.001 ** (1 / 1000))
     assert radii.tolist() == pytest.approx([expected, expected], rel=1e-10)
     assert binomial_test_half(torch.tensor([1000]), 1000).item() == pytest.approx(2 * 0.5**1000, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [1000, 10_000, 100_000])
+def test_the_radius_ceiling_is_the_radius_of_a_unanimous_vote(n):
+    # issue 18: the largest certifiable radius, marked on the certification plots, is what CERTIFY returns when every
+    # noisy sample votes for the top class: sigma * Phi^-1(alpha ** (1 / n)).
+    stats = pytest.importorskip("scipy.stats")
+    w = torch.tensor([1.0, 0.0])
+    x = points_at(torch.tensor([40.0]), w, 0.0, seed=0)  # 80 sigma from the boundary: no draw crosses it
+    _, radii = certify(Linear(w, 0.0), x, 0.5, n0=10, n=n, alpha=0.001, generator=torch.Generator().manual_seed(0))
+    assert max_certified_radius(0.5, n, 0.001) == pytest.approx(radii.item(), rel=1e-12)
+    assert max_certified_radius(0.5, n, 0.001) == pytest.approx(0.5 * stats.norm.ppf(0.001 ** (1 / n)), rel=1e-10)
+
+
+def test_the_radius_ceiling_values_and_refusals():
+    assert max_certified_radius(1.0, 10_000, 0.001) == pytest.approx(3.1986, abs=1e-4)  # the "3.20 sigma" of the docs
+    assert max_certified_radius(1.0, 100_000, 0.001) == pytest.approx(3.8115, abs=1e-4)
+    assert max_certified_radius(0.25, 10_000, 0.001) == pytest.approx(0.25 * 3.1986, abs=1e-4)
+    with pytest.raises(ValueError, match="`sigma` must be"):
+        max_certified_radius(-1.0, 10, 0.1)
+    with pytest.raises(ValueError, match="`n` must be an integer >= 1"):
+        max_certified_radius(1.0, 0, 0.1)
+    with pytest.raises(ValueError, match="`alpha` must be"):
+        max_certified_radius(1.0, 10, 1.5)

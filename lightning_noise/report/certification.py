@@ -21,8 +21,9 @@ from lightning_noise._console import markdown_table, mean_std
 from lightning_noise._figures import new_figure, save_figure
 from lightning_noise.report.records import NONE_LABEL
 from lightning_noise.report.result import ComparisonResult
+from lightning_noise.smoothing.smoothed import max_certified_radius
 
-__all__ = ["certified_curves", "has_certification", "markdown_lines", "plot_certified"]
+__all__ = ["certified_curves", "has_certification", "markdown_lines", "plot_certified", "radius_ceiling"]
 
 _RADIUS = re.compile(r"^certify/acc_r(?P<radius>[0-9.e+-]+)$")
 _SETTINGS = ("sigma", "n", "n0", "alpha", "points")
@@ -75,12 +76,23 @@ def _settings_line(curves: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{k}={'/'.join(f'{v:g}' for v in vs)}" for k, vs in values.items() if vs)
 
 
+def radius_ceiling(curve: dict[str, Any]) -> float | None:
+    """The largest radius the curve's certification could reach (:func:`max_certified_radius` of its sigma, n and
+    alpha); ``None`` when the runs did not record them."""
+    settings = curve["settings"]
+    if any(settings.get(k) is None for k in ("sigma", "n", "alpha")):
+        return None
+    return max_certified_radius(settings["sigma"], round(settings["n"]), settings["alpha"])
+
+
 def plot_certified(report: ComparisonResult, path: str | Path) -> Path:
     """Certified accuracy against L2 radius, one line per configuration, CI error bars; PNG.
 
     One colour per smoothing sigma; configurations trained without noise are dashed, so that at each sigma the
-    model trained with noise and the one trained without are side by side. Labels drop the overrides that
-    every configuration shares.
+    model trained with noise and the one trained without are side by side. A dotted vertical line in the sigma's
+    colour marks the radius ceiling (:func:`radius_ceiling`): no point can be certified beyond it with the runs'
+    ``n`` and ``alpha``, so the curves' drop to 0 there measures ``n``, not the model. Labels drop the overrides
+    that every configuration shares.
     """
     curves = certified_curves(report)
     sigmas = sorted({c["sigma"] for c in curves.values() if c["sigma"] is not None})
@@ -112,6 +124,23 @@ def plot_certified(report: ComparisonResult, path: str | Path) -> Path:
             linestyle="--" if dashed else "-",
             label=f"{sigma}{labels[group]} (n={curve['n']})",
         )
+    ceilings = {
+        radius_ceiling(curves[g]): f"C{sigmas.index(curves[g]['sigma']) % 10}"
+        for g in order
+        if curves[g]["sigma"] in sigmas
+    }
+    for ceiling, color in ceilings.items():
+        if ceiling is not None:
+            ax.axvline(ceiling, color=color, linestyle=":", linewidth=1.2)
+            ax.annotate(
+                f"ceiling {ceiling:.2f}",
+                (ceiling, 1.0),
+                rotation=90,
+                ha="right",
+                va="top",
+                fontsize="x-small",
+                color=color,
+            )
     ax.set_xlabel("L2 radius")
     ax.set_ylabel(f"certified accuracy (mean, {report.confidence:.0%} CI over seeds)")
     ax.set_ylim(-0.02, 1.02)
@@ -137,15 +166,23 @@ def markdown_lines(report: ComparisonResult) -> list[str]:
     if not curves:
         return []
     radii = sorted({r for c in curves.values() for r in c["radius"]})
-    header = ["configuration", "sigma", "seeds", *[f"r={r:g}" for r in radii], "ACR"]
+    header = ["configuration", "sigma", "seeds", *[f"r={r:g}" for r in radii], "ACR", "radius ceiling"]
     rows = []
     for group, curve in curves.items():
         by_radius = dict(zip(curve["radius"], zip(curve["mean"], curve["std"], strict=True), strict=True))
         cells = [mean_std(*by_radius[r], digits=3) if r in by_radius else "" for r in radii]
         acr = curve["acr"]
         sigma = "" if curve["sigma"] is None else f"{curve['sigma']:g}"
+        ceiling = radius_ceiling(curve)
         rows.append(
-            [group, sigma, str(curve["n"]), *cells, "" if acr is None else mean_std(acr["mean"], acr["std"], digits=3)]
+            [
+                group,
+                sigma,
+                str(curve["n"]),
+                *cells,
+                "" if acr is None else mean_std(acr["mean"], acr["std"], digits=3),
+                "" if ceiling is None else f"{ceiling:.3f}",
+            ]
         )
     lines = [
         "",
@@ -153,7 +190,9 @@ def markdown_lines(report: ComparisonResult) -> list[str]:
         "",
         "Fraction of test points whose smoothed prediction is correct and certified within L2 radius r "
         f"(Cohen et al. 2019, CERTIFY; {_settings_line(curves)}), and the average certified radius (ACR); mean ± "
-        "std over seeds. Each certificate holds with probability at least 1 - alpha.",
+        "std over seeds. Each certificate holds with probability at least 1 - alpha. The radius ceiling, "
+        "sigma * Phi^-1(alpha^(1/n)), is the largest radius n samples can certify: accuracy beyond it is 0 "
+        "whatever the model.",
         "",
         markdown_table(header, rows),
     ]

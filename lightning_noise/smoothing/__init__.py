@@ -2,6 +2,7 @@
 trained with Gaussian noise.
 
 * :func:`certify` and :func:`smoothed_predict`: CERTIFY and PREDICT on any model and batch of inputs;
+* :func:`max_certified_radius`: the largest radius ``n`` samples can certify (the ceiling of every curve);
 * :class:`RandomizedSmoothing`: a callback that certifies the test set after ``trainer.test`` and reports it;
 * :class:`CertificationResult`: certified accuracy by radius, average certified radius, abstain rate;
 * :mod:`~lightning_noise.smoothing.bounds`: the exact binomial bounds (Clopper-Pearson, binomial test), from scipy.
@@ -12,7 +13,7 @@ See docs/certified-robustness.md.
 from lightning_noise.smoothing.bounds import binomial_test_half, clopper_pearson_lower
 from lightning_noise.smoothing.callback import RandomizedSmoothing
 from lightning_noise.smoothing.result import DEFAULT_RADII, CertificationResult
-from lightning_noise.smoothing.smoothed import ABSTAIN, certify, smoothed_predict
+from lightning_noise.smoothing.smoothed import ABSTAIN, certify, max_certified_radius, smoothed_predict
 
 __all__ = [
     "ABSTAIN",
@@ -22,5 +23,6 @@ __all__ = [
     "binomial_test_half",
     "certify",
     "clopper_pearson_lower",
+    "max_certified_radius",
     "smoothed_predict",
 ]

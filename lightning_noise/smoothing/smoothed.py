@@ -261,6 +261,33 @@ def certificates(k: Tensor, n: int, top: Tensor, *, sigma: float, alpha: float) 
     return labels, radii
 
 
+def max_certified_radius(sigma: float, n: int, alpha: float) -> float:
+    """The largest radius CERTIFY can return with ``n`` samples: ``sigma * ndtri(alpha ** (1 / n))``.
+
+    Reached when all ``n`` noisy samples vote for the top class (the Clopper-Pearson lower bound of ``n`` out of
+    ``n`` is ``alpha ** (1 / n)``); no point is certified beyond it, whatever the model, so a certified-accuracy
+    curve is 0 past it. It grows only like ``sigma * sqrt(2 ln(n / ln(1 / alpha)))``: 3.20 sigma at ``n = 10,000``
+    and 3.81 sigma at ``n = 100,000`` (``alpha = 0.001``).
+
+    Args:
+        sigma: the std of the smoothing noise (> 0).
+        n: samples that bound the top class's probability (>= 1).
+        alpha: the failure probability of each certificate, in ``[1e-100, 1)``.
+
+    Raises:
+        ValueError: ``sigma``, ``n`` or ``alpha`` out of range (naming the argument).
+
+    Example::
+
+        >>> round(max_certified_radius(1.0, 10_000, 0.001), 2)
+        3.2
+    """
+    sigma = check_sigma(sigma)
+    n = check_int(n, "n", minimum=1)
+    _, radius = certificates(torch.tensor([n]), n, torch.zeros(1, dtype=torch.long), sigma=sigma, alpha=alpha)
+    return float(radius[0])
+
+
 def smoothed_predict(
     model: nn.Module,
     x: Tensor,
