@@ -204,27 +204,33 @@ class MLP(NoisyModule):
 
 
 class CNN(NoisyModule):
-    """Two 3x3 convolution blocks, global average pooling to 2x2, a linear head: for ``(C, H, W)`` images.
+    """Two 3x3 convolution blocks, average pooling to ``pooled x pooled``, a linear head: for ``(C, H, W)`` images.
 
     Args:
         channels: output channels of the two convolution blocks.
+        pooled: side of the feature map the head sees (adaptive average pooling; 2 for 8x8 digits, 7 keeps a
+            28x28 image's 14x14 map at half resolution).
     """
 
     accepts = ("image",)
     suggestion = "Use data=digits or data=fashion_mnist for model=cnn, or model=mlp for this data."
 
-    def build(self, spec: DataSpec, channels: Sequence[int] = (16, 32)) -> nn.Module:
+    def build(self, spec: DataSpec, channels: Sequence[int] = (16, 32), pooled: int = 2) -> nn.Module:
         c_in = spec.input_shape[0]
         c1, c2 = channels
+        if isinstance(pooled, bool) or not isinstance(pooled, int) or pooled < 1:
+            raise ValueError(
+                f"model.pooled must be an integer >= 1 (the side of the pooled feature map), got {pooled!r}."
+            )
         return nn.Sequential(
             nn.Conv2d(c_in, c1, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1),
             nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
+            nn.AdaptiveAvgPool2d(pooled),
             nn.Flatten(),
-            nn.Linear(4 * c2, spec.out_features),
+            nn.Linear(pooled * pooled * c2, spec.out_features),
         )
 
 
