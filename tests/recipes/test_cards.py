@@ -34,6 +34,18 @@ def check_summary(summary: dict, *, robustness: bool = True) -> None:
         assert all(COMPARISON_FIELDS <= set(c) and c["test"] == "paired t" for c in comparisons)
 
 
+def check_certification(summary: dict) -> None:
+    """A certification study: both arms at one sigma, each run's settings, and a curve over radii from 0."""
+    assert summary["metric"] == "certify/acr"
+    assert {cards._arm(g["group"]) for g in summary["summaries"]["certify/acr"]} == {"none", "input_at_sigma"}
+    for key in ("sigma", "n", "n0", "alpha", "points"):
+        assert len({g["mean"] for g in summary["summaries"][f"certify/{key}"]}) == 1, key  # one setting per study
+    radii = [cards._radius_key(summary, r) for r in cards.CERTIFY_RADII]
+    assert radii[0] == "certify/acc_r0" and all(radii)
+    for group in summary["summaries"]["certify/acr"]:
+        assert group["n"] >= 2
+
+
 def check_neelakantan(summary: dict) -> None:
     assert {cell["init"] for cell in summary["cells"]} == {"normal", "he_normal"}
     for cell in summary["cells"]:
@@ -85,19 +97,17 @@ def test_committed_card_table_is_the_one_its_summaries_give(card):
     """Every number in a card comes from a committed summary.json: rebuilding the table reproduces the card's."""
     spec = cards.CARDS[card]
     data = METHODS / "data"
-    missing = [name for name in spec.arms if not (data / name / "summary.json").is_file()]
-    if missing:
-        pytest.skip(f"{card}: no committed measurements for {missing} yet")
-    summaries = {name: json.loads((data / name / "summary.json").read_text()) for name in spec.arms}
+    studies = [*spec.arms, *spec.certification]
+    summaries = {name: json.loads((data / name / "summary.json").read_text()) for name in studies}
     for name, summary in summaries.items():
         check_summary(summary, robustness=cards.STUDIES[name].robustness)
-    table = cards.card_table(spec, summaries)
+    for name in spec.certification:
+        check_certification(summaries[name])
+    neelakantan = None
     if spec.neelakantan:
         neelakantan = json.loads((ROOT / "reports" / "neelakantan_fashion_mnist" / "summary.json").read_text())
         check_neelakantan(neelakantan)
-        table += "\n\nNeelakantan et al. (2015), Table 1, on Fashion-MNIST:\n\n" + cards.neelakantan_markdown(
-            neelakantan
-        )
+    table = cards.card_markdown(spec, summaries, neelakantan)
     text = (METHODS / f"{card}.md").read_text()
     assert f"{cards.START}\n{table}\n{cards.END}" in text
     assert f"python recipes/cards.py {card}" in text  # the command that produced it is on the card
@@ -124,7 +134,44 @@ def test_card_command_runs_on_a_tiny_budget(card, tiny_root, monkeypatch):
             "none",
             *cards.CARDS[card].arms[name],
         }
+    for name in cards.CARDS[card].certification:
+        summary = json.loads((tiny_root / "data" / name / "summary.json").read_text())
+        check_summary(summary, robustness=False)
+        check_certification(summary)
+    if cards.CARDS[card].certification:  # one report over every sigma, its plot on the card
+        report = (tiny_root / "data" / "fashion_certify_report" / "report.md").read_text()
+        assert "radius ceiling" in report and "certified.png" in report
+        assert (tiny_root / "data" / "fashion_certify" / "certified.png").read_bytes()[:4] == b"\x89PNG"
     if cards.CARDS[card].neelakantan:
         check_neelakantan(json.loads((tiny_root / "data" / "neelakantan" / "summary.json").read_text()))
     text = (tiny_root / f"{card}.md").read_text()
     assert text.startswith(cards.START) and "| none |" in text
+
+
+def test_certification_table_pairs_each_sigma_with_its_own_no_noise_arm():
+    def summary(sigma: float, none: float, noisy: float) -> dict:
+        groups = {"none": f"sigma={sigma} variant=none", "input_at_sigma": f"sigma={sigma} variant=input_at_sigma"}
+
+        def rows(value_none: float, value_noisy: float) -> list[dict]:
+            return [
+                {"group": groups[arm], "n": 5, "mean": v, "ci_low": v - 0.01, "ci_high": v + 0.01}
+                for arm, v in (("none", value_none), ("input_at_sigma", value_noisy))
+            ]
+
+        settings = {f"certify/{k}": rows(v, v) for k, v in (("sigma", sigma), ("n", 10_000), ("alpha", 0.001))}
+        radii = {f"certify/acc_r{r:g}": rows(0.8 - r / 4, 0.8 - r / 8) for r in (0.0, 0.4, 0.8, 1.2)}
+        diff = {"group": groups["input_at_sigma"], "diff": noisy - none, "ci_low": 0.01, "ci_high": 0.2}
+        return {
+            "metric": "certify/acr",
+            "baseline": groups["none"],
+            "summaries": {"certify/acr": rows(none, noisy), "test/acc": rows(0.84, 0.83), **settings, **radii},
+            "comparisons": {"certify/acr": [{**diff, "p_value": 0.004, "test": "paired t"}]},
+        }
+
+    card = cards.Card({}, certification=("a", "b"))
+    table = cards.certification_table(card, {"a": summary(0.25, 0.3, 0.35), "b": summary(0.5, 0.4, 0.6)})
+    lines = table.splitlines()
+    assert len(lines) == 6 and all(line.count("|") == lines[0].count("|") for line in lines)
+    assert lines[2].startswith("| 0.25 (0.80) ([a](data/a/report.md)) | none | 5 | 0.840 [0.830, 0.850] |")
+    assert "| trained at sigma 0.5 | 5 |" in lines[5] and "| +0.2000 [+0.0100, +0.2000] | 0.004 |" in lines[5]
+    assert lines[4].startswith("| 0.5 (1.60) ([b](data/b/report.md)) | none |")
