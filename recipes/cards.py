@@ -64,7 +64,7 @@ class Study:
 ALL_ARMS = "none,input_0.1,input_0.5,hidden_0.5,weight_0.05,gradient_annealed_eta0.01,smoothing_0.1,flip_0.05"
 NOISY_ARMS = "none,smoothing_0.1,input_0.5,smoothing_input_0.5"
 UCR_ARMS = "none,input_0.1,hidden_0.5,weight_0.05,gradient_annealed_eta0.01,smoothing_0.1,flip_0.05"
-CERTIFY_SIGMAS = ("0.25", "0.5")  # the certification studies' smoothing sigmas (standardized pixel units)
+CERTIFY_SIGMAS = ("0.25", "0.5")  # the certification studies' smoothing sigmas (pixels in [0, 1])
 CERTIFY_RADII = (0.0, 0.4, 0.8, 1.2)  # the card's columns (the report has every radius)
 STUDIES: dict[str, Study] = {
     "fashion_mlp": Study("Fashion-MNIST, MLP 784-256-256-10", ("experiment=fashion_mlp", f"variant={ALL_ARMS}")),
@@ -285,7 +285,7 @@ def card_markdown(
         n, n0, alpha, points = (round(first[f"certify/{k}"][0]["mean"], 6) for k in ("n", "n0", "alpha", "points"))
         table += (
             f"\n\nCertified robustness (randomized smoothing, Cohen et al. 2019; n = {n:,.0f}, n0 = {n0:,.0f}, "
-            f"alpha = {alpha:g}, the first {points:,.0f} test images; sigma and radii in standardized pixel units; "
+            f"alpha = {alpha:g}, the first {points:,.0f} test images; sigma and radii in pixel units, grey levels / 255; "
             "the ceiling is the largest radius n samples can certify):\n\n" + certification_table(card, summaries)
         )
     if card.neelakantan and neelakantan is not None:

@@ -504,6 +504,9 @@ class FashionMNISTDataModule(ArrayDataModule):
         root: folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
             and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``); None: where Debian's
             ``dataset-fashion-mnist`` package puts them (``/usr/share/datasets/fashion-mnist``).
+        unit_range: divide the grey levels (0-255) by 255, so that with ``standardize=False`` the inputs are in
+            [0, 1], the scale at which the randomized-smoothing literature quotes sigma (0.25, 0.5). Standardized
+            inputs are the same either way.
         **kwargs: split, batch, seed and label-noise arguments of :class:`ArrayDataModule`
             (``train_size=10000`` trains on a stratified subset of the 60,000 for quick runs).
 
@@ -521,10 +524,13 @@ class FashionMNISTDataModule(ArrayDataModule):
     name = "fashion_mnist"
     FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-    def __init__(self, *, root: str | None = None, **kwargs) -> None:
+    def __init__(self, *, root: str | None = None, unit_range: bool = False, **kwargs) -> None:
         kwargs.setdefault("test_size", None)  # keep the official test set
         super().__init__(**kwargs)
         self.root = Path(DEBIAN_FASHION_MNIST if root is None else root)
+        if not isinstance(unit_range, bool):
+            raise TypeError(f"data.unit_range must be true or false, got {unit_range!r}.")
+        self.unit_range = unit_range
 
     def _file(self, stem: str) -> Path:
         for candidate in (self.root / stem, self.root / f"{stem}.gz"):
@@ -537,7 +543,8 @@ class FashionMNISTDataModule(ArrayDataModule):
 
     def load(self) -> Pool:
         x, y, x_test, y_test = _read_fashion_mnist(tuple(self._file(stem) for stem in self.FILES))
-        return Pool(x[:, None].astype(np.float32), y, x_test[:, None].astype(np.float32), y_test)
+        scale = np.float32(1 / 255 if self.unit_range else 1)
+        return Pool(x[:, None].astype(np.float32) * scale, y, x_test[:, None].astype(np.float32) * scale, y_test)
 
 
 # ---------------------------------------------------------------------------------------------- sequences

@@ -47,6 +47,33 @@ def test_fashion_mnist_config_needs_no_root(compose_cfg):
     assert dm.split_sizes() == {"train": 100, "val": 50, "test": 50}
 
 
+def test_unit_range_puts_the_grey_levels_in_zero_one(tmp_path):
+    """``unit_range=True`` with ``standardize=False``: the grey levels / 255, the scale at which the smoothing
+    literature quotes sigma (experiment=fashion_certify); standardized inputs do not change."""
+    root = write_fashion_mnist(tmp_path / "fm", n_train=40, n_test=20)
+    kw = {"root": str(root), "train_size": 20, "val_size": 10, "seed": 0}
+
+    def test_images(**more) -> torch.Tensor:
+        dm = FashionMNISTDataModule(**kw, **more)
+        dm.setup()
+        return dm.datasets["test"].tensors[0]
+
+    raw, unit = test_images(standardize=False), test_images(standardize=False, unit_range=True)
+    assert float(raw.max()) > 200 and 0.9 < float(unit.max()) <= 1.0 and float(unit.min()) >= 0.0
+    torch.testing.assert_close(unit, raw / 255)
+    standardized = [test_images(unit_range=u) for u in (False, True)]
+    torch.testing.assert_close(*standardized, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match=r"data.unit_range must be true or false, got 'yes'"):
+        FashionMNISTDataModule(**kw, unit_range="yes")
+
+
+def test_fashion_certify_certifies_in_zero_one_pixel_units(compose_cfg):
+    cfg = compose_cfg(["experiment=fashion_certify", "variant=input_at_sigma", "eval.certification.sigma=0.5"])
+    assert cfg.data.unit_range is True and cfg.data.standardize is False
+    assert cfg.noise.input.std.amount == 0.5 and cfg.eval.certification.n == 10_000
+    assert cfg.eval.certification.max_samples == 500 and cfg.eval.certification.alpha == 0.001
+
+
 def test_missing_files_say_how_to_install_them(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"apt-get install dataset-fashion-mnist.*data\.root") as error:
         FashionMNISTDataModule(root=str(tmp_path)).setup()
