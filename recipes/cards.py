@@ -285,7 +285,7 @@ def card_markdown(
         n, n0, alpha, points = (round(first[f"certify/{k}"][0]["mean"], 6) for k in ("n", "n0", "alpha", "points"))
         table += (
             f"\n\nCertified robustness (randomized smoothing, Cohen et al. 2019; n = {n:,.0f}, n0 = {n0:,.0f}, "
-            f"alpha = {alpha:g}, the first {points:,.0f} test images; sigma and radii in pixel units, grey levels / 255; "
+            f"alpha = {alpha:g}, the first {points:,.0f} test images; sigma and radii in [0, 1] pixel units; "
             "the ceiling is the largest radius n samples can certify):\n\n" + certification_table(card, summaries)
         )
     if card.neelakantan and neelakantan is not None:
