@@ -10,7 +10,11 @@ the runs in ``logs/cards/STUDY/runs``); several cards read one study (the Fashio
 every noise kind against one shared no-noise baseline). A study whose ``summary.json`` exists is reused unless
 ``--force`` is given. Its ``summary.json`` and ``report.md`` are copied to ``docs/methods/data/STUDY/`` (committed;
 small); the run directories stay in ``logs/`` (not committed). The gradient card's Neelakantan et al. table goes
-to ``reports/neelakantan_fashion_mnist/`` (``summary.json``, ``report.md``). The card's table, built from those
+to ``reports/neelakantan_fashion_mnist/`` (``summary.json``, ``report.md``; one sweep per cell in
+``logs/cards/neelakantan/``). The input card's certification studies (one per smoothing sigma, each pairing the
+model trained at sigma with the one trained without) get one report over both sigmas in
+``reports/fashion_certify/`` (certified accuracy vs radius, the radius ceiling marked), its plot copied to
+``docs/methods/data/fashion_certify/certified.png`` for the card. The card's table, built from those
 summaries only, replaces the lines between ``<!-- measured:start -->`` and ``<!-- measured:end -->`` in
 ``docs/methods/CARD.md`` (with ``--tiny``: ``ROOT/CARD.md``).
 
