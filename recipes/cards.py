@@ -69,7 +69,7 @@ ALL_ARMS = "none,input_0.1,input_0.5,hidden_0.5,weight_0.05,gradient_annealed_et
 NOISY_ARMS = "none,smoothing_0.1,input_0.5,smoothing_input_0.5"
 UCR_ARMS = "none,input_0.1,hidden_0.5,weight_0.05,gradient_annealed_eta0.01,smoothing_0.1,flip_0.05"
 CERTIFY_SIGMAS = ("0.25", "0.5")  # the certification studies' smoothing sigmas (pixels in [0, 1])
-CERTIFY_RADII = (0.0, 0.4, 0.8, 1.2)  # the card's columns (the report has every radius)
+CERTIFY_RADII = (0.0, 0.3, 0.6, 0.9, 1.2, 1.5)  # the card's columns (the report has every radius)
 STUDIES: dict[str, Study] = {
     "fashion_mlp": Study("Fashion-MNIST, MLP 784-256-256-10", ("experiment=fashion_mlp", f"variant={ALL_ARMS}")),
     "fashion_cnn": Study("Fashion-MNIST, CNN 16-32 conv", ("experiment=fashion_cnn", f"variant={ALL_ARMS}")),

@@ -159,7 +159,7 @@ def test_certification_table_pairs_each_sigma_with_its_own_no_noise_arm():
             ]
 
         settings = {f"certify/{k}": rows(v, v) for k, v in (("sigma", sigma), ("n", 10_000), ("alpha", 0.001))}
-        radii = {f"certify/acc_r{r:g}": rows(0.8 - r / 4, 0.8 - r / 8) for r in (0.0, 0.4, 0.8, 1.2)}
+        radii = {f"certify/acc_r{r:g}": rows(0.8 - r / 4, 0.8 - r / 8) for r in cards.CERTIFY_RADII}
         diff = {"group": groups["input_at_sigma"], "diff": noisy - none, "ci_low": 0.01, "ci_high": 0.2}
         return {
             "metric": "certify/acr",
