@@ -161,6 +161,7 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
         + choice("kind")
         + boolean("biases")
         + boolean("prefetch")
+        + boolean("check_finite")
         + common(stages=False),
     ),
     "GradientNoise": (
@@ -168,6 +169,7 @@ CONSTRUCTORS: dict[str, tuple[Any, dict[str, Any], list[Row]]] = {
         {"std": 0.1},
         amount("std", -0.1)
         + boolean("prefetch")
+        + boolean("check_finite")
         + common(stages=False)
         + [
             ("param_groups", -1, ValueError),
